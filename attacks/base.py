@@ -1,0 +1,97 @@
+"""Shared pieces of the attacks: norms, projection, gradient, and model-mode guarding."""
+from __future__ import annotations
+
+import contextlib
+import enum
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+class Norm(str, enum.Enum):
+    """Threat-model norm of the perturbation ``x_adv - x``."""
+
+    LINF = "linf"
+    L2 = "l2"
+
+
+@dataclass(frozen=True)
+class AttackOutput:
+    """Adversarial examples and the cost of finding them.
+
+    x_adv: tensor shaped like the input, inside the clip range and the eps-ball.
+    example_passes: forward+backward passes summed over examples (a batch of 512 at 10 steps = 5,120).
+    """
+
+    x_adv: torch.Tensor
+    example_passes: int
+
+
+@contextlib.contextmanager
+def frozen_eval(model: torch.nn.Module):
+    """Put ``model`` in eval mode with gradients off for its parameters; restore both afterwards.
+
+    The attack never mutates the model: parameters are not updated and their ``requires_grad`` flags and the
+    train/eval mode are restored on exit, even on error.
+    """
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+        model.train(was_training)
+
+
+def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False):
+    """Gradient of the summed cross-entropy w.r.t. the input (negated for targeted attacks), and the logits."""
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y, reduction="sum")
+    if targeted:
+        loss = -loss
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad, logits.detach()
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def ascent_direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """Steepest-ascent direction of unit size in ``norm``: sign for Linf, normalised gradient for L2."""
+    if norm is Norm.LINF:
+        return grad.sign()
+    return grad / _flat_norm(grad).clamp_min(1e-12)
+
+
+def project(delta: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
+    """Project a perturbation onto the eps-ball of ``norm``."""
+    if norm is Norm.LINF:
+        return delta.clamp(-eps, eps)
+    factor = (eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    return delta * factor
+
+
+def random_start(x: torch.Tensor, eps: float, norm: Norm, generator: torch.Generator | None) -> torch.Tensor:
+    """A uniformly random point of the eps-ball (Linf: uniform cube; L2: uniform in the ball)."""
+    if norm is Norm.LINF:
+        u = torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+        return (2 * u - 1) * eps
+    g = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+    g = g / _flat_norm(g).clamp_min(1e-12)
+    d = x[0].numel()
+    r = torch.rand((x.shape[0],), generator=generator, device="cpu").to(x.device, x.dtype) ** (1.0 / d)
+    return g * (r * eps).view(-1, *([1] * (x.dim() - 1)))
+
+
+def clip_to(x: torch.Tensor, clip: tuple[float, float] | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    lo, hi = clip
+    if isinstance(lo, torch.Tensor):
+        return torch.maximum(torch.minimum(x, hi), lo)
+    return x.clamp(lo, hi)

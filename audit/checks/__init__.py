@@ -1,0 +1,8 @@
+"""The registry of checks: ``CHECKS`` is the only list; its order is the report's order."""
+from audit.checks.art_agreement import ArtAgreement
+from audit.checks.attack_validity import AttackValidity
+from audit.checks.clean_accuracy import CleanAccuracy
+from audit.checks.label_issues import LabelIssues
+from audit.checks.robustness import Robustness
+
+CHECKS = {c.id: c for c in (CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(), LabelIssues())}

@@ -1,0 +1,53 @@
+"""White-box evasion robustness: every configured attack at every eps, true labels, per-example worst case.
+
+Threat model: white-box (gradients, architecture and weights known), untargeted, the attacker controls test
+inputs within an eps-ball of the configured norm inside the valid input range (NIST AI 100-2 §2.2.1).
+"""
+from __future__ import annotations
+
+from audit.checks.base import controls
+from audit.context import Context
+from audit.evaluation import WORST_CASE, RobustnessEval, evaluate_robustness
+from audit.policy import metric_key
+from audit.result import Measurement
+from audit.serde import to_data
+
+
+def robustness_eval(ctx: Context, variant: str) -> RobustnessEval:
+    """The attack grid on ``variant`` (cached: several checks and the result table share it)."""
+    a = ctx.config.attacks
+
+    def compute():
+        return evaluate_robustness(ctx.variants[variant].model, ctx.data.x_test, ctx.data.y_test,
+                                   attacks=a.attacks, norm=a.norm, eps_grid=a.eps, clip=ctx.data.clip,
+                                   device=ctx.device, batch_size=a.batch_size, pgd_steps=a.pgd_steps,
+                                   pgd_restarts=a.pgd_restarts, seed=ctx.config.seed, desc=f"attack {variant}")
+    return ctx.cached(("robustness", variant), compute)
+
+
+class Robustness:
+    id = "robustness"
+    title = "Robustness to white-box evasion attacks"
+    scope = "variant"
+    controls = controls(MEASURE_2_7="direct", MEASURE_2_6="direct", MAP_2_2="direct", MANAGE_1_4="supporting")
+    description = ("Robust accuracy (share of all test points still correct under attack, true labels) for every "
+                   "attack and eps, and the per-example worst case over the attacks.")
+
+    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+        ev = robustness_eval(ctx, variant)
+        metrics = {}
+        for p in ev.points:
+            name = "worst_case_robust_accuracy" if p.attack == WORST_CASE else f"robust_accuracy_{p.attack}"
+            metrics[metric_key(name, p.eps)] = p.robust_accuracy
+        gate = ctx.policy.gates.get(self.id)
+        floor = gate.min if gate is not None and gate.min is not None else None
+        worst = [p for p in ev.points if p.attack == WORST_CASE]
+        breaking = next((p.eps for p in worst if floor is not None and p.robust_accuracy < floor), None)
+        details = {"points": to_data(ev.points), "breaking_eps": breaking, "policy_floor": floor}
+        mid = worst[len(worst) // 2]
+        text = (f"worst-case robust accuracy {mid.robust_accuracy:.1%} at {mid.norm} eps {mid.eps:g} "
+                f"(95% CI {mid.ci_low:.1%}-{mid.ci_high:.1%})")
+        if floor is not None:
+            text += f"; falls below the policy floor {floor:.0%} at eps {breaking:g}" if breaking is not None \
+                else f"; stays above the policy floor {floor:.0%} over the whole grid"
+        return Measurement(check=self.id, variant=variant, metrics=metrics, details=details, summary=text)

@@ -1,0 +1,176 @@
+"""The audit configuration: frozen dataclasses loaded strictly from TOML (unknown keys are errors).
+
+Every knob of a run lives here; CLI flags override individual keys. Validation happens once, at load time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attacks.base import Norm
+from audit.errors import UsageError
+from audit.serde import from_data
+
+ATTACK_NAMES = ("fgsm", "pgd")
+DEFENCE_METHODS = ("pgd", "fgsm_rs")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from. ``source``: a built-in data set name ("digits")."""
+
+    source: str = "digits"
+    test_fraction: float = 0.25
+
+    def validate(self, path: str) -> None:
+        from audit.data import BUILTIN_DATASETS
+        if self.source not in BUILTIN_DATASETS:
+            raise UsageError(f"{path}.source: {self.source!r} is not a known data set; valid: "
+                             f"{', '.join(sorted(BUILTIN_DATASETS))}")
+        if not 0.05 <= self.test_fraction <= 0.9:
+            raise UsageError(f"{path}.test_fraction: {self.test_fraction} must be between 0.05 and 0.9")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``factory``: "package.module:function" returning an nn.Module; ``kwargs`` are passed to it."""
+
+    factory: str = "audit.models:build_small_cnn"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        if ":" not in self.factory:
+            raise UsageError(f"{path}.factory: {self.factory!r} must have the form 'package.module:function'")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training budget shared by the baseline and every defence (same epochs, batch and optimiser)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+
+    def validate(self, path: str) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise UsageError(f"{path}: epochs and batch_size must be >= 1 and lr > 0")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The evasion attack grid: every attack at every eps, in input units (the clip range's units)."""
+
+    attacks: tuple[str, ...] = ATTACK_NAMES
+    norm: Norm = Norm.LINF
+    eps: tuple[float, ...] = (0.025, 0.05, 0.1, 0.15, 0.2)
+    pgd_steps: int = 20
+    pgd_restarts: int = 1
+    batch_size: int = 512
+    art_crosscheck_points: int = 200
+
+    def validate(self, path: str) -> None:
+        for a in self.attacks:
+            if a not in ATTACK_NAMES:
+                raise UsageError(f"{path}.attacks: {a!r} is not a known attack; valid: {', '.join(ATTACK_NAMES)}")
+        if not self.eps or any(e <= 0 for e in self.eps):
+            raise UsageError(f"{path}.eps: give at least one eps, all > 0")
+        if list(self.eps) != sorted(set(self.eps)):
+            raise UsageError(f"{path}.eps: list the eps values in increasing order without repeats")
+        if self.pgd_steps < 1 or self.pgd_restarts < 1 or self.batch_size < 1:
+            raise UsageError(f"{path}: pgd_steps, pgd_restarts and batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class DefenceConfig:
+    """One defended variant trained from the same factory with the same budget.
+
+    method: "pgd" (Madry PGD adversarial training) or "fgsm_rs" (FGSM with random start, Wong et al. 2020).
+    """
+
+    name: str
+    method: str = "pgd"
+    eps: float = 0.1
+    steps: int = 7
+
+    def validate(self, path: str) -> None:
+        if self.method not in DEFENCE_METHODS:
+            raise UsageError(f"{path}.method: {self.method!r} is not valid; valid: {', '.join(DEFENCE_METHODS)}")
+        if self.eps <= 0 or self.steps < 1:
+            raise UsageError(f"{path}: eps must be > 0 and steps >= 1")
+        if not self.name or self.name == "baseline":
+            raise UsageError(f"{path}.name: give each defence a name other than 'baseline'")
+
+
+@dataclass(frozen=True)
+class LabelIssuesConfig:
+    """cleanlab label-issue detection on out-of-fold probabilities from K-fold training of the model."""
+
+    folds: int = 5
+    epochs: int = 15
+
+    def validate(self, path: str) -> None:
+        if self.folds < 2 or self.epochs < 1:
+            raise UsageError(f"{path}: folds must be >= 2 and epochs >= 1")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """A whole audit. ``candidate`` names the variant proposed for deployment: its findings gate the verdict."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    attacks: AttackConfig = field(default_factory=AttackConfig)
+    defences: tuple[DefenceConfig, ...] = ()
+    label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
+    checks: tuple[str, ...] = ()
+    candidate: str = "baseline"
+    policy: str = "default"
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return ("baseline",) + tuple(d.name for d in self.defences)
+
+    def validate(self, path: str) -> None:
+        from audit.checks import CHECKS
+        for c in self.checks:
+            if c not in CHECKS:
+                raise UsageError(f"checks: {c!r} is not a known check; valid: {', '.join(CHECKS)}")
+        names = self.variant_names
+        if len(set(names)) != len(names):
+            raise UsageError("defences: names must be unique")
+        if self.candidate not in names:
+            raise UsageError(f"candidate: {self.candidate!r} is not a variant; valid: {', '.join(names)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"device: {self.device!r} is not valid; valid: 'auto', 'cpu', 'cuda'")
+
+    def enabled_checks(self) -> tuple[str, ...]:
+        from audit.checks import CHECKS
+        return self.checks or tuple(CHECKS)
+
+
+def load_config(path: Path) -> AuditConfig:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read config file {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {path} is not valid TOML: {e}") from None
+    return from_data(AuditConfig, data)
+
+
+def demo_config() -> AuditConfig:
+    """The built-in demo: the small CNN on scikit-learn's digits, with and without PGD adversarial training."""
+    return AuditConfig(defences=(DefenceConfig(name="pgd_at", method="pgd", eps=0.1, steps=7),),
+                       candidate="pgd_at")
+
+
+def replace(cfg: AuditConfig, **changes: Any) -> AuditConfig:
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,106 @@
+"""The audit context: config, data, device, seeds and the trained model variants, with cached evaluations.
+
+Checks read from the context; expensive evaluations (clean predictions, the attack grid) are computed once per
+variant and shared by every check that needs them.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from attacks.training import Adversary, TrainStats, train
+from audit.config import AuditConfig, DefenceConfig
+from audit.data import Splits
+from audit.errors import UsageError
+from audit.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Variant:
+    """One trained model: the baseline or a defence trained with the same factory, data and budget."""
+
+    name: str
+    description: str
+    model: torch.nn.Module
+    defence: DefenceConfig | None
+    train_stats: TrainStats | None
+
+
+def resolve_factory(spec: str):
+    module_name, _, func = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), func)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"model.factory: cannot import {spec!r} ({e})") from None
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device: 'cuda' was asked for but no CUDA device is available")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+@dataclass
+class Context:
+    config: AuditConfig
+    policy: Policy
+    data: Splits
+    device: torch.device
+    variants: dict[str, Variant] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def seed_everything(self, offset: int = 0) -> None:
+        torch.manual_seed(self.config.seed + offset)
+        np.random.seed(self.config.seed + offset)
+
+    def build_model(self) -> torch.nn.Module:
+        factory = resolve_factory(self.config.model.factory)
+        kwargs = dict(self.config.model.kwargs)
+        model = factory(**kwargs)
+        if not isinstance(model, torch.nn.Module):
+            raise UsageError(f"model.factory: {self.config.model.factory!r} returned "
+                             f"{type(model).__name__}, not a torch.nn.Module")
+        return model.to(self.device)
+
+    def train_variants(self) -> None:
+        """Train the baseline and each configured defence from the same factory, seed and budget."""
+        t = self.config.training
+        x, y = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
+        plans = [("baseline", "natural training (no defence)", None)]
+        for d in self.config.defences:
+            label = "PGD adversarial training (Madry et al. 2018)" if d.method == "pgd" else \
+                "FGSM adversarial training with random start (Wong et al. 2020)"
+            plans.append((d.name, f"{label}, {d.eps:g} Linf" + (f", {d.steps} steps" if d.method == "pgd" else ""),
+                          d))
+        for name, description, defence in plans:
+            self.seed_everything()
+            model = self.build_model()
+            adversary = None if defence is None else Adversary(defence.method, defence.eps, steps=defence.steps)
+            stats = train(model, x, y, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, adversary=adversary,
+                          clip=self.data.clip, seed=self.config.seed, desc=f"train {name}")
+            self.variants[name] = Variant(name, description, model, defence, stats)
+
+    def cached(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @torch.no_grad()
+    def logits(self, model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        out = [model(x[i:i + batch_size].to(self.device)).float().cpu() for i in range(0, x.shape[0], batch_size)]
+        model.train(was)
+        return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
+
+    def test_logits(self, variant: str) -> torch.Tensor:
+        return self.cached(("test_logits", variant),
+                           lambda: self.logits(self.variants[variant].model, self.data.x_test))

@@ -1,0 +1,109 @@
+"""config -> Context -> measurements -> findings -> AuditResult. The one pipeline of every command."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import platform
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from audit import __version__
+from audit.checks import CHECKS
+from audit.checks.clean_accuracy import clean_correct
+from audit.checks.robustness import robustness_eval
+from audit.config import AuditConfig
+from audit.context import Context, pick_device
+from audit.controls import coverage, nist_status
+from audit.data import Splits, load_builtin
+from audit.evaluation import Accuracy
+from audit.judge import judge, verdict
+from audit.policy import Policy, load_policy
+from audit.result import SCHEMA_VERSION, AuditResult, Measurement, VariantResult
+from audit.serde import to_data
+
+log = logging.getLogger(__name__)
+
+THREAT_MODEL = {
+    "knowledge": "white-box: architecture, weights and gradients known to the attacker",
+    "goal": "integrity violation: untargeted misclassification",
+    "capability": "testing-data control: each test input perturbed within the eps-ball of the norm, "
+                  "inside the valid input range",
+    "labels": "attacks and scoring use the true labels",
+    "reference": "NIST AI 100-2 §2.1-2.2.1 (NISTAML.022 evasion)",
+}
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    import art
+    import cleanlab
+    env = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+           "adversarial-robustness-toolbox": art.__version__, "cleanlab": cleanlab.__version__,
+           "numpy": np.__version__, "advaudit": __version__, "device": str(device)}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def measure_safely(check, ctx: Context, variant: str | None) -> Measurement:
+    """Run one check; an exception becomes an error measurement and the run continues."""
+    try:
+        return check.measure(ctx, variant)
+    except Exception as e:  # noqa: BLE001 - isolation is the point
+        log.warning("check %s%s failed: %s", check.id, f" on {variant}" if variant else "", e)
+        log.debug("%s", traceback.format_exc())
+        return Measurement(check=check.id, variant=variant, error=f"{type(e).__name__}: {e}")
+
+
+def _variant_result(ctx: Context, name: str) -> VariantResult:
+    v = ctx.variants[name]
+    try:
+        ok = clean_correct(ctx, name)
+        clean, bits = Accuracy.of(ok), base64.b64encode(np.packbits(ok.astype(np.uint8))).decode("ascii")
+    except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
+        clean, bits = None, ""
+    points = ctx._cache.get(("robustness", name))
+    st = v.train_stats
+    return VariantResult(name=name, description=v.description, candidate=name == ctx.config.candidate,
+                         clean_accuracy=clean, robustness=points.points if points else (), correct_bits=bits,
+                         train_seconds=st.seconds if st else None, train_epochs=st.epochs if st else None,
+                         train_example_passes=st.example_passes if st else None)
+
+
+def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> AuditResult:
+    """Train the variants, run every enabled check, judge and assemble the immutable result."""
+    start = time.perf_counter()
+    policy = policy or load_policy(config.policy)
+    data = data or load_builtin(config.data.source, config.data.test_fraction, config.seed)
+    ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device))
+    ctx.train_variants()
+    findings = []
+    for check_id in config.enabled_checks():
+        check = CHECKS[check_id]
+        gate = policy.gates.get(check_id)
+        targets = list(ctx.variants) if check.scope == "variant" else [None]
+        for variant in targets:
+            gating = variant is None or variant == config.candidate
+            findings.append(judge(measure_safely(check, ctx, variant), check, gate, gating))
+    findings = tuple(findings)
+    variants = tuple(_variant_result(ctx, name) for name in ctx.variants)
+    model = ctx.variants["baseline"].model
+    return AuditResult(
+        schema_version=SCHEMA_VERSION,
+        tool={"name": "advaudit", "version": __version__},
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        verdict=verdict(findings), candidate=config.candidate,
+        dataset={"name": data.name, "kind": data.kind, "n_train": int(data.x_train.shape[0]),
+                 "n_test": int(data.x_test.shape[0]), "num_classes": data.num_classes,
+                 "input_shape": list(data.input_shape), "clip": list(data.clip),
+                 "class_names": list(data.class_names), "sha256": data.sha256()},
+        model={"factory": config.model.factory, "kwargs": dict(config.model.kwargs),
+               "parameters": int(sum(p.numel() for p in model.parameters())), "architecture": type(model).__name__},
+        policy={"name": policy.name, "version": policy.version, "sha256": policy.sha256, "source": policy.source,
+                "gates": {k: g.describe() for k, g in policy.gates.items()}},
+        config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
+        nist=nist_status(findings), not_measured=tuple(coverage()["not_measured"]), threat_model=THREAT_MODEL,
+        duration_seconds=round(time.perf_counter() - start, 2))

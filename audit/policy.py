@@ -1,0 +1,75 @@
+"""The policy: thresholds declared before the run, loaded from TOML and bound to the verdict by SHA-256."""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from audit.errors import UsageError
+from audit.serde import from_data
+
+
+def metric_key(metric: str, eps: float | None) -> str:
+    """Key of a metric in a measurement: ``name`` or ``name@eps`` for metrics measured at one eps."""
+    return metric if eps is None else f"{metric}@{eps:.6g}"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One threshold on one metric. Higher is better with min/warn_min; lower is better with max/warn_max."""
+
+    metric: str
+    eps: float | None = None
+    min: float | None = None
+    warn_min: float | None = None
+    max: float | None = None
+    warn_max: float | None = None
+
+    def validate(self, path: str) -> None:
+        lower = self.min is not None or self.warn_min is not None
+        upper = self.max is not None or self.warn_max is not None
+        if lower == upper:
+            raise UsageError(f"{path}: give either min/warn_min or max/warn_max")
+
+    @property
+    def key(self) -> str:
+        return metric_key(self.metric, self.eps)
+
+    def describe(self) -> str:
+        parts = []
+        for label, v in (("fail below", self.min), ("warn below", self.warn_min),
+                         ("fail above", self.max), ("warn above", self.warn_max)):
+            if v is not None:
+                parts.append(f"{label} {v:g}")
+        return f"{self.key}: " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str = "1"
+    gates: dict[str, Gate] = field(default_factory=dict)
+    sha256: str = ""
+    source: str = ""
+
+
+def load_policy(spec: str) -> Policy:
+    """``spec`` is "default" (the shipped policy) or a path to a TOML file."""
+    if spec == "default":
+        raw = resources.files("audit").joinpath("policies/default.toml").read_bytes()
+        source = "advaudit built-in default policy"
+    else:
+        try:
+            raw = Path(spec).read_bytes()
+        except OSError as e:
+            raise UsageError(f"policy file cannot be read: {spec} ({e.strerror or e})") from None
+        source = str(spec)
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"policy file {source} is not valid TOML: {e}") from None
+    policy = from_data(Policy, data, "policy")
+    return Policy(name=policy.name, version=policy.version, gates=policy.gates,
+                  sha256=hashlib.sha256(raw).hexdigest(), source=source)
