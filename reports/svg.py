@@ -1,0 +1,71 @@
+"""Inline SVG line charts (no JavaScript, no external resources, printable). Text is XML-escaped."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+PALETTE = ("#1f4e79", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50")
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+    dashed: bool = False
+
+
+def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, width: int = 560,
+               height: int = 300, y_range: tuple[float, float] = (0.0, 1.0),
+               hline: tuple[float, str] | None = None) -> str:
+    left, right, top, bottom = 56, 150, 28, 44
+    pw, ph = width - left - right, height - top - bottom
+    xs = [v for s in series for v in s.x] or [0.0, 1.0]
+    x0, x1 = min(min(xs), 0.0), max(xs) or 1.0
+    y0, y1 = y_range
+
+    def px(v: float) -> float:
+        return left + (v - x0) / ((x1 - x0) or 1) * pw
+
+    def py(v: float) -> float:
+        return top + (1 - (v - y0) / ((y1 - y0) or 1)) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+           f"<title>{escape(title)}</title>",
+           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+    for i in range(6):
+        v = y0 + (y1 - y0) * i / 5
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#e5e5e5"/>')
+        out.append(f'<text x="{left - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.0%}</text>')
+    for v in sorted(set(xs)):
+        out.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" text-anchor="middle">{v:g}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{escape(x_label)}</text>')
+    out.append(f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
+               f"{escape(y_label)}</text>")
+    if hline is not None:
+        v, label = hline
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#999" '
+                   f'stroke-dasharray="2 3"/><text x="{left + pw - 4}" y="{py(v) - 4:.1f}" text-anchor="end" '
+                   f'fill="#666">{escape(label)}</text>')
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        if s.low and s.high:
+            band = [(px(a), py(b)) for a, b in zip(s.x, s.high)] + \
+                   [(px(a), py(b)) for a, b in reversed(list(zip(s.x, s.low)))]
+            pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in band)
+            out.append(f'<polygon points="{pts}" fill="{color}" fill-opacity="0.12" stroke="none"/>')
+        pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(s.x, s.y))
+        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        for a, b in zip(s.x, s.y):
+            out.append(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.5" fill="{color}"/>')
+        ly = top + 12 + i * 16
+        out.append(f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly - 4}" y2="{ly - 4}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{left + pw + 32}" y="{ly}">{escape(s.label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,0 +1,77 @@
+"""Presentation helpers shared by the HTML and Markdown templates (derived from the result, never stored)."""
+from __future__ import annotations
+
+from audit.controls import crosswalk, nist_rmf, run_evidence_titles
+from audit.evaluation import WORST_CASE
+from audit.result import AuditResult, Status
+from reports.svg import Series, line_chart
+
+STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.INFO, Status.SKIPPED]
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1%}"
+
+
+def robustness_rows(result: AuditResult) -> tuple[list[float], list[dict]]:
+    """The 'with and without defences' table: worst-case robust accuracy per eps for each variant."""
+    grid = sorted({p.eps for v in result.variants for p in v.robustness})
+    rows = []
+    for v in result.variants:
+        by_eps = {p.eps: p for p in v.robustness if p.attack == WORST_CASE}
+        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid]})
+    return grid, rows
+
+
+def robustness_chart(result: AuditResult) -> str:
+    series = []
+    for v in result.variants:
+        pts = sorted((p for p in v.robustness if p.attack == WORST_CASE), key=lambda p: p.eps)
+        if not pts:
+            continue
+        clean = v.clean_accuracy
+        xs = ((0.0,) if clean else ()) + tuple(p.eps for p in pts)
+        ys = ((clean.value,) if clean else ()) + tuple(p.robust_accuracy for p in pts)
+        lo = ((clean.ci_low,) if clean else ()) + tuple(p.ci_low for p in pts)
+        hi = ((clean.ci_high,) if clean else ()) + tuple(p.ci_high for p in pts)
+        series.append(Series(label=v.name, x=xs, y=ys, low=lo, high=hi, dashed=not v.candidate))
+    floor = None
+    gate = next((f for f in result.findings if f.check == "robustness" and f.details.get("policy_floor")), None)
+    if gate is not None:
+        floor = (gate.details["policy_floor"], "policy floor")
+    norm = next((p.norm for v in result.variants for p in v.robustness), "linf")
+    return line_chart(series, title="Robust accuracy vs eps (worst case over attacks, 95% CI)",
+                      x_label=f"eps ({norm}, input units; 0 = clean)", y_label="accuracy", hline=floor)
+
+
+def status_counts(result: AuditResult) -> dict[str, int]:
+    counts = {s.value: 0 for s in STATUS_ORDER}
+    for f in result.findings:
+        counts[f.status.value] += 1
+    return counts
+
+
+def nist_sections(result: AuditResult) -> list[dict]:
+    titles = {f["id"]: f["text"] for f in nist_rmf()["functions"]}
+    sections = []
+    for fn in ("GOVERN", "MAP", "MEASURE", "MANAGE"):
+        items = [s for s in result.nist if s.function == fn]
+        sections.append({"id": fn, "text": titles[fn], "subcategories": items,
+                         "measured": sum(1 for s in items if s.status != "not measured")})
+    return sections
+
+
+def evidence_label(ref: str, result: AuditResult) -> str:
+    if ref.startswith("run:"):
+        return run_evidence_titles().get(ref, ref)
+    f = next((f for f in result.findings if f.id == ref), None)
+    return f"{ref} ({f.status.value})" if f else ref
+
+
+def context(result: AuditResult) -> dict:
+    grid, rows = robustness_rows(result)
+    return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
+            "counts": status_counts(result), "nist_sections": nist_sections(result),
+            "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
+            "worst_case": WORST_CASE,
+            "candidate": next((v for v in result.variants if v.candidate), None)}

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny seeded CPU models and data; one real demo run shared by the report and CLI tests."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from attacks.training import train
+from audit.data import load_digits
+from audit.models import SmallCNN
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits(test_fraction=0.25, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits):
+    """A naturally trained SmallCNN (8 epochs, seeded): accurate and easy to attack."""
+    torch.manual_seed(0)
+    model = SmallCNN()
+    train(model, digits.x_train, digits.y_train, epochs=8, lr=2e-3, seed=0)
+    return model.eval()
+
+
+@pytest.fixture
+def eval_batch(digits):
+    return digits.x_test[:200], digits.y_test[:200]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The real `advaudit demo` through the CLI, once per session: (exit code, output dir, results dict)."""
+    from audit.cli import main
+    out = tmp_path_factory.mktemp("demo") / "out"
+    code = main(["demo", "--out", str(out)])
+    return code, out, json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def demo_result(demo_run):
+    from audit.result import AuditResult
+    return AuditResult.from_dict(demo_run[2])
