@@ -1,0 +1,77 @@
+"""Wall time of `advaudit demo` end to end (median of N runs, fresh processes), plus our PGD against ART's
+ProjectedGradientDescent on the demo model and test set in the same run.
+
+Usage: python bench/demo_walltime.py [--runs 3]
+Target (issue 2): median demo wall time <= 90 s on the 2-core CI-class machine.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def demo_seconds(runs: int) -> list[float]:
+    times = []
+    for i in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "audit", "demo", "--out", str(Path(tmp) / "out")],
+                                  capture_output=True, text=True)
+            times.append(time.perf_counter() - t)
+            if proc.returncode not in (0, 1):
+                sys.exit(f"demo failed ({proc.returncode}): {proc.stderr.strip()}")
+            print(f"run {i + 1}: {times[-1]:.1f} s (exit {proc.returncode})", flush=True)
+    return times
+
+
+def pgd_vs_art(steps: int = 20, eps: float = 0.1) -> tuple[float, float]:
+    import numpy as np
+    import torch
+
+    from attacks import pgd
+    from attacks.training import train
+    from audit.checks.art_agreement import art_attack, art_classifier
+    from audit.data import load_digits
+    from audit.models import SmallCNN
+    d = load_digits()
+    torch.manual_seed(0)
+    model = SmallCNN()
+    train(model, d.x_train, d.y_train, epochs=10, seed=0)
+    x, y = d.x_test, d.y_test
+    reps = 5
+    t = time.perf_counter()
+    for _ in range(reps):
+        pgd(model, x, y, eps=eps, steps=steps, generator=torch.Generator().manual_seed(0))
+    ours = reps * x.shape[0] / (time.perf_counter() - t)
+    clf = art_classifier(model, x.shape[1:], 10, (0.0, 1.0))
+    attack = art_attack("pgd", clf, eps=eps, norm="linf", steps=steps, batch_size=512)
+    t = time.perf_counter()
+    for _ in range(reps):
+        attack.generate(x=x.numpy(), y=np.eye(10, dtype=np.float32)[y.numpy()])
+    art = reps * x.shape[0] / (time.perf_counter() - t)
+    return ours, art
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    import os
+    import platform
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    times = demo_seconds(args.runs)
+    med = statistics.median(times)
+    print(f"advaudit demo wall time: median {med:.1f} s over {len(times)} runs "
+          f"(min {min(times):.1f}, max {max(times):.1f}); target <= 90 s: {'MET' if med <= 90 else 'MISSED'}")
+    ours, art = pgd_vs_art()
+    print(f"PGD-20 Linf on the demo test set (450 images, batch 512, CPU): ours {ours:,.0f} img/s, "
+          f"ART ProjectedGradientDescent {art:,.0f} img/s, ratio {ours / art:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Contract tests over every registered format, on the real demo result."""
+import json
+import re
+from dataclasses import replace
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from audit.controls import subcategories
+from audit.result import AuditResult
+from reports import FORMATS
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_renders_the_verdict_and_every_variant(demo_result, fmt):
+    _name, render = FORMATS[fmt]
+    text = render(demo_result)
+    assert text.strip()
+    for v in demo_result.variants:
+        assert v.name in text
+    assert demo_result.verdict.value in text.lower()
+
+
+def test_json_round_trips_and_validates_against_the_shipped_schema(demo_result):
+    schema = json.loads(resources.files("audit").joinpath("schema/results.schema.json").read_text())
+    data = json.loads(FORMATS["json"][1](demo_result))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(data)
+    assert AuditResult.from_dict(data) == demo_result
+    broken = dict(data, verdict="maybe")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_html_is_self_contained_and_lists_all_72_subcategories(demo_result):
+    html = FORMATS["html"][1](demo_result)
+    assert "<script" not in html.lower()
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html), "external resource referenced"
+    assert "@import" not in html and "url(" not in html
+    assert html.count("<svg") >= 1 and "<polyline" in html
+    assert "@media print" in html
+    for _fn, _cat, sub in subcategories():
+        assert f"<td>{sub['id']}</td>" in html
+    assert demo_result.policy["sha256"] in html
+    assert len(html.encode()) < 2_000_000
+
+
+def test_html_escapes_text_from_findings(demo_result):
+    evil = "<script>alert(1)</script>"
+    f0 = replace(demo_result.findings[0], summary=evil)
+    html = FORMATS["html"][1](replace(demo_result, findings=(f0,) + demo_result.findings[1:]))
+    assert evil not in html and "&lt;script&gt;" in html
+
+
+def test_markdown_fits_a_pull_request_comment(demo_result):
+    md = FORMATS["md"][1](demo_result)
+    assert len(md) < 65_536
+    assert "![" not in md and "http" not in md  # no images, nothing uploaded or linked
+    assert md.count("\n| ") >= len(demo_result.findings)
