@@ -6,6 +6,7 @@ over several attacks is taken per example (mean_x min_attack), never as the mini
 """
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 
@@ -50,6 +51,16 @@ class RobustnessPoint:
     ci_high: float
     n: int
     example_passes: int
+    correct_bits: str = ""  # base64 of numpy.packbits(per-test-point robust correctness), test order
+
+
+def pack_bits(mask: np.ndarray) -> str:
+    """Per-example correctness, compactly: base64 of numpy.packbits (decode with ``unpack_bits``)."""
+    return base64.b64encode(np.packbits(mask.astype(np.uint8))).decode("ascii")
+
+
+def unpack_bits(bits: str, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(base64.b64decode(bits), dtype=np.uint8))[:n].astype(bool)
 
 
 @dataclass(frozen=True)
@@ -117,4 +128,5 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, attacks: tup
 def _point(attack: str, norm: Norm, eps: float, mask: np.ndarray, passes: int) -> RobustnessPoint:
     acc = Accuracy.of(mask)
     return RobustnessPoint(attack=attack, norm=norm.value, eps=float(eps), robust_accuracy=acc.value,
-                           ci_low=acc.ci_low, ci_high=acc.ci_high, n=acc.n, example_passes=int(passes))
+                           ci_low=acc.ci_low, ci_high=acc.ci_high, n=acc.n, example_passes=int(passes),
+                           correct_bits=pack_bits(mask))

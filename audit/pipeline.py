@@ -1,7 +1,6 @@
 """config -> Context -> measurements -> findings -> AuditResult. The one pipeline of every command."""
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
 import platform
@@ -19,7 +18,7 @@ from audit.config import AuditConfig
 from audit.context import Context, pick_device
 from audit.controls import coverage, nist_status
 from audit.data import Splits, load_builtin
-from audit.evaluation import Accuracy
+from audit.evaluation import Accuracy, pack_bits
 from audit.judge import judge, verdict
 from audit.policy import Policy, load_policy
 from audit.result import SCHEMA_VERSION, AuditResult, Measurement, VariantResult
@@ -62,7 +61,7 @@ def _variant_result(ctx: Context, name: str) -> VariantResult:
     v = ctx.variants[name]
     try:
         ok = clean_correct(ctx, name)
-        clean, bits = Accuracy.of(ok), base64.b64encode(np.packbits(ok.astype(np.uint8))).decode("ascii")
+        clean, bits = Accuracy.of(ok), pack_bits(ok)
     except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
         clean, bits = None, ""
     points = ctx._cache.get(("robustness", name))

@@ -53,3 +53,14 @@ def test_robust_accuracy_counts_every_test_point_and_clean_errors_as_failures(tr
         assert point.robust_accuracy == pytest.approx(worst.mean())
         assert point.robust_accuracy <= min(p.robust_accuracy for p in ev.points if p.eps == eps)
         assert point.ci_low <= point.robust_accuracy <= point.ci_high
+
+
+def test_per_example_bits_round_trip(trained_cnn, digits):
+    from audit.evaluation import pack_bits, unpack_bits
+    mask = np.random.default_rng(0).random(451) > 0.5
+    assert np.array_equal(unpack_bits(pack_bits(mask), 451), mask)
+    ev = evaluate_robustness(trained_cnn, digits.x_test[:100], digits.y_test[:100], attacks=("fgsm",), norm="linf",
+                             eps_grid=(0.1,), clip=(0.0, 1.0), device=torch.device("cpu"), batch_size=64,
+                             pgd_steps=1, pgd_restarts=1, seed=0)
+    p = ev.points[0]
+    assert np.array_equal(unpack_bits(p.correct_bits, p.n), ev.correct[("fgsm", 0.1)])
