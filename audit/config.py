@@ -117,6 +117,15 @@ class LabelIssuesConfig:
 
 
 @dataclass(frozen=True)
+class ReviewerConfig:
+    """Who reviews the report; left empty, the report shows blank lines for a signature."""
+
+    name: str = ""
+    role: str = ""
+    date: str = ""
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """A whole audit. ``candidate`` names the variant proposed for deployment: its findings gate the verdict."""
 
@@ -126,6 +135,7 @@ class AuditConfig:
     attacks: AttackConfig = field(default_factory=AttackConfig)
     defences: tuple[DefenceConfig, ...] = ()
     label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
+    reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     checks: tuple[str, ...] = ()
     candidate: str = "baseline"
     policy: str = "default"

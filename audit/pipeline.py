@@ -18,7 +18,7 @@ from audit.config import AuditConfig
 from audit.context import Context, pick_device
 from audit.controls import coverage, nist_status
 from audit.data import Splits, load_builtin
-from audit.evaluation import Accuracy, pack_bits
+from audit.evaluation import WORST_CASE, Accuracy, pack_bits
 from audit.judge import judge, verdict
 from audit.policy import Policy, load_policy
 from audit.result import SCHEMA_VERSION, AuditResult, Measurement, VariantResult
@@ -72,6 +72,32 @@ def _variant_result(ctx: Context, name: str) -> VariantResult:
                          train_example_passes=st.example_passes if st else None)
 
 
+def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str, ...]:
+    """Plain statements of what risk remains for the candidate after the audit's mitigations."""
+    out = []
+    v = next((v for v in variants if v.name == candidate), None)
+    worst = [p for p in (v.robustness if v else ()) if p.attack == WORST_CASE]
+    if worst:
+        top = worst[-1]
+        out.append(f"Under white-box attack at {top.norm} eps {top.eps:g} (the largest tested), the candidate "
+                   f"'{candidate}' misclassifies {1 - top.robust_accuracy:.1%} of test points "
+                   f"(95% CI {1 - top.ci_high:.1%}-{1 - top.ci_low:.1%}).")
+    if v and v.clean_accuracy:
+        c = v.clean_accuracy
+        out.append(f"Without attack it misclassifies {1 - c.value:.1%} of test points "
+                   f"(95% CI {1 - c.ci_high:.1%}-{1 - c.ci_low:.1%}).")
+    for f in findings:
+        if f.check == "label_issues" and "label_issue_rate" in f.metrics:
+            out.append(f"{f.metrics['label_issue_rate']:.1%} of training labels are suspected errors and remain "
+                       f"in the training data unless cleaned.")
+    bad = [f.id for f in findings if f.gating and f.status.value in ("fail", "error")]
+    if bad:
+        out.append(f"Gating findings not met: {', '.join(bad)}.")
+    out.append(f"{len(not_measured)} threat classes were not measured (see 'Not measured'); their risk is unknown, "
+               f"not zero.")
+    return tuple(out)
+
+
 def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> AuditResult:
     """Train the variants, run every enabled check, judge and assemble the immutable result."""
     start = time.perf_counter()
@@ -89,6 +115,7 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
             findings.append(judge(measure_safely(check, ctx, variant), check, gate, gating))
     findings = tuple(findings)
     variants = tuple(_variant_result(ctx, name) for name in ctx.variants)
+    not_measured = tuple(coverage()["not_measured"])
     model = ctx.variants["baseline"].model
     return AuditResult(
         schema_version=SCHEMA_VERSION,
@@ -104,5 +131,7 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
         policy={"name": policy.name, "version": policy.version, "sha256": policy.sha256, "source": policy.source,
                 "gates": {k: g.describe() for k, g in policy.gates.items()}},
         config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
-        nist=nist_status(findings), not_measured=tuple(coverage()["not_measured"]), threat_model=THREAT_MODEL,
+        nist=nist_status(findings), not_measured=not_measured, threat_model=THREAT_MODEL,
+        residual_risk=residual_risk(findings, variants, config.candidate, not_measured),
+        reviewer=to_data(config.reviewer),
         duration_seconds=round(time.perf_counter() - start, 2))

@@ -115,6 +115,8 @@ class AuditResult:
     nist: tuple[SubcategoryStatus, ...]
     not_measured: tuple[dict[str, str], ...] = ()
     threat_model: dict[str, str] = field(default_factory=dict)
+    residual_risk: tuple[str, ...] = ()
+    reviewer: dict[str, str] = field(default_factory=dict)
     duration_seconds: float = 0.0
 
     def to_dict(self) -> dict:

@@ -42,3 +42,11 @@ def test_label_issues_use_out_of_fold_probabilities(demo_result):
     assert f.metrics["label_issue_rate"] < 0.02  # digits is clean: few flags (REFERENCE: <= 5 of 1,797)
     ranked = f.details["indices_ranked"]
     assert len(ranked) == len(set(ranked)) == int(f.metrics["label_issues"])
+
+
+def test_residual_risk_statement_matches_the_candidates_numbers(demo_result):
+    cand = demo_result.variant(demo_result.candidate)
+    top = max((p for p in cand.robustness if p.attack == WORST_CASE), key=lambda p: p.eps)
+    text = " ".join(demo_result.residual_risk)
+    assert f"{1 - top.robust_accuracy:.1%}" in text and f"eps {top.eps:g}" in text
+    assert "not measured" in text.lower()

@@ -58,3 +58,9 @@ def test_markdown_fits_a_pull_request_comment(demo_result):
     assert len(md) < 65_536
     assert "![" not in md and "http" not in md  # no images, nothing uploaded or linked
     assert md.count("\n| ") >= len(demo_result.findings)
+
+
+def test_reviewer_block_is_filled_from_the_result(demo_result):
+    html = FORMATS["html"][1](replace(demo_result, reviewer={"name": "A. Auditor", "role": "Security reviewer",
+                                                             "date": "2026-11-22"}))
+    assert "A. Auditor" in html and "Security reviewer" in html and "Residual risk" in html
