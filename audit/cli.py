@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("advaudit-out"))
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
+    i = sub.add_parser("init", help="write a commented config template")
+    i.add_argument("path", type=Path, nargs="?", default=Path("advaudit.toml"))
     g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
     g.add_argument("results", type=Path)
     g.add_argument("--out", type=Path, required=True)
@@ -72,6 +74,20 @@ def _render(results: Path, out: Path) -> int:
     return result.verdict.exit_code
 
 
+def _init(path: Path) -> int:
+    from importlib import resources
+    text = resources.files("audit").joinpath("init_template.toml").read_text(encoding="utf-8")
+    try:
+        with open(path, "x", encoding="utf-8") as fh:  # never overwrite a user's config
+            fh.write(text)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; not overwriting it") from None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    print(f"wrote {path}; edit it, then run: advaudit run --config {path}")
+    return EXIT_OK
+
+
 def dispatch(args: argparse.Namespace) -> int:
     from audit import config as cfg
     if args.command == "demo":
@@ -80,6 +96,8 @@ def dispatch(args: argparse.Namespace) -> int:
         config = cfg.load_config(args.config)
         changes = {k: v for k, v in (("seed", args.seed), ("policy", args.policy)) if v is not None}
         return _run(cfg.replace(config, **changes) if changes else config, args.out)
+    if args.command == "init":
+        return _init(args.path)
     if args.command == "render":
         return _render(args.results, args.out)
     raise UsageError(f"unknown command {args.command!r}")

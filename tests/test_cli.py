@@ -64,3 +64,14 @@ def test_render_rebuilds_the_report_and_a_failing_render_keeps_the_old_output(de
     assert main(["render", str(out / "results.json"), "--out", str(target)]) == 3
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before  # nothing lost, nothing half-written
     assert not list(tmp_path.glob(".again.*"))
+
+
+def test_init_writes_a_template_that_loads_to_the_defaults_and_never_overwrites(tmp_path, capsys):
+    from audit.config import AuditConfig, load_config
+    path = tmp_path / "advaudit.toml"
+    assert main(["init", str(path)]) == 0
+    assert load_config(path) == AuditConfig()
+    path.write_text("# my edits\n")
+    assert main(["init", str(path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert path.read_text() == "# my edits\n"
