@@ -93,6 +93,10 @@ class Context:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def cached_only(self, key):
+        """The cached value for ``key``, or None if it was never computed (nothing is computed here)."""
+        return self._cache.get(key)
+
     @torch.no_grad()
     def logits(self, model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         was = model.training

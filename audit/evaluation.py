@@ -94,10 +94,16 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, attacks: tup
     passes: dict = {}
     max_ratio, out_of_range, non_finite = 0.0, 0, 0
     jobs = [(a, e) for e in eps_grid for a in attacks]
+    was = model.training
+    model.eval()
+    with torch.no_grad():  # clean correctness once: a clean error is never robust
+        clean_ok = [(model(x[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device))
+                    for i in range(0, x.shape[0], batch_size)]
+    model.train(was)
     for attack, eps in tqdm(jobs, desc=desc, unit="attack", disable=None, leave=False):
         gen = torch.Generator().manual_seed(seed)
         masks, total = [], 0
-        for i in range(0, x.shape[0], batch_size):
+        for b, i in enumerate(range(0, x.shape[0], batch_size)):
             xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
             out = ATTACKS[attack](model, xb, yb, eps=eps, norm=norm, clip=clip, steps=pgd_steps,
                                   restarts=pgd_restarts, generator=gen)
@@ -105,7 +111,7 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, attacks: tup
             with torch.no_grad():
                 was = model.training
                 model.eval()
-                ok = (model(out.x_adv).argmax(1) == yb) & (model(xb).argmax(1) == yb)  # clean errors count
+                ok = (model(out.x_adv).argmax(1) == yb) & clean_ok[b]
                 masks.append(ok.cpu().numpy())
                 model.train(was)
             delta = (out.x_adv - xb).float()

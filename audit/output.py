@@ -29,10 +29,8 @@ def check_writable(out: Path) -> None:
 
 def write_outputs(result: AuditResult, out: Path, formats: tuple[str, ...] = tuple(FORMATS)) -> dict[str, Path]:
     out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
+    check_writable(out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as e:
         raise UsageError(f"cannot create the output directory {out}: {e.strerror or e}") from None

@@ -64,7 +64,7 @@ def _variant_result(ctx: Context, name: str) -> VariantResult:
         clean, bits = Accuracy.of(ok), pack_bits(ok)
     except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
         clean, bits = None, ""
-    points = ctx._cache.get(("robustness", name))
+    points = ctx.cached_only(("robustness", name))
     st = v.train_stats
     return VariantResult(name=name, description=v.description, candidate=name == ctx.config.candidate,
                          clean_accuracy=clean, robustness=points.points if points else (), correct_bits=bits,

@@ -70,6 +70,9 @@ def load_policy(spec: str) -> Policy:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"policy file {source} is not valid TOML: {e}") from None
+    for derived in ("sha256", "source"):
+        if derived in data:
+            raise UsageError(f"policy.{derived}: computed by advaudit, not a key of the policy file")
     policy = from_data(Policy, data, "policy")
     return Policy(name=policy.name, version=policy.version, gates=policy.gates,
                   sha256=hashlib.sha256(raw).hexdigest(), source=source)
