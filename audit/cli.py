@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
     i = sub.add_parser("init", help="write a commented config template")
     i.add_argument("path", type=Path, nargs="?", default=Path("advaudit.toml"))
+    v = sub.add_parser("verify", help="check an output directory against its SHA256SUMS")
+    v.add_argument("bundle", type=Path)
     g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
     g.add_argument("results", type=Path)
     g.add_argument("--out", type=Path, required=True)
@@ -96,6 +98,14 @@ def dispatch(args: argparse.Namespace) -> int:
         config = cfg.load_config(args.config)
         changes = {k: v for k, v in (("seed", args.seed), ("policy", args.policy)) if v is not None}
         return _run(cfg.replace(config, **changes) if changes else config, args.out)
+    if args.command == "verify":
+        from audit.evidence import verify
+        problems = verify(args.bundle)
+        for p in problems:
+            print(f"FAILED {p}")
+        print("bundle verified: every listed file is unchanged" if not problems else
+              f"bundle verification failed: {len(problems)} problem(s)")
+        return EXIT_OK if not problems else EXIT_GATE
     if args.command == "init":
         return _init(args.path)
     if args.command == "render":

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from audit.errors import UsageError
+from audit.evidence import write_manifest
 from audit.result import AuditResult
 from reports import FORMATS
 
@@ -40,6 +41,7 @@ def write_outputs(result: AuditResult, out: Path, formats: tuple[str, ...] = tup
             name, render = FORMATS[fmt]
             (tmp / name).write_text(render(result), encoding="utf-8")
             written[fmt] = out / name
+        write_manifest(tmp, result.environment)
         os.chmod(tmp, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
