@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from attacks.base import frozen_eval
 from attacks.training import Adversary, TrainStats, train
 from audit.config import AuditConfig, DefenceConfig
 from audit.data import Splits
@@ -99,10 +100,9 @@ class Context:
 
     @torch.no_grad()
     def logits(self, model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        was = model.training
-        model.eval()
-        out = [model(x[i:i + batch_size].to(self.device)).float().cpu() for i in range(0, x.shape[0], batch_size)]
-        model.train(was)
+        with frozen_eval(model):
+            out = [model(x[i:i + batch_size].to(self.device)).float().cpu()
+                   for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
 
     def test_logits(self, variant: str) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from attacks import ATTACKS
-from attacks.base import Norm
+from attacks.base import Norm, frozen_eval
 from audit.stats import wilson_interval
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,9 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, attacks: tup
     passes: dict = {}
     max_ratio, out_of_range, non_finite = 0.0, 0, 0
     jobs = [(a, e) for e in eps_grid for a in attacks]
-    was = model.training
-    model.eval()
-    with torch.no_grad():  # clean correctness once: a clean error is never robust
+    with frozen_eval(model), torch.no_grad():  # clean correctness once: a clean error is never robust
         clean_ok = [(model(x[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device))
                     for i in range(0, x.shape[0], batch_size)]
-    model.train(was)
     for attack, eps in tqdm(jobs, desc=desc, unit="attack", disable=None, leave=False):
         gen = torch.Generator().manual_seed(seed)
         masks, total = [], 0
@@ -108,12 +105,8 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, attacks: tup
             out = ATTACKS[attack](model, xb, yb, eps=eps, norm=norm, clip=clip, steps=pgd_steps,
                                   restarts=pgd_restarts, generator=gen)
             total += out.example_passes
-            with torch.no_grad():
-                was = model.training
-                model.eval()
-                ok = (model(out.x_adv).argmax(1) == yb) & clean_ok[b]
-                masks.append(ok.cpu().numpy())
-                model.train(was)
+            with frozen_eval(model), torch.no_grad():
+                masks.append(((model(out.x_adv).argmax(1) == yb) & clean_ok[b]).cpu().numpy())
             delta = (out.x_adv - xb).float()
             max_ratio = max(max_ratio, float(perturbation_norm(delta, norm).max()) / eps)
             out_of_range += int(((out.x_adv < clip[0]) | (out.x_adv > clip[1])).sum())

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from attacks import ATTACKS
+from attacks.base import frozen_eval
 from attacks.pgd import default_step_size
 from audit.checks.base import controls
 from audit.context import Context
@@ -48,8 +49,7 @@ def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, nor
             np.random.seed(seed)
             adv = art_attack(name, clf, eps=eps, norm=norm, steps=steps, batch_size=batch_size).generate(
                 x=x.numpy(), y=np.eye(num_classes, dtype=np.float32)[y.numpy()])
-            model.eval()
-            with torch.no_grad():
+            with frozen_eval(model), torch.no_grad():
                 clean_ok = model(x.to(device)).argmax(1).cpu() == y
                 ours_acc = float(((model(ours).argmax(1).cpu() == y) & clean_ok).float().mean())
                 art_acc = float(((model(torch.from_numpy(adv).to(device)).argmax(1).cpu() == y)
