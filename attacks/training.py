@@ -56,7 +56,17 @@ class TrainStats:
 def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int = 64,
           lr: float = 1e-3, weight_decay: float = 0.0, adversary: Adversary | None = None,
           clip: tuple = (0.0, 1.0), seed: int = 0, desc: str = "train") -> TrainStats:
-    """Train ``model`` in place on (x, y) with Adam; with ``adversary``, on adversarial examples only."""
+    """Train ``model`` in place on (x, y) with Adam; with ``adversary``, on adversarial examples only.
+
+    ``x`` is a tensor (moved to the model's device once) or any lazily read rows object indexable by an index
+    tensor (read batch by batch, so the training set need not fit in memory).
+    """
+    device = next(model.parameters()).device
+    if isinstance(x, torch.Tensor):
+        x = x.to(device)
+    y = y.to(device)
+    if isinstance(clip[0], torch.Tensor):
+        clip = (clip[0].to(device), clip[1].to(device))
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     passes = 0
@@ -64,10 +74,10 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     n = x.shape[0]
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, leave=False)
     for _ in bar:
-        order = torch.randperm(n, generator=gen).to(x.device)
+        order = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            xb, yb = x[idx], y[idx]
+            xb, yb = x[idx].to(device), y[idx.to(device)]
             if adversary is not None:
                 out = adversary.perturb(model, xb, yb, clip, gen)
                 xb, passes = out.x_adv, passes + out.example_passes

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("advaudit-out"))
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
+    r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set attacks.eps=[0.05,0.1] (repeatable)")
     i = sub.add_parser("init", help="write a commented config template")
     i.add_argument("path", type=Path, nargs="?", default=Path("advaudit.toml"))
     v = sub.add_parser("verify", help="check an output directory against its SHA256SUMS")
@@ -47,11 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(config, out: Path) -> int:
+def _run(config, out: Path, base_dir: Path | None = None) -> int:
     from audit.output import check_writable, write_outputs
     from audit.pipeline import run_audit
     check_writable(out)
-    result = run_audit(config)
+    result = run_audit(config, base_dir=base_dir)
     written = write_outputs(result, out)
     print(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
     print(f"report: {written['html']}")
@@ -95,9 +98,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _run(cfg.replace(cfg.demo_config(), seed=args.seed), args.out)
     if args.command == "run":
-        config = cfg.load_config(args.config)
-        changes = {k: v for k, v in (("seed", args.seed), ("policy", args.policy)) if v is not None}
-        return _run(cfg.replace(config, **changes) if changes else config, args.out)
+        overrides = list(args.overrides) + [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                                            for k, v in (("seed", args.seed), ("policy", args.policy),
+                                                         ("device", args.device)) if v is not None]
+        config = cfg.load_config(args.config, overrides)
+        return _run(config, args.out, base_dir=args.config.resolve().parent)
     if args.command == "verify":
         from audit.evidence import verify
         problems = verify(args.bundle)

@@ -20,29 +20,97 @@ DEFENCE_METHODS = ("pgd", "fgsm_rs")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data comes from. ``source``: a built-in data set name ("digits")."""
+    """Where the data comes from. Paths are relative to the config file.
+
+    source: a built-in ("digits", "breast-cancer") or a format: "npz" (``path`` to an archive with x_train, y_train,
+    x_test, y_test), "npy" (``path`` to a directory of memory-mapped x_/y_ train/test .npy files, read lazily),
+    "folder" (``path`` to class sub-folders of PNG/JPEG, under train/ and test/ or split by test_fraction),
+    "table" (``path`` to a CSV or Parquet file with ``label_column``; ``test_path`` or test_fraction),
+    "factory" (``factory`` = "package.module:function" with ``kwargs``).
+    """
 
     source: str = "digits"
+    path: str = ""
+    test_path: str = ""
+    label_column: str = "label"
+    factory: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: str = ""                       # "image" or "tabular"; empty: from the source and the input shape
+    image_size: tuple[int, ...] = ()     # folder: (H, W) to resize every image to
+    channels: int = 3                    # folder: 1 (grayscale) or 3 (RGB)
+    class_names: tuple[str, ...] = ()
+    num_classes: int = 0                 # 0: from the labels and the model's output width
     test_fraction: float = 0.25
 
     def validate(self, path: str) -> None:
-        from audit.data import BUILTIN_DATASETS
-        if self.source not in BUILTIN_DATASETS:
-            raise UsageError(f"{path}.source: {self.source!r} is not a known data set; valid: "
-                             f"{', '.join(sorted(BUILTIN_DATASETS))}")
+        from audit.sources import NEEDS_PATH, SOURCES
+        if self.source not in SOURCES:
+            raise UsageError(f"{path}.source: {self.source!r} is not a known source; valid: "
+                             f"{', '.join(SOURCES)}")
+        if self.source in NEEDS_PATH and not self.path:
+            raise UsageError(f"{path}.path: source {self.source!r} needs a path")
+        if self.source == "factory" and not self.factory:
+            raise UsageError(f"{path}.factory: source 'factory' needs factory = 'package.module:function'")
+        if self.kind not in ("", "image", "tabular"):
+            raise UsageError(f"{path}.kind: {self.kind!r} is not valid; valid: 'image', 'tabular'")
+        if self.channels not in (1, 3):
+            raise UsageError(f"{path}.channels: {self.channels} is not valid; valid: 1, 3")
+        if self.image_size and (len(self.image_size) not in (1, 2) or min(self.image_size) < 1):
+            raise UsageError(f"{path}.image_size: give [height, width] in pixels")
         if not 0.05 <= self.test_fraction <= 0.9:
             raise UsageError(f"{path}.test_fraction: {self.test_fraction} must be between 0.05 and 0.9")
+        if self.num_classes < 0 or (self.num_classes and self.class_names and
+                                    len(self.class_names) != self.num_classes):
+            raise UsageError(f"{path}: num_classes must be >= 0 and agree with the number of class_names")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """The input domain eps is measured in.
+
+    clip: valid range of every input value (images; the data must lie inside it). mean/std: per-channel
+    normalisation the model expects, applied inside a wrapper so attacks and eps stay in input units.
+    feature_units (tabular): the data is attacked in standardised units; "standardised" feeds the model those
+    units, "raw" maps them back to raw feature values for a model trained on raw features.
+    """
+
+    clip: tuple[float, ...] = (0.0, 1.0)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    feature_units: str = "standardised"
+
+    def validate(self, path: str) -> None:
+        if len(self.clip) != 2 or not self.clip[0] < self.clip[1]:
+            raise UsageError(f"{path}.clip: give [low, high] with low < high")
+        if len(self.mean) != len(self.std):
+            raise UsageError(f"{path}: mean and std need one value per channel each")
+        if any(s <= 0 for s in self.std):
+            raise UsageError(f"{path}.std: every std must be > 0")
+        if self.feature_units not in ("standardised", "raw"):
+            raise UsageError(f"{path}.feature_units: {self.feature_units!r} is not valid; valid: 'standardised', "
+                             f"'raw'")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``factory``: "package.module:function" returning an nn.Module; ``kwargs`` are passed to it."""
+    """The audited model. Paths are relative to the config file.
+
+    factory: "package.module:function" returning an nn.Module that outputs logits (``kwargs`` passed to it); with
+    ``weights`` (.safetensors, or a .pt/.pth state dict read with weights_only) the model is audited as trained,
+    without them advaudit trains it. archive: a TorchScript file or a torch.export ``.pt2`` program instead.
+    trust_pickle: allow full unpickling of ``weights`` (runs code from the file: only for files you trust).
+    """
 
     factory: str = "audit.models:build_small_cnn"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: str = ""
+    archive: str = ""
+    trust_pickle: bool = False
 
     def validate(self, path: str) -> None:
-        if ":" not in self.factory:
+        if self.weights and self.archive:
+            raise UsageError(f"{path}: give either weights (with a factory) or archive, not both")
+        if not self.archive and ":" not in self.factory:
             raise UsageError(f"{path}.factory: {self.factory!r} must have the form 'package.module:function'")
 
 
@@ -130,6 +198,7 @@ class AuditConfig:
     """A whole audit. ``candidate`` names the variant proposed for deployment: its findings gate the verdict."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    input: InputConfig = field(default_factory=InputConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     attacks: AttackConfig = field(default_factory=AttackConfig)
@@ -156,6 +225,8 @@ class AuditConfig:
             raise UsageError("defences: names must be unique")
         if self.candidate not in names:
             raise UsageError(f"candidate: {self.candidate!r} is not a variant; valid: {', '.join(names)}")
+        if self.model.archive and self.defences:
+            raise UsageError("defences: training a defence needs model.factory; an archive cannot be retrained")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UsageError(f"device: {self.device!r} is not valid; valid: 'auto', 'cpu', 'cuda'")
 
@@ -164,7 +235,31 @@ class AuditConfig:
         return self.checks or tuple(CHECKS)
 
 
-def load_config(path: Path) -> AuditConfig:
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """"attacks.eps=[0.1, 0.2]" -> (["attacks", "eps"], [0.1, 0.2]); a value that is not TOML is a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--set {text!r}: use KEY=VALUE, e.g. --set attacks.eps=[0.05,0.1]")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {text!r}: {k!r} is not a table")
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(path: Path, overrides: list[str] = ()) -> AuditConfig:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -173,7 +268,7 @@ def load_config(path: Path) -> AuditConfig:
         raise UsageError(f"cannot read config file {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"config file {path} is not valid TOML: {e}") from None
-    return from_data(AuditConfig, data)
+    return from_data(AuditConfig, apply_overrides(data, list(overrides)))
 
 
 def demo_config() -> AuditConfig:

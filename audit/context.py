@@ -5,9 +5,9 @@ variant and shared by every check that needs them.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from attacks.training import Adversary, TrainStats, train
 from audit.config import AuditConfig, DefenceConfig
 from audit.data import Splits
 from audit.errors import UsageError
+from audit.model_io import InputAffine, LoadedModel, build_from_factory
 from audit.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,6 @@ class Variant:
     train_stats: TrainStats | None
 
 
-def resolve_factory(spec: str):
-    module_name, _, func = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), func)
-    except (ImportError, AttributeError) as e:
-        raise UsageError(f"model.factory: cannot import {spec!r} ({e})") from None
-
-
 def pick_device(spec: str) -> torch.device:
     if spec == "cuda" and not torch.cuda.is_available():
         raise UsageError("device: 'cuda' was asked for but no CUDA device is available")
@@ -49,33 +42,57 @@ def pick_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+def input_wrapper(model: torch.nn.Module, config: AuditConfig, data: Splits) -> torch.nn.Module:
+    """Wrap ``model`` with the declared preprocessing so attacks and eps stay in input units (or return it)."""
+    inp = config.input
+    if data.kind == "image" and inp.mean:
+        shape = (-1,) + (1,) * (len(data.input_shape) - 1)
+        std, mean = torch.tensor(inp.std).view(shape), torch.tensor(inp.mean).view(shape)
+        return InputAffine(model, 1.0 / std, -mean / std)
+    if data.kind == "tabular" and inp.feature_units == "raw":
+        p = data.preprocessing
+        return InputAffine(model, torch.tensor(p["std"]), torch.tensor(p["mean"]))
+    return model
+
+
 @dataclass
 class Context:
     config: AuditConfig
     policy: Policy
     data: Splits
     device: torch.device
+    base_dir: Path | None = None
+    user_model: LoadedModel | None = None
     variants: dict[str, Variant] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def can_train(self) -> bool:
+        """Whether models of the audited architecture can be built (a factory, not only an archive)."""
+        return not self.config.model.archive
 
     def seed_everything(self, offset: int = 0) -> None:
         torch.manual_seed(self.config.seed + offset)
         np.random.seed(self.config.seed + offset)
 
     def build_model(self) -> torch.nn.Module:
-        factory = resolve_factory(self.config.model.factory)
-        kwargs = dict(self.config.model.kwargs)
-        model = factory(**kwargs)
-        if not isinstance(model, torch.nn.Module):
-            raise UsageError(f"model.factory: {self.config.model.factory!r} returned "
-                             f"{type(model).__name__}, not a torch.nn.Module")
-        return model.to(self.device)
+        """A fresh, untrained model from the factory, wrapped in the declared input preprocessing."""
+        m = self.config.model
+        model = build_from_factory(m.factory, dict(m.kwargs), self.base_dir)
+        return input_wrapper(model, self.config, self.data).to(self.device)
 
     def train_variants(self) -> None:
-        """Train the baseline and each configured defence from the same factory, seed and budget."""
+        """The baseline (the user's trained model, or trained here) and each configured defence, trained from the
+        same factory, seed and budget."""
         t = self.config.training
-        x, y = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
-        plans = [("baseline", "natural training (no defence)", None)]
+        plans = []
+        if self.user_model is not None and self.user_model.pretrained:
+            module = input_wrapper(self.user_model.module, self.config, self.data).to(self.device).eval()
+            self.variants["baseline"] = Variant("baseline", f"the model as supplied ({self.user_model.source})",
+                                                module, None, None)
+        else:
+            plans.append(("baseline", "natural training (no defence)", None))
         for d in self.config.defences:
             label = "PGD adversarial training (Madry et al. 2018)" if d.method == "pgd" else \
                 "FGSM adversarial training with random start (Wong et al. 2020)"
@@ -85,8 +102,9 @@ class Context:
             self.seed_everything()
             model = self.build_model()
             adversary = None if defence is None else Adversary(defence.method, defence.eps, steps=defence.steps)
-            stats = train(model, x, y, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, adversary=adversary,
-                          clip=self.data.clip, seed=self.config.seed, desc=f"train {name}")
+            stats = train(model, self.data.x_train, self.data.y_train, epochs=t.epochs, batch_size=t.batch_size,
+                          lr=t.lr, adversary=adversary, clip=self.data.attack_clip, seed=self.config.seed,
+                          desc=f"train {name}")
             self.variants[name] = Variant(name, description, model, defence, stats)
 
     def cached(self, key, compute):

@@ -90,6 +90,8 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, attacks: tup
                         desc: str = "attack") -> RobustnessEval:
     """Run every attack at every eps on (x, y) with the true labels; return per-point results and validity."""
     norm = Norm(norm)
+    if isinstance(clip[0], torch.Tensor):  # per-feature bounds
+        clip = (clip[0].to(device), clip[1].to(device))
     correct: dict = {}
     passes: dict = {}
     max_ratio, out_of_range, non_finite = 0.0, 0, 0

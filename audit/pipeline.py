@@ -6,6 +6,7 @@ import logging
 import platform
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,9 +16,12 @@ from audit.checks import CHECKS
 from audit.checks.clean_accuracy import clean_correct
 from audit.checks.robustness import robustness_eval
 from audit.config import AuditConfig
-from audit.context import Context, pick_device
+from audit.context import Context, input_wrapper, pick_device
 from audit.controls import coverage, nist_status
-from audit.data import Splits, load_builtin
+from audit.data import Splits
+from audit.model_io import InputAffine, load_user_model
+from audit.preflight import check_eps, check_model
+from audit.sources import BUILTIN, load_data
 from audit.evaluation import WORST_CASE, Accuracy, pack_bits
 from audit.judge import judge, verdict
 from audit.policy import Policy, load_policy
@@ -98,12 +102,30 @@ def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str
     return tuple(out)
 
 
-def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> AuditResult:
+def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
+            base_dir: Path | None = None) -> Context:
+    """Load policy, data and model and check them against each other: every bad-input error happens here,
+    before anything is trained or written."""
+    policy = policy or load_policy(config.policy)
+    data = data or load_data(config.data, config.input, base_dir or Path.cwd(), config.seed)
+    check_eps(config.attacks.eps, config.attacks.norm, data)
+    user = load_user_model(config.model, base_dir)
+    ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device), base_dir=base_dir,
+                  user_model=user)
+    probe = input_wrapper(user.module, config, data).to(ctx.device) if user.pretrained else ctx.build_model()
+    explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
+                    or config.data.source in ("folder", "table"))
+    ctx.data, ctx.warnings = check_model(probe, data, ctx.device, explicit_classes=explicit,
+                                         was_training=user.was_training)
+    return ctx
+
+
+def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
+              base_dir: Path | None = None) -> AuditResult:
     """Train the variants, run every enabled check, judge and assemble the immutable result."""
     start = time.perf_counter()
-    policy = policy or load_policy(config.policy)
-    data = data or load_builtin(config.data.source, config.data.test_fraction, config.seed)
-    ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device))
+    ctx = prepare(config, data, policy, base_dir)
+    policy, data = ctx.policy, ctx.data
     ctx.train_variants()
     findings = []
     for check_id in config.enabled_checks():
@@ -125,9 +147,13 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
         dataset={"name": data.name, "kind": data.kind, "n_train": int(data.x_train.shape[0]),
                  "n_test": int(data.x_test.shape[0]), "num_classes": data.num_classes,
                  "input_shape": list(data.input_shape), "clip": list(data.clip),
-                 "class_names": list(data.class_names), "sha256": data.sha256()},
-        model={"factory": config.model.factory, "kwargs": dict(config.model.kwargs),
-               "parameters": int(sum(p.numel() for p in model.parameters())), "architecture": type(model).__name__},
+                 "class_names": list(data.class_names), "sha256": data.sha256(), "source": config.data.source,
+                 "lazy": data.lazy, "preprocessing": data.preprocessing,
+                 "feature_names": list(data.feature_names)},
+        model={"factory": "" if config.model.archive else config.model.factory, "kwargs": dict(config.model.kwargs),
+               "source": ctx.user_model.source, "file_sha256": ctx.user_model.file_sha256,
+               "parameters": int(sum(p.numel() for p in model.parameters())),
+               "architecture": type(model.model if isinstance(model, InputAffine) else model).__name__},
         policy={"name": policy.name, "version": policy.version, "sha256": policy.sha256, "source": policy.source,
                 "gates": {k: g.describe() for k, g in policy.gates.items()}},
         config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,

@@ -36,7 +36,7 @@ def pgd_vs_art(steps: int = 20, eps: float = 0.1) -> tuple[float, float]:
     from attacks import pgd
     from attacks.training import train
     from audit.checks.art_agreement import art_attack, art_classifier
-    from audit.data import load_digits
+    from audit.sources.builtin import load_digits
     from audit.models import SmallCNN
     d = load_digits()
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attacks.training import train
-from audit.data import load_digits
+from audit.sources.builtin import load_digits
 from audit.models import SmallCNN
 
 torch.set_num_threads(2)

@@ -30,7 +30,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path, capsys):
 
 
 def test_internal_errors_exit_3_without_a_traceback(monkeypatch, tmp_path, capsys):
-    def boom(config):
+    def boom(config, **_):
         raise RuntimeError("kaboom")
     monkeypatch.setattr("audit.pipeline.run_audit", boom)
     assert main(["demo", "--out", str(tmp_path / "o")]) == 3

@@ -2,7 +2,8 @@
 from audit.checks.art_agreement import ArtAgreement
 from audit.checks.attack_validity import AttackValidity
 from audit.checks.clean_accuracy import CleanAccuracy
+from audit.checks.input_validation import InputValidation
 from audit.checks.label_issues import LabelIssues
 from audit.checks.robustness import Robustness
 
-CHECKS = {c.id: c for c in (CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(), LabelIssues())}
+CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(), LabelIssues())}

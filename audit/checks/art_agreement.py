@@ -18,10 +18,17 @@ from audit.context import Context
 from audit.result import Measurement
 
 
+def _art_clip(clip):
+    """ART's clip_values: two floats, or two arrays shaped like one input for per-feature bounds."""
+    if isinstance(clip[0], torch.Tensor):
+        return (clip[0].cpu().numpy().astype(np.float32), clip[1].cpu().numpy().astype(np.float32))
+    return tuple(float(c) for c in clip)
+
+
 def art_classifier(model: torch.nn.Module, input_shape, num_classes: int, clip):
     from art.estimators.classification import PyTorchClassifier
     return PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(input_shape),
-                             nb_classes=num_classes, clip_values=tuple(float(c) for c in clip),
+                             nb_classes=num_classes, clip_values=_art_clip(clip),
                              device_type="gpu" if next(model.parameters()).is_cuda else "cpu")
 
 
@@ -40,11 +47,12 @@ def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, nor
     was = model.training
     device = next(model.parameters()).device
     clf = art_classifier(model, x.shape[1:], num_classes, clip)
+    ours_clip = (clip[0].to(device), clip[1].to(device)) if isinstance(clip[0], torch.Tensor) else clip
     out = {}
     try:
         for name in attacks:
             gen = torch.Generator().manual_seed(seed)
-            ours = ATTACKS[name](model, x.to(device), y.to(device), eps=eps, norm=norm, clip=clip, steps=steps,
+            ours = ATTACKS[name](model, x.to(device), y.to(device), eps=eps, norm=norm, clip=ours_clip, steps=steps,
                                  generator=gen).x_adv
             np.random.seed(seed)
             adv = art_attack(name, clf, eps=eps, norm=norm, steps=steps, batch_size=batch_size).generate(
@@ -75,7 +83,7 @@ class ArtAgreement:
                                                                                replace=False))
         eps = a.eps[len(a.eps) // 2]
         res = compare_with_art(ctx.variants[variant].model, ctx.data.x_test[idx], ctx.data.y_test[idx], eps=eps,
-                               norm=a.norm.value, steps=a.pgd_steps, clip=ctx.data.clip,
+                               norm=a.norm.value, steps=a.pgd_steps, clip=ctx.data.attack_clip,
                                num_classes=ctx.data.num_classes, seed=ctx.config.seed,
                                attacks=tuple(x for x in a.attacks if x in ("fgsm", "pgd")))
         shortfall = max(r["shortfall"] for r in res.values())

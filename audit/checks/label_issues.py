@@ -15,6 +15,7 @@ from attacks.training import train
 from audit.checks.base import controls
 from audit.context import Context
 from audit.result import Measurement
+from audit.rows import take
 
 MAX_LISTED = 25
 
@@ -33,9 +34,9 @@ def out_of_fold_probabilities(ctx: Context, folds: int, epochs: int) -> np.ndarr
         fit, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
         ctx.seed_everything(offset=k + 1)
         model = ctx.build_model()
-        train(model, ctx.data.x_train[fit].to(ctx.device), ctx.data.y_train[fit].to(ctx.device), epochs=epochs,
-              batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed + k, desc=f"fold {k + 1}/{folds}")
-        probs[held] = torch.softmax(ctx.logits(model, ctx.data.x_train[held]), 1).double().numpy()
+        train(model, take(ctx.data.x_train, fit), ctx.data.y_train[fit], epochs=epochs, batch_size=t.batch_size,
+              lr=t.lr, seed=ctx.config.seed + k, desc=f"fold {k + 1}/{folds}")
+        probs[held] = torch.softmax(ctx.logits(model, take(ctx.data.x_train, held)), 1).double().numpy()
     return probs
 
 
@@ -52,6 +53,9 @@ class LabelIssues:
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
         cfg = ctx.config.label_issues
+        if not ctx.can_train:
+            return Measurement(check=self.id, skipped="K-fold out-of-fold probabilities need model.factory to "
+                                                      "train the architecture; an archive cannot be retrained")
         probs = out_of_fold_probabilities(ctx, cfg.folds, cfg.epochs)
         labels = ctx.data.y_train.numpy()
         ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")

@@ -29,7 +29,7 @@ def test_valid_config_loads_with_coercions(tmp_path):
     ('candidate = "nope"\n', "candidate: 'nope' is not a variant; valid: baseline"),
     ('[[defences]]\nname = "x"\nmethod = "trades"\n', "defences[0].method: 'trades' is not valid"),
     ('checks = ["bogus"]\n', "checks: 'bogus' is not a known check"),
-    ('[data]\nsource = "mnist"\n', "data.source: 'mnist' is not a known data set"),
+    ('[data]\nsource = "mnist"\n', "data.source: 'mnist' is not a known source"),
     ('not toml = = 1\n', "is not valid TOML"),
 ])
 def test_bad_config_names_the_key_and_the_valid_values(tmp_path, text, fragment):

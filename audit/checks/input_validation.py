@@ -1,0 +1,32 @@
+"""Input validation: what the pre-flight found suspicious but auditable about the model and data.
+
+Hard problems (shape mismatch, NaN, labels out of range, eps in the wrong units, a non-deterministic model) stop
+the run before training with exit code 2; this finding records the warnings, e.g. a model that outputs
+probabilities (cross-entropy gradients through a softmax saturate: robustness is overstated, REFERENCE C9).
+"""
+from __future__ import annotations
+
+from audit.checks.base import controls
+from audit.context import Context
+from audit.result import Measurement
+
+
+class InputValidation:
+    id = "input_validation"
+    title = "Input validation (model and data pre-flight)"
+    scope = "data"
+    controls = controls(MEASURE_2_1="supporting", MAP_4_1="supporting", MEASURE_1_2="supporting")
+    description = ("Model/data shapes, classes, finite values, clip range, eps units and determinism are checked "
+                   "before the run; warnings are listed here.")
+
+    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+        d = ctx.data
+        checked = ["model accepts the data's input shape", "logits shaped (N, num_classes)",
+                   "labels are integers in range", "no NaN/Inf inputs or logits", "inputs inside the clip range",
+                   "eps within the input range", "deterministic in eval mode", "no empty split"]
+        return Measurement(
+            check=self.id, variant=None, metrics={"warnings": float(len(ctx.warnings))},
+            details={"warnings": list(ctx.warnings), "checked": checked, "input_shape": list(d.input_shape),
+                     "num_classes": d.num_classes, "lazy": d.lazy},
+            summary="no input problems found" if not ctx.warnings else
+                    f"{len(ctx.warnings)} warning(s): {ctx.warnings[0]}")
