@@ -41,6 +41,35 @@ class InputAffine(nn.Module):
         return self.model(x * self.scale + self.shift)
 
 
+class ExportedProgram(nn.Module):
+    """A loaded ``torch.export`` program as an nn.Module whose train/eval calls are no-ops.
+
+    Exported graphs are frozen in the mode they were captured in and refuse ``eval()``; the attacks' mode guard
+    calls it, so the graph is held outside the child registry with parameters and device moves delegated to it.
+    """
+
+    def __init__(self, graph: nn.Module):
+        super().__init__()
+        object.__setattr__(self, "graph", graph)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+    def parameters(self, recurse: bool = True):
+        return self.graph.parameters(recurse)
+
+    def named_parameters(self, *args, **kwargs):
+        return self.graph.named_parameters(*args, **kwargs)
+
+    def _apply(self, fn, recurse=True):
+        self.graph._apply(fn)
+        return self
+
+    def train(self, mode: bool = True):
+        object.__setattr__(self, "training", mode)
+        return self
+
+
 @dataclass
 class LoadedModel:
     """The user's model ready to audit: already trained (``pretrained``) or to be trained from ``factory``."""
@@ -118,7 +147,7 @@ def apply_weights(model: nn.Module, weights, path: Path) -> nn.Module:
 def load_archive(path: Path) -> nn.Module:
     if path.suffix == ".pt2":
         try:
-            return torch.export.load(str(path)).module()
+            return ExportedProgram(torch.export.load(str(path)).module())
         except Exception as e:  # noqa: BLE001 - any failure of a foreign file is bad input
             raise UsageError(f"model.archive: cannot load torch.export program {path.name}: "
                              f"{str(e).splitlines()[0][:200]}") from None

@@ -19,6 +19,7 @@ from audit.config import AuditConfig
 from audit.context import Context, input_wrapper, pick_device
 from audit.controls import coverage, nist_status
 from audit.data import Splits
+from audit.errors import UsageError
 from audit.model_io import InputAffine, load_user_model
 from audit.preflight import check_eps, check_model
 from audit.sources import BUILTIN, load_data
@@ -102,6 +103,16 @@ def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str
     return tuple(out)
 
 
+def check_policy_fits(policy: Policy, config: AuditConfig) -> None:
+    """A gate at an eps the grid does not contain could never be judged: say so before any work."""
+    enabled = config.enabled_checks()
+    for check_id, gate in policy.gates.items():
+        if gate.eps is not None and check_id in enabled and \
+                not any(abs(gate.eps - e) < 1e-9 for e in config.attacks.eps):
+            raise UsageError(f"attacks.eps: the policy {policy.name!r} gates {check_id} at eps {gate.eps:g}, which "
+                             f"is not in the grid {list(config.attacks.eps)}; add it or use another policy")
+
+
 def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
             base_dir: Path | None = None) -> Context:
     """Load policy, data and model and check them against each other: every bad-input error happens here,
@@ -109,6 +120,7 @@ def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | No
     policy = policy or load_policy(config.policy)
     data = data or load_data(config.data, config.input, base_dir or Path.cwd(), config.seed)
     check_eps(config.attacks.eps, config.attacks.norm, data)
+    check_policy_fits(policy, config)
     user = load_user_model(config.model, base_dir)
     ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device), base_dir=base_dir,
                   user_model=user)

@@ -44,6 +44,9 @@ def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, e
             again = model(x)
     except Exception as e:  # noqa: BLE001 - any failure here means model and data do not fit
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        if "Guard failed" in msg:
+            msg += (" (a torch.export program needs a dynamic batch dimension: export with "
+                    "dynamic_shapes={'x': {0: torch.export.Dim('batch')}})")
         raise UsageError(f"model/data mismatch: the model cannot take inputs of shape {tuple(x.shape)}: {msg}") \
             from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0]:
@@ -60,7 +63,8 @@ def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, e
     k = out.shape[1]
     top = max(int(data.y_train.max()), int(data.y_test.max()))
     if top >= k:
-        raise UsageError(f"model outputs {k} classes but the labels go up to {top}: number of classes disagrees")
+        raise UsageError(f"labels go up to {top} but the model outputs {k} classes: label {top} is out of range "
+                         f"(the number of classes disagrees)")
     if k != data.num_classes:
         if explicit_classes:
             raise UsageError(f"model outputs {k} classes but data.num_classes/class_names declare "
