@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: demo test bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+.PHONY: demo test bench bench-memory clean browser
 $(BIN)/advaudit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -17,11 +19,22 @@ demo: $(BIN)/advaudit
 	$(BIN)/advaudit demo --out $(OUT); code=$$?; echo "open $(OUT)/report.html"; \
 	  [ $$code -le 1 ] || exit $$code
 
-test: $(BIN)/advaudit
+# Headless Chromium from Debian packages, for the report's browser tests and --format pdf.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (Debian package) for the report tests and --format pdf"; \
+	    ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	      --no-install-recommends chromium fonts-dejavu-core) >/dev/null 2>&1 || \
+	    echo "warning: could not install chromium; the browser tests will be skipped"; }
+
+test: $(BIN)/advaudit browser
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/advaudit
 	$(BIN)/python bench/demo_walltime.py
+
+bench-memory: $(BIN)/advaudit
+	$(BIN)/python bench/memmap_memory.py --gb 1.0
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -23,6 +23,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", dest="formats", action="append", default=[], choices=("html", "json", "md", "pdf"),
+                   help="also write this format (repeatable); pdf needs Chromium")
+    p.add_argument("--sign", type=Path, default=None, metavar="KEY",
+                   help="sign the evidence bundle with this Ed25519 private key (PEM; see `advaudit keygen`)")
+    p.add_argument("--no-weights", action="store_true", help="do not copy model weights into the bundle")
+
+
+def _with_output_options(config, args):
+    from audit import config as cfg
+    o = config.output
+    formats = tuple(dict.fromkeys((*o.formats, *args.formats)))
+    sign = str(args.sign.resolve()) if args.sign else o.sign_key
+    return cfg.replace(config, output=cfg.dataclasses.replace(o, formats=formats, sign_key=sign,
+                                                             include_weights=o.include_weights and not args.no_weights))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="advaudit", description="Adversarial-robustness and data audit for PyTorch classifiers.")
     p.add_argument("--version", action="version", version=f"advaudit {__version__}")
@@ -32,37 +49,59 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="audit the built-in demo (small CNN on scikit-learn digits)")
     d.add_argument("--out", type=Path, default=Path("advaudit-demo"), help="output directory")
     d.add_argument("--seed", type=int, default=0)
+    _output_options(d)
     r = sub.add_parser("run", help="audit with a config file")
     r.add_argument("--config", type=Path, required=True)
     r.add_argument("--out", type=Path, default=Path("advaudit-out"))
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
     r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
+    _output_options(r)
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set attacks.eps=[0.05,0.1] (repeatable)")
     i = sub.add_parser("init", help="write a commented config template")
     i.add_argument("path", type=Path, nargs="?", default=Path("advaudit.toml"))
     v = sub.add_parser("verify", help="check an output directory against its SHA256SUMS")
     v.add_argument("bundle", type=Path)
+    v.add_argument("--key", type=Path, default=None, help="Ed25519 public key (PEM) to check the signature with")
+    k = sub.add_parser("keygen", help="write a new Ed25519 signing key (PATH) and its public key (PATH.pub)")
+    k.add_argument("path", type=Path)
     g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
     g.add_argument("results", type=Path)
     g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--format", dest="formats", action="append", default=[], choices=("md", "pdf"),
+                   help="also write this format (repeatable); pdf needs Chromium")
     return p
 
 
-def _run(config, out: Path, base_dir: Path | None = None) -> int:
+def _run(config, out: Path, base_dir: Path | None = None, config_path: Path | None = None) -> int:
+    from audit.bundle import artifacts, bundle_facts
     from audit.output import check_writable, write_outputs
-    from audit.pipeline import run_audit
+    from audit.pipeline import run_audit_with_context
     check_writable(out)
-    result = run_audit(config, base_dir=base_dir)
-    written = write_outputs(result, out)
+    o = config.output
+    key = None
+    if o.sign_key:
+        key = Path(o.sign_key) if Path(o.sign_key).is_absolute() or base_dir is None else base_dir / o.sign_key
+        if not key.is_file():
+            raise UsageError(f"output.sign_key: key file not found: {key}")
+    if "pdf" in o.formats:
+        from reports.browser import find_chromium
+        if find_chromium() is None:
+            raise UsageError("--format pdf needs Chromium: run `make browser` or set ADVAUDIT_CHROMIUM")
+    result, ctx = run_audit_with_context(config, base_dir=base_dir)
+    written = write_outputs(result, out, tuple(o.formats), files=artifacts(ctx, config_path, o.include_weights),
+                            facts=bundle_facts(result, ctx), sign_key=key)
     print(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
     print(f"report: {written['html']}")
-    print(f"results: {written['json']}  summary: {written['md']}")
+    print(f"results: {written['json']}" + (f"  summary: {written['md']}" if "md" in written else "")
+          + (f"  pdf: {written['pdf']}" if "pdf" in written else ""))
+    if key is not None:
+        print(f"signed: {out / 'attestation.dsse.json'}")
     return result.verdict.exit_code
 
 
-def _render(results: Path, out: Path) -> int:
+def _render(results: Path, out: Path, formats: tuple[str, ...] = ()) -> int:
     from audit.output import write_outputs
     from audit.result import AuditResult
     try:
@@ -74,7 +113,7 @@ def _render(results: Path, out: Path) -> int:
     if not isinstance(data, dict):
         raise UsageError(f"{results} is not an advaudit results.json (top level is not an object)")
     result = AuditResult.from_dict(data)
-    written = write_outputs(result, out)
+    written = write_outputs(result, out, tuple(dict.fromkeys(("html", "json", "md", *formats))))
     print(f"report: {written['html']}")
     return result.verdict.exit_code
 
@@ -96,30 +135,56 @@ def _init(path: Path) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     from audit import config as cfg
     if args.command == "demo":
-        return _run(cfg.replace(cfg.demo_config(), seed=args.seed), args.out)
+        return _run(_with_output_options(cfg.replace(cfg.demo_config(), seed=args.seed), args), args.out)
     if args.command == "run":
-        overrides = list(args.overrides) + [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
-                                            for k, v in (("seed", args.seed), ("policy", args.policy),
-                                                         ("device", args.device)) if v is not None]
-        config = cfg.load_config(args.config, overrides)
-        return _run(config, args.out, base_dir=args.config.resolve().parent)
+        policy = args.policy if args.policy in (None, "default") else str(Path(args.policy).resolve())
+        overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
+                                            (("seed", args.seed), ("policy", policy), ("device", args.device))
+                                            if v is not None]
+        config = _with_output_options(cfg.load_config(args.config, overrides), args)
+        return _run(config, args.out, base_dir=args.config.resolve().parent, config_path=args.config)
     if args.command == "verify":
         from audit.evidence import verify
-        problems = verify(args.bundle)
+        problems = verify(args.bundle, args.key)
         for p in problems:
             print(f"FAILED {p}")
-        print("bundle verified: every listed file is unchanged" if not problems else
+        signed = (args.bundle / "attestation.dsse.json").is_file()
+        note = "" if not signed else (" and the signature verifies" if args.key else
+                                      "; the bundle is signed: give --key PUB.pem to check the signature")
+        print(f"bundle verified: every listed file is unchanged{note}" if not problems else
               f"bundle verification failed: {len(problems)} problem(s)")
         return EXIT_OK if not problems else EXIT_GATE
+    if args.command == "keygen":
+        from audit.signing import keygen
+        private, public = keygen(args.path)
+        print(f"wrote {private} (private, keep it secret) and {public} (give this to the auditor)")
+        return EXIT_OK
     if args.command == "init":
         return _init(args.path)
     if args.command == "render":
-        return _render(args.results, args.out)
+        return _render(args.results, args.out, tuple(args.formats))
     raise UsageError(f"unknown command {args.command!r}")
+
+
+def _return_freed_memory() -> None:
+    """Serve large allocations with mmap so freed batches go back to the OS.
+
+    glibc raises its mmap threshold after the first large free, after which every batch-sized tensor comes from
+    the heap and fragments it: streaming a memory-mapped data set then grows the resident set with the data size.
+    A fixed 1 MiB threshold keeps peak memory flat (bench/memmap_memory.py).
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     debug = False
+    _return_freed_memory()
     try:
         args = build_parser().parse_args(argv)
         debug = args.debug

@@ -194,6 +194,26 @@ class ReviewerConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    """What a run writes. formats: any of "html", "json", "md", "pdf" (pdf needs Chromium). include_weights:
+    copy every audited variant's weights into the bundle (models/*.safetensors). sign_key: an Ed25519 private
+    key (PEM) to sign the bundle with (in-toto Statement in a DSSE envelope); path relative to the config."""
+
+    formats: tuple[str, ...] = ("html", "json", "md")
+    include_weights: bool = True
+    sign_key: str = ""
+
+    def validate(self, path: str) -> None:
+        from reports import FORMATS
+        for f in self.formats:
+            if f not in FORMATS:
+                raise UsageError(f"{path}.formats: {f!r} is not a format; valid: {', '.join(FORMATS)}")
+        for f in ("json", "html"):
+            if f not in self.formats:
+                raise UsageError(f"{path}.formats: {f!r} is always written (the evidence bundle needs it)")
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """A whole audit. ``candidate`` names the variant proposed for deployment: its findings gate the verdict."""
 
@@ -205,6 +225,7 @@ class AuditConfig:
     defences: tuple[DefenceConfig, ...] = ()
     label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     checks: tuple[str, ...] = ()
     candidate: str = "baseline"
     policy: str = "default"

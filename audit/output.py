@@ -5,6 +5,7 @@ interrupted or failed run never leaves a half-written directory and never destro
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -13,7 +14,8 @@ from pathlib import Path
 from audit.errors import UsageError
 from audit.evidence import write_manifest
 from audit.result import AuditResult
-from reports import FORMATS
+from audit.signing import ENVELOPE, sign
+from reports import DEFAULT_FORMATS, FORMATS
 
 
 def check_writable(out: Path) -> None:
@@ -28,7 +30,19 @@ def check_writable(out: Path) -> None:
         raise UsageError(f"cannot write the output directory {out}: {e.strerror or e}") from None
 
 
-def write_outputs(result: AuditResult, out: Path, formats: tuple[str, ...] = tuple(FORMATS)) -> dict[str, Path]:
+def predicate(result: AuditResult) -> dict:
+    """What the signature attests besides the file hashes."""
+    return {"tool": result.tool, "created": result.created, "verdict": result.verdict.value,
+            "candidate": result.candidate, "policy": {"name": result.policy.get("name"),
+                                                      "sha256": result.policy.get("sha256")},
+            "data_sha256": result.dataset.get("sha256", {}), "schema_version": result.schema_version}
+
+
+def write_outputs(result: AuditResult, out: Path, formats: tuple[str, ...] = DEFAULT_FORMATS,
+                  files: dict[str, bytes] | None = None, facts: dict | None = None,
+                  sign_key: Path | None = None) -> dict[str, Path]:
+    """Render ``formats``, add the bundle ``files`` (relative path -> bytes), hash everything into the manifest,
+    optionally sign it, then move the directory into place in one rename."""
     out = Path(out).resolve()
     check_writable(out)
     try:
@@ -39,9 +53,18 @@ def write_outputs(result: AuditResult, out: Path, formats: tuple[str, ...] = tup
         written = {}
         for fmt in formats:
             name, render = FORMATS[fmt]
-            (tmp / name).write_text(render(result), encoding="utf-8")
+            data = render(result)
+            target = tmp / name
+            target.write_bytes(data) if isinstance(data, bytes) else target.write_text(data, encoding="utf-8")
             written[fmt] = out / name
-        write_manifest(tmp, result.environment)
+        for rel, data in (files or {}).items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        digests = write_manifest(tmp, result.environment, facts)
+        if sign_key is not None:
+            envelope = sign(digests, predicate(result), sign_key)
+            (tmp / ENVELOPE).write_text(json.dumps(envelope, indent=1) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}.old")

@@ -117,7 +117,10 @@ def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | No
             base_dir: Path | None = None) -> Context:
     """Load policy, data and model and check them against each other: every bad-input error happens here,
     before anything is trained or written."""
-    policy = policy or load_policy(config.policy)
+    spec = config.policy
+    if spec != "default" and base_dir is not None and not Path(spec).is_absolute():
+        spec = str(Path(base_dir) / spec)  # a policy path in a config is relative to the config file
+    policy = policy or load_policy(spec)
     data = data or load_data(config.data, config.input, base_dir or Path.cwd(), config.seed)
     check_eps(config.attacks.eps, config.attacks.norm, data)
     check_policy_fits(policy, config)
@@ -135,6 +138,12 @@ def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | No
 def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
               base_dir: Path | None = None) -> AuditResult:
     """Train the variants, run every enabled check, judge and assemble the immutable result."""
+    return run_audit_with_context(config, data, policy, base_dir)[0]
+
+
+def run_audit_with_context(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
+                           base_dir: Path | None = None) -> tuple[AuditResult, Context]:
+    """``run_audit``, also returning the context (trained variants, data) the evidence bundle is made from."""
     start = time.perf_counter()
     ctx = prepare(config, data, policy, base_dir)
     policy, data = ctx.policy, ctx.data
@@ -151,7 +160,7 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
     variants = tuple(_variant_result(ctx, name) for name in ctx.variants)
     not_measured = tuple(coverage()["not_measured"])
     model = ctx.variants["baseline"].model
-    return AuditResult(
+    result = AuditResult(
         schema_version=SCHEMA_VERSION,
         tool={"name": "advaudit", "version": __version__},
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -173,3 +182,4 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
         residual_risk=residual_risk(findings, variants, config.candidate, not_measured),
         reviewer=to_data(config.reviewer),
         duration_seconds=round(time.perf_counter() - start, 2))
+    return result, ctx

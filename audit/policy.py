@@ -53,6 +53,7 @@ class Policy:
     gates: dict[str, Gate] = field(default_factory=dict)
     sha256: str = ""
     source: str = ""
+    text: str = ""  # the policy file exactly as read (its SHA-256 is ``sha256``); copied into the evidence bundle
 
 
 def load_policy(spec: str) -> Policy:
@@ -70,9 +71,9 @@ def load_policy(spec: str) -> Policy:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"policy file {source} is not valid TOML: {e}") from None
-    for derived in ("sha256", "source"):
+    for derived in ("sha256", "source", "text"):
         if derived in data:
             raise UsageError(f"policy.{derived}: computed by advaudit, not a key of the policy file")
     policy = from_data(Policy, data, "policy")
     return Policy(name=policy.name, version=policy.version, gates=policy.gates,
-                  sha256=hashlib.sha256(raw).hexdigest(), source=source)
+                  sha256=hashlib.sha256(raw).hexdigest(), source=source, text=raw.decode("utf-8"))

@@ -60,16 +60,16 @@ def batches(x, batch_size: int = 4096) -> Iterator[tuple[int, torch.Tensor]]:
         yield i, x[i:i + batch_size]
 
 
-def digest(x, y: torch.Tensor, batch_size: int = 4096) -> str:
+def digest(x, y: torch.Tensor, batch_size: int = 1024) -> str:
     """SHA-256 of a split's float32 input bytes then its int64 labels, streamed."""
     h = hashlib.sha256()
     for _, xb in batches(x, batch_size):
-        h.update(xb.to(torch.float32).contiguous().numpy().tobytes())
+        h.update(memoryview(xb.to(torch.float32).contiguous().numpy()).cast("B"))
     h.update(y.to(torch.int64).contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
-def scan(x, batch_size: int = 4096) -> tuple[int, int, float, float]:
+def scan(x, batch_size: int = 1024) -> tuple[int, int, float, float]:
     """One streamed pass: (rows with a NaN or Inf, first such row or -1, min and max of the finite values)."""
     count, first, lo, hi = 0, -1, float("inf"), float("-inf")
     for i, xb in batches(x, batch_size):
@@ -80,7 +80,9 @@ def scan(x, batch_size: int = 4096) -> tuple[int, int, float, float]:
             if first < 0:
                 first = i + int(bad.nonzero()[0, 0])
             count += int(bad.sum())
-        if finite.any():
+        if not bad.any():
+            lo, hi = min(lo, float(flat.min())), max(hi, float(flat.max()))
+        elif finite.any():
             vals = flat[finite]
             lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
     return count, first, lo, hi

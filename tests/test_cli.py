@@ -32,7 +32,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path, capsys):
 def test_internal_errors_exit_3_without_a_traceback(monkeypatch, tmp_path, capsys):
     def boom(config, **_):
         raise RuntimeError("kaboom")
-    monkeypatch.setattr("audit.pipeline.run_audit", boom)
+    monkeypatch.setattr("audit.pipeline.run_audit_with_context", boom)
     assert main(["demo", "--out", str(tmp_path / "o")]) == 3
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: kaboom" in err and "Traceback" not in err

@@ -44,20 +44,27 @@ class NpyRows(Rows):
             raise UsageError(f"data.path: {path.name} is truncated ({size} bytes for shape {shape})")
 
     def read(self, indices: np.ndarray) -> np.ndarray:
-        out = np.empty((len(indices), self.row_items), dtype=np.float32)
-        if len(indices) == 0:
+        n = len(indices)
+        direct = self.dtype == np.dtype(np.float32)  # read straight into the output: no intermediate copy
+        out = np.empty((n, self.row_items), dtype=np.float32)
+        if n == 0:
             return out.reshape(0, *self.shape[1:])
         with open(self.path, "rb", buffering=0) as fh:
             # contiguous runs of indices are read in one call
             breaks = np.flatnonzero(np.diff(indices) != 1) + 1
-            for run in np.split(np.arange(len(indices)), breaks):
-                first, count = int(indices[run[0]]), len(run)
+            start = 0
+            for stop in [*breaks.tolist(), n]:
+                first, count = int(indices[start]), stop - start
                 if first < 0 or first + count > self.shape[0]:
                     raise IndexError(f"row {first + count - 1} out of range for {self.path.name}")
                 fh.seek(self.offset + first * self.row_bytes)
-                raw = np.frombuffer(fh.read(count * self.row_bytes), dtype=self.dtype)
-                out[run] = raw.reshape(count, self.row_items)
-        return out.reshape(len(indices), *self.shape[1:])
+                if direct:
+                    fh.readinto(memoryview(out[start:stop]).cast("B"))
+                else:
+                    raw = np.frombuffer(fh.read(count * self.row_bytes), dtype=self.dtype)
+                    out[start:stop] = raw.reshape(count, self.row_items)
+                start = stop
+        return out.reshape(n, *self.shape[1:])
 
 
 def _labels(path: Path) -> np.ndarray:
