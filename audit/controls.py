@@ -59,3 +59,8 @@ def run_evidence_titles() -> dict[str, str]:
 
 def crosswalk(check_id: str) -> dict:
     return coverage().get("crosswalk", {}).get(check_id, {})
+
+
+def editions() -> dict[str, str]:
+    """The framework editions every ID in the report refers to (ATLAS pinned to one release)."""
+    return dict(coverage()["editions"])

@@ -17,7 +17,7 @@ from audit.checks.clean_accuracy import clean_correct
 from audit.checks.robustness import robustness_eval
 from audit.config import AuditConfig
 from audit.context import Context, input_wrapper, pick_device
-from audit.controls import coverage, nist_status
+from audit.controls import coverage, editions, nist_status
 from audit.data import Splits
 from audit.errors import UsageError
 from audit.model_io import InputAffine, load_user_model
@@ -180,6 +180,6 @@ def run_audit_with_context(config: AuditConfig, data: Splits | None = None, poli
         config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
         nist=nist_status(findings), not_measured=not_measured, threat_model=THREAT_MODEL,
         residual_risk=residual_risk(findings, variants, config.candidate, not_measured),
-        reviewer=to_data(config.reviewer),
+        reviewer=to_data(config.reviewer), frameworks=editions(),
         duration_seconds=round(time.perf_counter() - start, 2))
     return result, ctx

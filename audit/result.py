@@ -117,6 +117,7 @@ class AuditResult:
     threat_model: dict[str, str] = field(default_factory=dict)
     residual_risk: tuple[str, ...] = ()
     reviewer: dict[str, str] = field(default_factory=dict)
+    frameworks: dict[str, str] = field(default_factory=dict)  # editions the IDs refer to (ATLAS release pinned)
     duration_seconds: float = 0.0
 
     def to_dict(self) -> dict:
