@@ -166,25 +166,8 @@ def dispatch(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command!r}")
 
 
-def _return_freed_memory() -> None:
-    """Serve large allocations with mmap so freed batches go back to the OS.
-
-    glibc raises its mmap threshold after the first large free, after which every batch-sized tensor comes from
-    the heap and fragments it: streaming a memory-mapped data set then grows the resident set with the data size.
-    A fixed 1 MiB threshold keeps peak memory flat (bench/memmap_memory.py).
-    """
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     debug = False
-    _return_freed_memory()
     try:
         args = build_parser().parse_args(argv)
         debug = args.debug

@@ -8,6 +8,7 @@ import torch
 
 from audit.data import Splits, standardise
 from audit.errors import UsageError
+from audit.memory import return_freed_memory
 from audit.rows import scan
 from audit.sources.builtin import load_breast_cancer, load_digits
 from audit.sources.factory import load_factory
@@ -20,12 +21,15 @@ BUILTIN = {"digits": load_digits, "breast-cancer": load_breast_cancer}
 SOURCES = {**BUILTIN, "npz": load_npz, "npy": load_npy, "folder": load_folder, "table": load_table,
            "factory": load_factory}
 NEEDS_PATH = ("npz", "npy", "folder", "table")
+STREAMED = ("npy", "folder", "factory")  # sources whose inputs are read batch by batch
 
 
 def load_data(cfg, input_cfg, base_dir: Path, seed: int) -> Splits:
     """Load ``cfg.source``, apply the declared input domain and check the splits (one-line errors, exit 2)."""
     base_dir = Path(base_dir)
     path = (base_dir / cfg.path).resolve() if cfg.path else base_dir
+    if cfg.source in STREAMED:
+        return_freed_memory()
     if cfg.source in BUILTIN:
         splits = BUILTIN[cfg.source](test_fraction=cfg.test_fraction, seed=seed)
     else:

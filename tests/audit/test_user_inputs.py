@@ -260,3 +260,16 @@ def test_a_policy_gate_outside_the_eps_grid_is_a_usage_error(project, capsys):
                           'path = "data.npz"\n[model]\nweights = "weights.safetensors"\n')
     code, err = run(cfg, d / "o", capsys)
     assert code == 2 and "gates robustness at eps 0.1" in err
+
+
+def test_paths_in_the_config_are_relative_to_the_config_file(project, capsys, monkeypatch, tmp_path_factory):
+    d, config = project
+    (d / "strict.toml").write_text('name = "strict"\n[gates.clean_accuracy]\nmetric = "clean_accuracy"\nmin = 0.99\n')
+    cfg = config(extra='policy = "strict.toml"')
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    code, err = run(cfg, d / "out", capsys)
+    assert code == 1, err  # a random model fails the strict policy's gate
+    import json
+    assert json.loads((d / "out" / "results.json").read_text())["policy"]["name"] == "strict"
+    assert (d / "out" / "policy.toml").read_text() == (d / "strict.toml").read_text()
+    assert (d / "out" / "config.toml").read_bytes() == cfg.read_bytes()
