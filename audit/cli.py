@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="check an output directory against its SHA256SUMS")
     v.add_argument("bundle", type=Path)
     v.add_argument("--key", type=Path, default=None, help="Ed25519 public key (PEM) to check the signature with")
+    c = sub.add_parser("compare", help="compare two results on the same test data (exit 1 on a regression)")
+    c.add_argument("base", type=Path, help="results.json or output directory of the base (e.g. main)")
+    c.add_argument("head", type=Path, help="results.json or output directory of the head (e.g. the PR)")
+    c.add_argument("--policy", default="default", help="policy whose [compare] rule applies ('default' or a path)")
+    c.add_argument("--out", type=Path, default=None, help="also write the Markdown summary to this file")
     k = sub.add_parser("keygen", help="write a new Ed25519 signing key (PATH) and its public key (PATH.pub)")
     k.add_argument("path", type=Path)
     g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
@@ -118,6 +123,24 @@ def _render(results: Path, out: Path, formats: tuple[str, ...] = ()) -> int:
     return result.verdict.exit_code
 
 
+def _compare(base: Path, head: Path, policy: str, out: Path | None) -> int:
+    from audit.compare import compare, load_result
+    from audit.policy import load_policy
+    from reports.compare_md import render_comparison
+    rule = load_policy(policy).compare
+    comparison = compare(load_result(base), load_result(head), rule)
+    text = render_comparison(comparison)
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(out)
+        except OSError as e:
+            raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+    print(text)
+    return comparison.exit_code
+
+
 def _init(path: Path) -> int:
     from importlib import resources
     text = resources.files("audit").joinpath("init_template.toml").read_text(encoding="utf-8")
@@ -154,6 +177,8 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"bundle verified: every listed file is unchanged{note}" if not problems else
               f"bundle verification failed: {len(problems)} problem(s)")
         return EXIT_OK if not problems else EXIT_GATE
+    if args.command == "compare":
+        return _compare(args.base, args.head, args.policy, args.out)
     if args.command == "keygen":
         from audit.signing import keygen
         private, public = keygen(args.path)

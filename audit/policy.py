@@ -47,10 +47,29 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class CompareRule:
+    """How ``advaudit compare`` judges a head against a base on the same test points.
+
+    A drop is a regression when the paired McNemar test rejects "no change" at ``alpha`` (two-sided) and the
+    accuracy fell by more than ``max_drop``; a gating finding that passed in the base and fails in the head is one
+    too, unless ``gate_flips_regress`` is false.
+    """
+
+    alpha: float = 0.05
+    max_drop: float = 0.0
+    gate_flips_regress: bool = True
+
+    def validate(self, path: str) -> None:
+        if not 0 < self.alpha < 1 or not 0 <= self.max_drop < 1:
+            raise UsageError(f"{path}: alpha must be in (0, 1) and max_drop in [0, 1)")
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     version: str = "1"
     gates: dict[str, Gate] = field(default_factory=dict)
+    compare: CompareRule = field(default_factory=CompareRule)
     sha256: str = ""
     source: str = ""
     text: str = ""  # the policy file exactly as read (its SHA-256 is ``sha256``); copied into the evidence bundle
