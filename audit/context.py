@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from attacks.base import frozen_eval
-from attacks.training import Adversary, TrainStats, train
+from attacks.training import Adversary, Regularisers, TrainStats, train
 from audit.config import AuditConfig, DefenceConfig
 from audit.data import Splits
 from audit.errors import UsageError
-from audit.model_io import InputAffine, LoadedModel, build_from_factory
+from audit.model_io import InputAffine, LoadedModel, apply_weights, build_from_factory, read_state_dict
 from audit.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -94,17 +94,31 @@ class Context:
         else:
             plans.append(("baseline", "natural training (no defence)", None))
         for d in self.config.defences:
-            label = "PGD adversarial training (Madry et al. 2018)" if d.method == "pgd" else \
-                "FGSM adversarial training with random start (Wong et al. 2020)"
-            plans.append((d.name, f"{label}, {d.eps:g} Linf" + (f", {d.steps} steps" if d.method == "pgd" else ""),
-                          d))
+            if d.weights:  # a defended checkpoint the user already trained
+                path = (Path(self.base_dir or ".") / d.weights).resolve()
+                if not path.is_file():
+                    raise UsageError(f"defences.{d.name}.weights: file not found: {path}")
+                m = self.config.model
+                module = apply_weights(build_from_factory(m.factory, dict(m.kwargs), self.base_dir),
+                                       read_state_dict(path, m.trust_pickle), path)
+                module = input_wrapper(module, self.config, self.data).to(self.device).eval()
+                self.variants[d.name] = Variant(d.name, d.describe(), module, d, None)
+            else:
+                plans.append((d.name, d.describe(), d))
         for name, description, defence in plans:
             self.seed_everything()
             model = self.build_model()
-            adversary = None if defence is None else Adversary(defence.method, defence.eps, steps=defence.steps)
+            adversary = None if defence is None or defence.method == "none" else \
+                Adversary(defence.method, defence.eps, steps=defence.steps, beta=defence.beta)
+            reg = Regularisers() if defence is None else Regularisers(
+                weight_decay=defence.weight_decay, l1=defence.l1, label_smoothing=defence.label_smoothing,
+                mixup_alpha=defence.mixup_alpha, input_noise=defence.input_noise, grad_clip=defence.grad_clip)
             stats = train(model, self.data.x_train, self.data.y_train, epochs=t.epochs, batch_size=t.batch_size,
                           lr=t.lr, adversary=adversary, clip=self.data.attack_clip, seed=self.config.seed,
-                          desc=f"train {name}")
+                          desc=f"train {name}", reg=reg)
+            if stats.stopped_early:
+                self.warnings.append(f"{name}: {stats.stopped_early}")
+                description += f" (stopped early: {stats.stopped_early})"
             self.variants[name] = Variant(name, description, model, defence, stats)
 
     def cached(self, key, compute):

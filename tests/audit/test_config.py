@@ -27,7 +27,7 @@ def test_valid_config_loads_with_coercions(tmp_path):
     ('[attacks]\nattacks = ["cw"]\n', "'cw' is not a known attack"),
     ('[training]\nepochs = "ten"\n', "training.epochs: expected an integer"),
     ('candidate = "nope"\n', "candidate: 'nope' is not a variant; valid: baseline"),
-    ('[[defences]]\nname = "x"\nmethod = "trades"\n', "defences[0].method: 'trades' is not valid"),
+    ('[[defences]]\nname = "x"\nmethod = "madry"\n', "defences[0].method: 'madry' is not valid"),
     ('checks = ["bogus"]\n', "checks: 'bogus' is not a known check"),
     ('[data]\nsource = "mnist"\n', "data.source: 'mnist' is not a known source"),
     ('not toml = = 1\n', "is not valid TOML"),
