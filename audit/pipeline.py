@@ -1,6 +1,7 @@
 """config -> Context -> measurements -> findings -> AuditResult. The one pipeline of every command."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import platform
@@ -28,6 +29,7 @@ from audit.judge import judge, verdict
 from audit.policy import Policy, load_policy
 from audit.result import SCHEMA_VERSION, AuditResult, Measurement, VariantResult
 from audit.serde import to_data
+from audit.stats import expected_calibration_error
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +69,35 @@ def _variant_result(ctx: Context, name: str) -> VariantResult:
     try:
         ok = clean_correct(ctx, name)
         clean, bits = Accuracy.of(ok), pack_bits(ok)
+        ece = expected_calibration_error(torch.softmax(ctx.test_logits(name), 1).amax(1).numpy(), ok)
     except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
-        clean, bits = None, ""
+        clean, bits, ece = None, "", None
     points = ctx.cached_only(("robustness", name))
     st = v.train_stats
     return VariantResult(name=name, description=v.description, candidate=name == ctx.config.candidate,
                          clean_accuracy=clean, robustness=points.points if points else (), correct_bits=bits,
                          train_seconds=st.seconds if st else None, train_epochs=st.epochs if st else None,
-                         train_example_passes=st.example_passes if st else None)
+                         train_example_passes=st.example_passes if st else None, ece=ece)
+
+
+def mark_best(variants, findings, policy: Policy):
+    """Flag the best variant under the policy: every variant-scoped gate met (pass or warn), then the highest
+    worst-case robust accuracy at the robustness gate's eps, then the highest clean accuracy."""
+    gate = policy.gates.get("robustness")
+
+    def meets(v) -> bool:
+        own = [f for f in findings if f.variant == v.name and f.gate is not None]
+        return bool(own) and all(f.status.value in ("pass", "warn") for f in own)
+
+    def score(v):
+        at = [p.robust_accuracy for p in v.robustness if p.attack == WORST_CASE and gate is not None
+              and gate.eps is not None and abs(p.eps - gate.eps) < 1e-9]
+        return (at[0] if at else -1.0, v.clean_accuracy.value if v.clean_accuracy else -1.0)
+    eligible = [v for v in variants if meets(v)]
+    if not eligible:
+        return variants
+    best = max(eligible, key=score).name
+    return tuple(dataclasses.replace(v, best=v.name == best) for v in variants)
 
 
 def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str, ...]:
@@ -157,7 +180,7 @@ def run_audit_with_context(config: AuditConfig, data: Splits | None = None, poli
             gating = variant is None or variant == config.candidate
             findings.append(judge(measure_safely(check, ctx, variant), check, gate, gating))
     findings = tuple(findings)
-    variants = tuple(_variant_result(ctx, name) for name in ctx.variants)
+    variants = mark_best(tuple(_variant_result(ctx, name) for name in ctx.variants), findings, policy)
     not_measured = tuple(coverage()["not_measured"])
     model = ctx.variants["baseline"].model
     result = AuditResult(

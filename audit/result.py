@@ -83,6 +83,8 @@ class VariantResult:
     train_seconds: float | None = None
     train_epochs: int | None = None
     train_example_passes: int | None = None
+    ece: float | None = None   # expected calibration error on the clean test split (15 equal-width bins)
+    best: bool = False         # best under the policy: all its gates met, highest gated robust accuracy
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,41 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
         out.append(f'<text x="{left + pw + 32}" y="{ly}">{escape(s.label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def scatter_chart(points: list[tuple[str, float, float, bool]], *, title: str, x_label: str, y_label: str,
+                  width: int = 560, height: int = 300) -> str:
+    """One labelled point per (label, x, y, highlighted); both axes are proportions zoomed to the data."""
+    left, right, top, bottom = 56, 150, 28, 44
+    pw, ph = width - left - right, height - top - bottom
+    xs, ys = [p[1] for p in points] or [0.0], [p[2] for p in points] or [0.0]
+    x0, x1 = max(0.0, min(xs) - 0.05), min(1.0, max(xs) + 0.02)
+    y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
+
+    def px(v: float) -> float:
+        return left + (v - x0) / ((x1 - x0) or 1) * pw
+
+    def py(v: float) -> float:
+        return top + (1 - (v - y0) / ((y1 - y0) or 1)) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+           f"<title>{escape(title)}</title>",
+           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+    for i in range(5):
+        xv, yv = x0 + (x1 - x0) * i / 4, y0 + (y1 - y0) * i / 4
+        out.append(f'<text x="{px(xv):.1f}" y="{top + ph + 16}" text-anchor="middle">{xv:.0%}</text>')
+        out.append(f'<text x="{left - 6}" y="{py(yv) + 4:.1f}" text-anchor="end">{yv:.0%}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{escape(x_label)}</text>')
+    out.append(f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
+               f"{escape(y_label)}</text>")
+    for i, (label, x, y, hi) in enumerate(points):
+        color = PALETTE[i % len(PALETTE)]
+        ring = ' stroke="#000" stroke-width="2"' if hi else ""
+        out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{6 if hi else 4}" fill="{color}"{ring}/>')
+        ly = top + 12 + i * 16
+        out.append(f'<circle cx="{left + pw + 18}" cy="{ly - 4}" r="4" fill="{color}"/>')
+        out.append(f'<text x="{left + pw + 28}" y="{ly}">{escape(label + (" (best)" if hi else ""))}</text>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,10 +1,12 @@
 """Presentation helpers shared by the HTML and Markdown templates (derived from the result, never stored)."""
 from __future__ import annotations
 
+import re
+
 from audit.controls import crosswalk, nist_rmf, run_evidence_titles
 from audit.evaluation import WORST_CASE
 from audit.result import AuditResult, Status
-from reports.svg import Series, line_chart
+from reports.svg import Series, line_chart, scatter_chart
 
 STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.INFO, Status.SKIPPED]
 
@@ -44,6 +46,25 @@ def robustness_chart(result: AuditResult) -> str:
                       x_label=f"eps ({norm}, input units; 0 = clean)", y_label="accuracy", hline=floor)
 
 
+def tradeoff_chart(result: AuditResult) -> str:
+    """Clean vs worst-case robust accuracy at the policy's gated eps (else the middle of the grid), per variant."""
+    gate = next((f for f in result.findings if f.check == "robustness" and f.gate), None)
+    grid = sorted({p.eps for v in result.variants for p in v.robustness})
+    if not grid:
+        return ""
+    eps = grid[len(grid) // 2]
+    if gate is not None:
+        m = re.search(r"@([0-9.eE+-]+)", gate.gate or "")
+        eps = float(m.group(1)) if m and any(abs(float(m.group(1)) - e) < 1e-9 for e in grid) else eps
+    points = []
+    for v in result.variants:
+        at = [p for p in v.robustness if p.attack == WORST_CASE and abs(p.eps - eps) < 1e-9]
+        if at and v.clean_accuracy:
+            points.append((v.name, v.clean_accuracy.value, at[0].robust_accuracy, v.best))
+    return scatter_chart(points, title=f"Clean vs robust accuracy (worst case at eps {eps:g})",
+                         x_label="clean accuracy", y_label=f"robust accuracy at eps {eps:g}") if points else ""
+
+
 def status_counts(result: AuditResult) -> dict[str, int]:
     counts = {s.value: 0 for s in STATUS_ORDER}
     for f in result.findings:
@@ -71,6 +92,7 @@ def evidence_label(ref: str, result: AuditResult) -> str:
 def context(result: AuditResult) -> dict:
     grid, rows = robustness_rows(result)
     return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
+            "tradeoff": tradeoff_chart(result),
             "counts": status_counts(result), "nist_sections": nist_sections(result),
             "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
             "worst_case": WORST_CASE,
