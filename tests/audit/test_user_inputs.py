@@ -273,3 +273,32 @@ def test_paths_in_the_config_are_relative_to_the_config_file(project, capsys, mo
     assert json.loads((d / "out" / "results.json").read_text())["policy"]["name"] == "strict"
     assert (d / "out" / "policy.toml").read_text() == (d / "strict.toml").read_text()
     assert (d / "out" / "config.toml").read_bytes() == cfg.read_bytes()
+
+
+def test_a_defended_checkpoint_the_user_trained_is_audited_without_training(project, capsys):
+    d, config = project
+    cfg = config(extra='candidate = "their_at"\n[[defences]]\nname = "their_at"\nweights = "weights.safetensors"')
+    code, err = run(cfg, d / "out", capsys)
+    assert code in (0, 1), err
+    import json
+    r = json.loads((d / "out" / "results.json").read_text())
+    v = {x["name"]: x for x in r["variants"]}
+    assert set(v) == {"baseline", "their_at"} and v["their_at"]["train_epochs"] is None
+    assert "supplied by the user" in v["their_at"]["description"]
+    assert (d / "out" / "models" / "their_at.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_every_recipe_is_accepted_from_the_config_and_trains(project, capsys):
+    d, config = project
+    recipes = "\n".join(f'[[defences]]\nname = "{n}"\n{body}' for n, body in [
+        ("trades", 'method = "trades"\nsteps = 2\nbeta = 3.0'), ("fast", 'method = "fgsm_rs"'),
+        ("regs", 'method = "none"\nweight_decay = 0.001\nl1 = 1e-6\nlabel_smoothing = 0.1\nmixup_alpha = 0.2\n'
+                 'input_noise = 0.05\ngrad_clip = 1.0')])
+    cfg = write_config(d, f'{FAST}[training]\nepochs = 1\n[data]\nsource = "npz"\npath = "data.npz"\n{recipes}\n')
+    code, err = run(cfg, d / "out", capsys)
+    assert code in (0, 1), err
+    import json
+    r = json.loads((d / "out" / "results.json").read_text())
+    assert {v["name"] for v in r["variants"]} == {"baseline", "trades", "fast", "regs"}
+    assert all(v["train_epochs"] == 1 for v in r["variants"])
