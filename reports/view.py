@@ -21,7 +21,9 @@ def robustness_rows(result: AuditResult) -> tuple[list[float], list[dict]]:
     rows = []
     for v in result.variants:
         by_eps = {p.eps: p for p in v.robustness if p.attack == WORST_CASE}
-        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid]})
+        mce = next((f.metrics.get("mce") for f in result.findings if f.check == "corruptions"
+                    and f.variant == v.name), None)
+        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid], "mce": mce})
     return grid, rows
 
 

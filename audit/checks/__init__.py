@@ -1,9 +1,12 @@
 """The registry of checks: ``CHECKS`` is the only list; its order is the report's order."""
 from audit.checks.art_agreement import ArtAgreement
 from audit.checks.attack_validity import AttackValidity
+from audit.checks.calibration import Calibration
 from audit.checks.clean_accuracy import CleanAccuracy
+from audit.checks.corruptions import Corruptions
 from audit.checks.input_validation import InputValidation
 from audit.checks.label_issues import LabelIssues
 from audit.checks.robustness import Robustness
 
-CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(), LabelIssues())}
+CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
+                            Calibration(), Corruptions(), LabelIssues())}
