@@ -59,14 +59,18 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.detach().exp())
 
 
-def fit_vector_scaling(logits: torch.Tensor, labels: torch.Tensor, steps: int = 300):
+def fit_vector_scaling(logits: torch.Tensor, labels: torch.Tensor):
+    """Per-class scale w and bias b minimising the NLL of softmax(logits * w + b) (L-BFGS)."""
     k = logits.shape[1]
     w, b = torch.ones(k, requires_grad=True), torch.zeros(k, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=0.05)
-    for _ in range(steps):
+    opt = torch.optim.LBFGS([w, b], lr=0.5, max_iter=100)
+
+    def closure():
         opt.zero_grad()
-        F.cross_entropy(logits * w + b, labels).backward()
-        opt.step()
+        loss = F.cross_entropy(logits * w + b, labels) + 1e-3 * ((w - 1) ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
     return w.detach(), b.detach()
 
 

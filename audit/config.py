@@ -41,6 +41,7 @@ class DataConfig:
     class_names: tuple[str, ...] = ()
     num_classes: int = 0                 # 0: from the labels and the model's output width
     test_fraction: float = 0.25
+    ood_path: str = ""                   # optional .npz with an array "x" of out-of-distribution inputs
 
     def validate(self, path: str) -> None:
         from audit.sources import NEEDS_PATH, SOURCES

@@ -78,3 +78,25 @@ def test_corruption_error_of_the_baseline_is_one_and_accuracy_falls_with_severit
     assert m.metrics["mce"] == pytest.approx(1.0)
     acc = m.details["accuracy"]["gaussian_noise"]
     assert acc["1"] > acc["5"]
+
+
+def test_ood_scores_separate_noise_from_digits_and_use_the_users_set(digits, trained_cnn, tmp_path):
+    from audit.checks.ood import OutOfDistribution, auroc_fpr95
+    from audit.config import DataConfig, replace
+    np.savez(tmp_path / "ood.npz", x=np.random.default_rng(0).random((100, 1, 8, 8), dtype=np.float32))
+    ctx = context(digits, baseline=trained_cnn)
+    ctx.config = replace(ctx.config, data=DataConfig(ood_path="ood.npz"))
+    ctx.base_dir = tmp_path
+    m = OutOfDistribution().measure(ctx, "baseline")
+    assert set(m.details["table"]) == {"uniform_noise", "pixel_shuffled", "user_supplied"}
+    assert m.metrics["auroc_msp_uniform_noise"] > 0.9
+    assert 0.5 < m.metrics["auroc_msp_min"] <= 1.0
+
+
+def test_auroc_and_fpr95_on_known_score_distributions():
+    from audit.checks.ood import auroc_fpr95
+    rng = np.random.default_rng(0)
+    auroc, fpr = auroc_fpr95(rng.normal(2, 1, 20000), rng.normal(0, 1, 20000))
+    assert auroc == pytest.approx(0.921, abs=0.01)  # Phi(2 / sqrt(2))
+    assert fpr == pytest.approx(0.361, abs=0.02)    # P(N(0,1) > 2 - 1.645)
+    assert auroc_fpr95(np.ones(10), np.zeros(10)) == (1.0, 0.0)
