@@ -20,6 +20,11 @@ from audit.policy import CompareRule
 from audit.result import AuditResult, Status
 
 
+OTHER = (("calibration", "ece", "lower"), ("calibration", "adversarial_wrong_confidence", "lower"),
+         ("corruptions", "mean_corruption_accuracy", "higher"), ("corruptions", "mce", "lower"),
+         ("ood", "auroc_msp_min", "higher"))
+
+
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value for b and c discordant pairs."""
     n = b + c
@@ -55,6 +60,7 @@ class Comparison:
     deltas: tuple[Delta, ...]
     gate_flips: tuple[str, ...]   # gating findings that passed in base and fail in head
     regression: bool
+    other: tuple[dict, ...] = ()  # unpaired metrics (calibration, corruptions, OOD): base, head, change
 
     @property
     def exit_code(self) -> int:
@@ -116,7 +122,15 @@ def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparis
     flips = tuple(sorted(f.check for f in head.findings if f.gating and f.status is Status.FAIL
                          and f.check in passed))
     regression = any(d.status == "regression" for d in deltas) or (rule.gate_flips_regress and bool(flips))
+    other = []
+    for check, metric, better in OTHER:
+        fb = next((f for f in base.findings if f.check == check and f.variant == base.candidate), None)
+        fh = next((f for f in head.findings if f.check == check and f.variant == head.candidate), None)
+        if fb and fh and metric in fb.metrics and metric in fh.metrics:
+            b, h = fb.metrics[metric], fh.metrics[metric]
+            other.append({"check": check, "metric": metric, "base": b, "head": h, "delta": h - b,
+                          "better": better})
     describe = lambda r: {"candidate": r.candidate, "verdict": r.verdict.value, "created": r.created,  # noqa: E731
                           "tool": r.tool.get("version", ""), "policy_sha256": r.policy.get("sha256", "")}
     return Comparison(base=describe(base), head=describe(head), rule=rule, n=int(base.dataset["n_test"]),
-                      deltas=tuple(deltas), gate_flips=flips, regression=regression)
+                      deltas=tuple(deltas), gate_flips=flips, regression=regression, other=tuple(other))

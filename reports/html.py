@@ -11,5 +11,6 @@ from reports.view import context
 def render_html(result: AuditResult) -> str:
     ctx = context(result)
     ctx["chart"] = Markup(ctx["chart"])
-    ctx["tradeoff"] = Markup(ctx["tradeoff"])  # built by reports.svg, which escapes every text it embeds
+    ctx["tradeoff"] = Markup(ctx["tradeoff"])
+    ctx["reliability"] = Markup(ctx["reliability"])  # built by reports.svg, which escapes every text it embeds
     return render("report.html.j2", autoescape=True, **ctx)

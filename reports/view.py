@@ -67,6 +67,30 @@ def tradeoff_chart(result: AuditResult) -> str:
                          x_label="clean accuracy", y_label=f"robust accuracy at eps {eps:g}") if points else ""
 
 
+def reliability_chart(result: AuditResult) -> str:
+    """Reliability diagram of the candidate's clean test predictions: accuracy vs confidence per bin."""
+    f = next((f for f in result.findings if f.check == "calibration" and f.variant == result.candidate
+              and "reliability" in f.details), None)
+    if f is None:
+        return ""
+    bins = [b for b in f.details["reliability"] if b["count"]]
+    if not bins:
+        return ""
+    xs = tuple(b["confidence"] for b in bins)
+    ideal = Series(label="perfect calibration", x=(0.0, 1.0), y=(0.0, 1.0), dashed=True)
+    model = Series(label=f"{result.candidate}", x=xs, y=tuple(b["accuracy"] for b in bins))
+    return line_chart([ideal, model], title=f"Reliability of '{result.candidate}' (clean test, 15 bins)",
+                      x_label="mean confidence in bin", y_label="accuracy in bin")
+
+
+def quality_tables(result: AuditResult) -> dict:
+    """Calibration, corruption and OOD findings per variant, for the report's tables."""
+    out = {}
+    for check in ("calibration", "corruptions", "ood"):
+        out[check] = [f for f in result.findings if f.check == check and f.details]
+    return out
+
+
 def status_counts(result: AuditResult) -> dict[str, int]:
     counts = {s.value: 0 for s in STATUS_ORDER}
     for f in result.findings:
@@ -94,7 +118,8 @@ def evidence_label(ref: str, result: AuditResult) -> str:
 def context(result: AuditResult) -> dict:
     grid, rows = robustness_rows(result)
     return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
-            "tradeoff": tradeoff_chart(result),
+            "tradeoff": tradeoff_chart(result), "reliability": reliability_chart(result),
+            "quality": quality_tables(result),
             "counts": status_counts(result), "nist_sections": nist_sections(result),
             "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
             "worst_case": WORST_CASE,

@@ -92,3 +92,12 @@ def test_the_ci_example_uses_only_commands_the_cli_accepts():
     for command in commands:
         args = shlex.split(command.replace("$CONFIG", "advaudit.toml"))[1:]
         build_parser().parse_args(args)  # raises UsageError on anything the CLI does not know
+
+
+def test_compare_lists_calibration_corruption_and_ood_changes(demo_result):
+    head = dataclasses.replace(demo_result, candidate="baseline")
+    c = compare(demo_result, head, CompareRule())
+    got = {(o["check"], o["metric"]) for o in c.other}
+    assert {("calibration", "ece"), ("corruptions", "mce"), ("ood", "auroc_msp_min")} <= got
+    from reports.compare_md import render_comparison
+    assert "mean_corruption_accuracy" in render_comparison(c)

@@ -26,3 +26,10 @@ def test_report_shows_the_matrix_columns_and_the_tradeoff_plot(demo_result):
     html = FORMATS["html"][1](demo_result)
     assert "<th>ECE</th>" in html and "best under the policy" in html
     assert "Clean vs robust accuracy" in html and html.count("<svg") >= 2
+
+
+def test_report_renders_calibration_corruption_and_ood_tables(demo_result):
+    html = FORMATS["html"][1](demo_result)
+    for text in ("ECE after temperature", "Accuracy under common corruptions", "pixelate", "jpeg",
+                 "Out-of-distribution detection", "pixel shuffled", "Reliability of"):
+        assert text in html, text
