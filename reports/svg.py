@@ -41,8 +41,11 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
         v = y0 + (y1 - y0) * i / 5
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#e5e5e5"/>')
         out.append(f'<text x="{left - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.0%}</text>')
-    for v in sorted(set(xs)):
-        out.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" text-anchor="middle">{v:g}</text>')
+    ticks = sorted(set(xs))
+    if len(ticks) > 8:  # dense data (e.g. reliability bins): evenly spaced ticks instead of every value
+        ticks = [x0 + (x1 - x0) * i / 5 for i in range(6)]
+    for v in ticks:
+        out.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" text-anchor="middle">{v:.3g}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{escape(x_label)}</text>')
     out.append(f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
                f"{escape(y_label)}</text>")
