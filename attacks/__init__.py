@@ -1,12 +1,20 @@
 """Perturbation generators and adversarial training, written natively in torch.
 
 ``ATTACKS`` is the only registry of evasion attacks: name -> function with the signature
-``attack(model, x, y, *, eps, norm, clip, **params) -> AttackOutput``.
+``attack(model, x, y, *, eps, norm, clip, **params) -> AttackOutput``. ``ATTACK_FAMILY`` says which step/restart
+settings an attack takes ("pgd" or "apgd"; "single" for one-step attacks).
 """
+from attacks.apgd import apgd, apgd_ce, apgd_dlr
 from attacks.base import AttackOutput, Norm
 from attacks.fgsm import fgsm
 from attacks.pgd import pgd
+from attacks.targeted import apgd_t, pgd_t
 
-ATTACKS = {"fgsm": fgsm, "pgd": pgd}
+ATTACKS = {"fgsm": fgsm, "pgd": pgd, "pgd_t": pgd_t, "apgd_ce": apgd_ce, "apgd_dlr": apgd_dlr, "apgd_t": apgd_t}
+ATTACK_FAMILY = {"fgsm": "single", "pgd": "pgd", "pgd_t": "pgd", "apgd_ce": "apgd", "apgd_dlr": "apgd",
+                 "apgd_t": "apgd"}
+ATTACK_LABELS = {"fgsm": "FGSM", "pgd": "PGD", "pgd_t": "PGD-T", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
+                 "apgd_t": "APGD-T"}
+MIN_CLASSES = {"apgd_dlr": 3}  # DLR divides by z_pi1 - z_pi3
 
-__all__ = ["ATTACKS", "AttackOutput", "Norm", "fgsm", "pgd"]
+__all__ = ["ATTACKS", "ATTACK_FAMILY", "ATTACK_LABELS", "AttackOutput", "Norm", "apgd", "fgsm", "pgd"]

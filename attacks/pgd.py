@@ -3,22 +3,28 @@ Resistant to Adversarial Attacks", arXiv:1706.06083).
 
 From a random point of the eps-ball (``random_init``), repeat ``steps`` times:
     x <- clip(x0 + Proj_eps(x + alpha * dir(grad_x L(f(x), y)) - x0))
-with dir = sign for Linf and grad/||grad||_2 for L2. With ``restarts`` > 1, examples not yet broken are attacked
-again from a new random start; per example the first adversarial iterate found is kept (per-example worst case),
-unlike ART, which returns the last iterate.
+with dir = sign for Linf and grad/||grad||_2 for L2.
 
-``early_stop=True`` stops updating an example as soon as it is misclassified. It stays adversarial because it is
-no longer moved, so robust accuracy is identical by construction while far fewer passes are spent.
+Evaluation semantics (``keep_adversarial=True``, the default): per example the **first** misclassified iterate is
+kept, over all steps and restarts (ART returns the last iterate of a restart instead), and examples not yet broken
+are attacked again from a new random start. ``early_stop=True`` additionally stops computing gradients for an
+example once it is misclassified; since the kept point is the same, robust accuracy is identical to the
+fixed-step run by construction (same random draws), for far fewer passes. Training passes
+``keep_adversarial=False`` to get the last (highest-loss) iterate.
 
-Shapes: x (N, ...) in the clip range, y (N,) int64 true labels (target labels when ``targeted``).
+Targeted: ``target`` (N,) int64 makes each step descend the cross-entropy to the target class; success for robust
+accuracy is still any misclassification of the true label ``y``. (The legacy ``targeted=True`` treats ``y`` as the
+target and success as hitting it.)
+
+Shapes: x (N, ...) in the clip range, y (N,) int64 true labels.
 Cost: at most ``steps * restarts`` forward+backward per example; the exact count is returned.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from attacks.base import (AttackOutput, Norm, ascent_direction, clip_to, frozen_eval, input_gradient, project,
-                          random_start)
+from attacks.base import AttackOutput, Norm, ascent_direction, clip_to, frozen_eval, project, random_start
 
 
 def default_step_size(eps: float, steps: int) -> float:
@@ -26,36 +32,64 @@ def default_step_size(eps: float, steps: int) -> float:
     return 2.5 * eps / max(steps, 1)
 
 
-def _fooled(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+def _grad(model, x, y, target, legacy_targeted):
+    """Gradient of the attack objective (to ascend) and the logits at x."""
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    if target is not None:
+        loss = -F.cross_entropy(logits, target, reduction="sum")
+    else:
+        loss = F.cross_entropy(logits, y, reduction="sum")
+        if legacy_targeted:
+            loss = -loss
+    (g,) = torch.autograd.grad(loss, x)
+    return g, logits.detach()
+
+
+def _success(logits, y, legacy_targeted):
     pred = logits.argmax(1)
-    return pred.eq(y) if targeted else pred.ne(y)
+    return pred.eq(y) if legacy_targeted else pred.ne(y)
 
 
-def _one_run(model, xs, ys, eps, norm, clip, steps, alpha, random_init, targeted, early_stop, generator):
-    """One PGD run from one start; returns (x_adv, fooled mask, example passes)."""
+def _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, legacy, early_stop, keep_adv,
+             generator):
+    """One run from one start; returns (x kept, success mask, example passes)."""
     xa = clip_to(xs + random_start(xs, eps, norm, generator), clip) if random_init else xs.clone()
+    found = xa.clone()
+    done = torch.zeros(xs.shape[0], dtype=torch.bool, device=xs.device)
     active = torch.arange(xs.shape[0], device=xs.device)
     passes = 0
     for _ in range(steps):
-        grad, logits = input_gradient(model, xa[active], ys[active], targeted)
+        grad, logits = _grad(model, xa[active], ys[active], None if ts is None else ts[active], legacy)
         passes += active.numel()
-        if early_stop:
-            keep = ~_fooled(logits, ys[active], targeted)
-            active, grad = active[keep], grad[keep]
-            if active.numel() == 0:
-                break
+        if keep_adv:  # the logits are those of the current iterate: keep it if it is the first success
+            hit = _success(logits, ys[active], legacy) & ~done[active]
+            found[active[hit]] = xa[active[hit]]
+            done[active[hit]] = True
+            if early_stop:
+                keep = ~done[active]
+                active, grad = active[keep], grad[keep]
+                if active.numel() == 0:
+                    break
         x0 = xs[active]
         moved = xa[active] + alpha * ascent_direction(grad, norm)
         xa[active] = clip_to(x0 + project(moved - x0, eps, norm), clip).detach()
-    with torch.no_grad():
-        fooled = _fooled(model(xa), ys, targeted)
-    return xa, fooled, passes
+    if not keep_adv:
+        with torch.no_grad():
+            return xa, _success(model(xa), ys, legacy), passes
+    with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
+        last_ok = _success(model(xa[active]), ys[active], legacy) & ~done[active]
+    found[active[last_ok]] = xa[active[last_ok]]
+    done[active[last_ok]] = True
+    found[~done] = xa[~done]
+    return found, done, passes
 
 
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
         clip: tuple = (0.0, 1.0), steps: int = 20, step_size: float | None = None, restarts: int = 1,
-        random_init: bool = True, targeted: bool = False, early_stop: bool = False,
-        generator: torch.Generator | None = None, **_unused) -> AttackOutput:
+        random_init: bool = True, targeted: bool = False, target: torch.Tensor | None = None,
+        early_stop: bool = False, keep_adversarial: bool = True, generator: torch.Generator | None = None,
+        **_unused) -> AttackOutput:
     norm = Norm(norm)
     alpha = default_step_size(eps, steps) if step_size is None else step_size
     x0 = x.detach()
@@ -64,10 +98,11 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     passes = 0
     with frozen_eval(model):
         for _ in range(max(restarts, 1)):
-            xa, fooled, n = _one_run(model, x0[pending], y[pending], eps, norm, clip, steps, alpha,
-                                     random_init, targeted, early_stop, generator)
+            ts = None if target is None else target[pending]
+            xa, fooled, n = _one_run(model, x0[pending], y[pending], ts, eps, norm, clip, steps, alpha,
+                                     random_init, targeted, early_stop, keep_adversarial, generator)
             passes += n
-            best[pending] = xa  # last iterate for the still-unbroken ones, the adversarial one for the rest
+            best[pending] = xa  # the kept iterate for the still-unbroken ones, the adversarial one for the rest
             pending = pending[~fooled]
             if pending.numel() == 0:
                 break

@@ -40,10 +40,10 @@ class Adversary:
     def perturb(self, model, x, y, clip, generator):
         if self.method == "pgd":
             return pgd(model, x, y, eps=self.eps, norm=self.norm, clip=clip, steps=self.steps,
-                       generator=generator)
+                       keep_adversarial=False, generator=generator)
         if self.method == "fgsm_rs":
             return pgd(model, x, y, eps=self.eps, norm=self.norm, clip=clip, steps=1,
-                       step_size=1.25 * self.eps, generator=generator)
+                       step_size=1.25 * self.eps, keep_adversarial=False, generator=generator)
         if self.method == "trades":
             return trades_perturb(model, x, eps=self.eps, norm=self.norm, clip=clip, steps=self.steps,
                                   generator=generator)

@@ -18,10 +18,9 @@ def robustness_eval(ctx: Context, variant: str) -> RobustnessEval:
     a = ctx.config.attacks
 
     def compute():
-        return evaluate_robustness(ctx.variants[variant].model, ctx.data.x_test, ctx.data.y_test,
-                                   attacks=a.attacks, norm=a.norm, eps_grid=a.eps, clip=ctx.data.attack_clip,
-                                   device=ctx.device, batch_size=a.batch_size, pgd_steps=a.pgd_steps,
-                                   pgd_restarts=a.pgd_restarts, seed=ctx.config.seed, desc=f"attack {variant}")
+        return evaluate_robustness(ctx.variants[variant].model, ctx.data.x_test, ctx.data.y_test, settings=a,
+                                   clip=ctx.data.attack_clip, device=ctx.device, seed=ctx.config.seed,
+                                   num_classes=ctx.data.num_classes, desc=f"attack {variant}")
     return ctx.cached(("robustness", variant), compute)
 
 

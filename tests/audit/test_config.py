@@ -20,7 +20,7 @@ def test_valid_config_loads_with_coercions(tmp_path):
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ('[attacks]\nepss = [0.1]\n', "attacks.epss: unknown key; valid keys: art_crosscheck_points"),
+    ('[attacks]\nepss = [0.1]\n', "attacks.epss: unknown key; valid keys: apgd_restarts"),
     ('seeed = 1\n', "seeed: unknown key"),
     ('[attacks]\nnorm = "l3"\n', "'l3' is not valid; valid values: 'linf', 'l2'"),
     ('[attacks]\neps = [0.2, 0.1]\n', "increasing order"),
