@@ -75,6 +75,7 @@ class TrainStats:
     epochs: int
     example_passes: int
     stopped_early: str = ""  # why training stopped before ``epochs`` (catastrophic-overfitting guard)
+    guard_history: tuple[float, ...] = ()  # PGD-10 accuracy on the training probe after each epoch (FGSM-RS)
 
 
 def _loss(model, xb, yb, reg: Regularisers, gen):
@@ -122,7 +123,7 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     n = x.shape[0]
     guard = overfit_guard and adversary is not None and adversary.method == "fgsm_rs"
     probe = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:256]
-    best_acc, best_state, stopped = -1.0, None, ""
+    best_acc, best_state, stopped, history = -1.0, None, "", []
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, leave=False)
     done = 0
     for _ in bar:
@@ -160,6 +161,7 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
         if guard:
             acc = _pgd_accuracy(model, x[probe].to(device), y[probe.to(device)], adversary, clip, gen)
             passes += 10 * len(probe)
+            history.append(acc)
             if acc > best_acc:
                 best_acc, best_state = acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
             elif acc < best_acc - 0.2:
@@ -170,6 +172,6 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
                 break
     model.eval()
     stats = TrainStats(seconds=time.perf_counter() - start, epochs=done, example_passes=passes,
-                       stopped_early=stopped)
+                       stopped_early=stopped, guard_history=tuple(history))
     log.info("%s: %d epochs in %.1fs", desc, done, stats.seconds)
     return stats

@@ -31,7 +31,10 @@ def judge(m: Measurement, check, gate: Gate | None, gating: bool) -> Finding:
     if gate.key not in m.metrics:
         return Finding(status=Status.ERROR, summary=f"the policy gate asks for metric {gate.key!r}, which this "
                        f"check did not measure (measured: {', '.join(sorted(m.metrics))})", **common)
-    return Finding(status=judge_value(m.metrics[gate.key], gate), summary=m.summary, **common)
+    status = judge_value(m.metrics[gate.key], gate)
+    if m.at_best is Status.WARN and status is Status.PASS:
+        status = Status.WARN
+    return Finding(status=status, summary=m.summary, **common)
 
 
 def verdict(findings: tuple[Finding, ...]) -> Verdict:

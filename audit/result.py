@@ -51,6 +51,7 @@ class Measurement:
     summary: str = ""
     error: str | None = None
     skipped: str | None = None
+    at_best: Status | None = None  # the check's own sub-gates warned: the finding is never judged better
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,24 @@ def quality_tables(result: AuditResult) -> dict:
     return out
 
 
+def validity_gates(result: AuditResult) -> dict:
+    """Gate id -> {name, variant -> gate dict}, for the gates-by-variant table (empty without the check)."""
+    table: dict = {}
+    for f in result.findings:
+        if f.check != "attack_validity" or not f.details.get("gates"):
+            continue
+        for g in f.details["gates"]:
+            row = table.setdefault(g["id"], {"name": g["name"], "variants": {}})
+            row["variants"][f.variant] = g
+    return table
+
+
+def robustness_details(result: AuditResult) -> dict:
+    """The candidate's robustness details (attack settings, per-class table), or {}."""
+    return next((f.details for f in result.findings if f.check == "robustness" and f.variant == result.candidate
+                 and f.details), {})
+
+
 def status_counts(result: AuditResult) -> dict[str, int]:
     counts = {s.value: 0 for s in STATUS_ORDER}
     for f in result.findings:
@@ -119,7 +137,8 @@ def context(result: AuditResult) -> dict:
     grid, rows = robustness_rows(result)
     return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
             "tradeoff": tradeoff_chart(result), "reliability": reliability_chart(result),
-            "quality": quality_tables(result),
+            "quality": quality_tables(result), "gates": validity_gates(result),
+            "rob": robustness_details(result),
             "counts": status_counts(result), "nist_sections": nist_sections(result),
             "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
             "worst_case": WORST_CASE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from audit.checks.base import controls
 from audit.context import Context
-from audit.evaluation import WORST_CASE, RobustnessEval, evaluate_robustness
+from audit.evaluation import WORST_CASE, Accuracy, RobustnessEval, evaluate_robustness
 from audit.policy import metric_key
 from audit.result import Measurement
 from audit.serde import to_data
@@ -22,6 +22,22 @@ def robustness_eval(ctx: Context, variant: str) -> RobustnessEval:
                                    clip=ctx.data.attack_clip, device=ctx.device, seed=ctx.config.seed,
                                    num_classes=ctx.data.num_classes, desc=f"attack {variant}")
     return ctx.cached(("robustness", variant), compute)
+
+
+def per_class(ctx: Context, ev: RobustnessEval) -> list[dict]:
+    """Per true class: clean accuracy and worst-case robust accuracy at every eps (Wilson intervals)."""
+    y = ctx.data.y_test.numpy()
+    rows = []
+    names = ctx.data.class_names or tuple(str(k) for k in range(ctx.data.num_classes))
+    grid = sorted({p.eps for p in ev.points})
+    for k in range(ctx.data.num_classes):
+        sel = y == k
+        row = {"class": names[k] if k < len(names) else str(k), "n": int(sel.sum()), "robust": {}}
+        for e in grid:
+            acc = Accuracy.of(ev.correct[(WORST_CASE, e)][sel])
+            row["robust"][f"{e:g}"] = {"value": acc.value, "ci_low": acc.ci_low, "ci_high": acc.ci_high}
+        rows.append(row)
+    return rows
 
 
 class Robustness:
@@ -42,7 +58,11 @@ class Robustness:
         floor = gate.min if gate is not None and gate.min is not None else None
         worst = [p for p in ev.points if p.attack == WORST_CASE]
         breaking = next((p.eps for p in worst if floor is not None and p.robust_accuracy < floor), None)
-        details = {"points": to_data(ev.points), "breaking_eps": breaking, "policy_floor": floor}
+        a = ctx.config.attacks
+        details = {"points": to_data(ev.points), "breaking_eps": breaking, "policy_floor": floor,
+                   "per_class": per_class(ctx, ev), "preset": a.preset,
+                   "attack_settings": {name: a.describe(name) for name in a.attacks if name not in ev.skipped},
+                   "skipped_attacks": dict(ev.skipped), "early_stop": a.early_stop, "precision": a.precision}
         mid = worst[len(worst) // 2]
         text = (f"worst-case robust accuracy {mid.robust_accuracy:.1%} at {mid.norm} eps {mid.eps:g} "
                 f"(95% CI {mid.ci_low:.1%}-{mid.ci_high:.1%})")
