@@ -50,3 +50,50 @@ def build_small_cnn(**kwargs) -> nn.Module:
 
 def build_mlp(**kwargs) -> nn.Module:
     return MLP(**kwargs)
+
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.shortcut = (nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+                         if stride != 1 or in_planes != planes else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        short = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + short
+
+
+class PreActResNet18(nn.Module):
+    """PreAct ResNet-18 (He et al. 2016, "Identity Mappings in Deep Residual Networks") for 3x32x32 inputs, the
+    model of Wong et al. 2020 and RobustBench's CIFAR-10 baselines; outputs raw logits."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        layers, planes_in = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [PreActBlock(planes_in, planes, stride), PreActBlock(planes, planes, 1)]
+            planes_in = planes
+        self.layers = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm2d(512)
+        self.linear = nn.Linear(512, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn(self.layers(self.conv1(x))))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features(x))
+
+
+def build_preact_resnet18(**kwargs) -> nn.Module:
+    return PreActResNet18(**kwargs)

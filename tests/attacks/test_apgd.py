@@ -117,3 +117,17 @@ def test_dlr_is_skipped_with_a_reason_on_a_binary_model():
                              device=torch.device("cpu"), seed=0)
     assert "apgd_dlr" in ev.skipped and "3 classes" in ev.skipped["apgd_dlr"]
     assert {p.attack for p in ev.points} == {"fgsm", "pgd", "apgd_ce", "worst_case"}
+
+
+def test_bf16_and_channels_last_agree_with_fp32_and_leave_the_model_as_it_was(trained_cnn, digits):
+    from audit.evaluation import evaluate_robustness
+    x, y = digits.x_test[:150], digits.y_test[:150]
+    runs = {}
+    for precision, cl in (("fp32", False), ("bf16", True)):
+        s = AttackConfig(attacks=("pgd",), eps=(0.1,), pgd_steps=10, precision=precision, channels_last=cl)
+        ev = evaluate_robustness(trained_cnn, x, y, settings=s, clip=(0.0, 1.0), device=torch.device("cpu"), seed=0)
+        runs[precision] = ev.points[0].robust_accuracy
+        assert ev.validity.max_norm_ratio <= 1 + 1e-5
+    assert abs(runs["bf16"] - runs["fp32"]) <= 0.05
+    conv = next(m for m in trained_cnn.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()
