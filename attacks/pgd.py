@@ -53,32 +53,45 @@ def _success(logits, y, legacy_targeted):
 
 def _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, legacy, early_stop, keep_adv,
              generator):
-    """One run from one start; returns (x kept, success mask, example passes)."""
+    """One run from one start; returns (x kept, success mask, example passes).
+
+    Fixed steps run on the whole batch with masked updates (no host synchronisation inside the loop); early stop
+    compacts the batch to the still-unbroken examples after each step (one synchronisation per step).
+    """
     xa = clip_to(xs + random_start(xs, eps, norm, generator), clip) if random_init else xs.clone()
     found = xa.clone()
     done = torch.zeros(xs.shape[0], dtype=torch.bool, device=xs.device)
+    shape1 = (-1,) + (1,) * (xs.dim() - 1)
+    if not early_stop:
+        for _ in range(steps):
+            grad, logits = _grad(model, xa, ys, ts, legacy)
+            if keep_adv:
+                hit = _success(logits, ys, legacy) & ~done
+                found = torch.where(hit.view(shape1), xa, found)
+                done = done | hit
+            xa = clip_to(xs + project(xa + alpha * ascent_direction(grad, norm) - xs, eps, norm), clip).detach()
+        passes = steps * xs.shape[0]
+        with torch.no_grad():
+            last = _success(model(xa), ys, legacy)
+        if not keep_adv:
+            return xa, last, passes
+        return torch.where(done.view(shape1), found, xa), done | last, passes
     active = torch.arange(xs.shape[0], device=xs.device)
     passes = 0
     for _ in range(steps):
         grad, logits = _grad(model, xa[active], ys[active], None if ts is None else ts[active], legacy)
         passes += active.numel()
-        if keep_adv:  # the logits are those of the current iterate: keep it if it is the first success
-            hit = _success(logits, ys[active], legacy) & ~done[active]
-            found[active[hit]] = xa[active[hit]]
-            done[active[hit]] = True
-            if early_stop:
-                keep = ~done[active]
-                active, grad = active[keep], grad[keep]
-                if active.numel() == 0:
-                    break
+        hit = _success(logits, ys[active], legacy)
+        found[active[hit]] = xa[active[hit]]
+        done[active[hit]] = True
+        active, grad = active[~hit], grad[~hit]
+        if active.numel() == 0:
+            break
         x0 = xs[active]
         moved = xa[active] + alpha * ascent_direction(grad, norm)
         xa[active] = clip_to(x0 + project(moved - x0, eps, norm), clip).detach()
-    if not keep_adv:
-        with torch.no_grad():
-            return xa, _success(model(xa), ys, legacy), passes
     with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
-        last_ok = _success(model(xa[active]), ys[active], legacy) & ~done[active]
+        last_ok = _success(model(xa[active]), ys[active], legacy)
     found[active[last_ok]] = xa[active[last_ok]]
     done[active[last_ok]] = True
     found[~done] = xa[~done]
