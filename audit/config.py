@@ -273,6 +273,23 @@ class LabelIssuesConfig:
 
 
 @dataclass(frozen=True)
+class LeakageConfig:
+    """Train/test leakage. ``quantile``: the near-duplicate threshold is this quantile of within-train
+    nearest-neighbour distances. Self-test: ``selftest_copies`` training rows are copied into the test split with
+    Gaussian jitter at each of ``selftest_sigmas`` (in units of the input range's width; 0 = exact copies)."""
+
+    quantile: float = 0.001
+    selftest_copies: int = 100
+    selftest_sigmas: tuple[float, ...] = (0.0, 0.01, 0.03, 0.05)
+
+    def validate(self, path: str) -> None:
+        if not 0 < self.quantile < 0.5:
+            raise UsageError(f"{path}.quantile: give a value in (0, 0.5), e.g. 0.001")
+        if self.selftest_copies < 0 or any(s < 0 for s in self.selftest_sigmas):
+            raise UsageError(f"{path}: selftest_copies and selftest_sigmas must be >= 0")
+
+
+@dataclass(frozen=True)
 class ReviewerConfig:
     """Who reviews the report; left empty, the report shows blank lines for a signature."""
 
@@ -312,6 +329,7 @@ class AuditConfig:
     attacks: AttackConfig = field(default_factory=AttackConfig)
     defences: tuple[DefenceConfig, ...] = ()
     label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     checks: tuple[str, ...] = ()

@@ -6,8 +6,9 @@ from audit.checks.clean_accuracy import CleanAccuracy
 from audit.checks.corruptions import Corruptions
 from audit.checks.input_validation import InputValidation
 from audit.checks.label_issues import LabelIssues
+from audit.checks.leakage import Leakage
 from audit.checks.ood import OutOfDistribution
 from audit.checks.robustness import Robustness
 
 CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
-                            Calibration(), Corruptions(), OutOfDistribution(), LabelIssues())}
+                            Calibration(), Corruptions(), OutOfDistribution(), LabelIssues(), Leakage())}
