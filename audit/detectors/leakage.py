@@ -24,7 +24,20 @@ def row_hashes(x) -> list[str]:
     return [hashlib.sha1(r.tobytes()).hexdigest() for r in a]
 
 
-def nearest(query: torch.Tensor, ref: torch.Tensor, *, block: int = 2048, exclude_self: bool = False,
+BLOCK_FLOATS = 32 * 2**20  # one block of squared distances: 128 MB of float32
+
+
+def _block(block: int | None, n_ref: int) -> int:
+    return block or max(16, BLOCK_FLOATS // max(n_ref, 1))
+
+
+def _sq_dist(qb: torch.Tensor, r: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+    """Squared distances of a query block to every reference row, in place (one block-sized buffer)."""
+    d2 = qb @ r.T
+    return d2.mul_(-2.0).add_(r2[None, :]).add_((qb * qb).sum(1, keepdim=True))
+
+
+def nearest(query: torch.Tensor, ref: torch.Tensor, *, block: int | None = None, exclude_self: bool = False,
             device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Distance to and index of the nearest row of ``ref`` for every row of ``query`` (both (N, d) float).
 
@@ -35,9 +48,10 @@ def nearest(query: torch.Tensor, ref: torch.Tensor, *, block: int = 2048, exclud
     r2 = (r * r).sum(1)
     dist = np.empty(len(q), dtype=np.float32)
     idx = np.empty(len(q), dtype=np.int64)
+    block = _block(block, len(r))
     for i in range(0, len(q), block):
         qb = q[i:i + block]
-        d2 = (qb * qb).sum(1, keepdim=True) + r2[None, :] - 2.0 * (qb @ r.T)
+        d2 = _sq_dist(qb, r, r2)
         if exclude_self:
             rows = torch.arange(i, i + len(qb), device=q.device)
             d2[torch.arange(len(qb), device=q.device), rows] = float("inf")
@@ -48,7 +62,7 @@ def nearest(query: torch.Tensor, ref: torch.Tensor, *, block: int = 2048, exclud
 
 
 def calibrated_threshold(train: torch.Tensor, *, quantile: float = 0.001, sample: int = 2000, seed: int = 0,
-                         block: int = 2048) -> float:
+                         block: int | None = None) -> float:
     """The ``quantile`` of nearest-other-training-row distances over a seeded sample of training rows."""
     n = len(train)
     rng = np.random.default_rng(seed)
@@ -58,9 +72,10 @@ def calibrated_threshold(train: torch.Tensor, *, quantile: float = 0.001, sample
     # nearest over all training rows except the row itself
     r2 = (flat * flat).sum(1)
     out = []
+    block = _block(block, n)
     for i in range(0, len(q), block):
         qb = q[i:i + block]
-        d2 = (qb * qb).sum(1, keepdim=True) + r2[None, :] - 2.0 * (qb @ flat.T)
+        d2 = _sq_dist(qb, flat, r2)
         d2[torch.arange(len(qb)), torch.from_numpy(pick[i:i + block])] = float("inf")
         out.append(d2.min(1).values.clamp_min(0).sqrt())
     d = torch.cat(out).numpy()
@@ -85,7 +100,7 @@ class Leaks:
         return self.exact | self.near
 
 
-def find_leaks(x_train, y_train, x_test, y_test, *, threshold: float, block: int = 2048) -> Leaks:
+def find_leaks(x_train, y_train, x_test, y_test, *, threshold: float, block: int | None = None) -> Leaks:
     xtr = torch.as_tensor(np.asarray(x_train, dtype=np.float32)) if not isinstance(x_train, torch.Tensor) else x_train
     xte = torch.as_tensor(np.asarray(x_test, dtype=np.float32)) if not isinstance(x_test, torch.Tensor) else x_test
     train_hash = {h: i for i, h in enumerate(row_hashes(xtr))}
