@@ -262,14 +262,28 @@ class DefenceConfig:
 
 @dataclass(frozen=True)
 class LabelIssuesConfig:
-    """cleanlab label-issue detection on out-of-fold probabilities from K-fold training of the model."""
+    """cleanlab label-issue detection on out-of-fold probabilities.
+
+    method: "kfold" (train the audited architecture K times, each fold scored by a model that never saw it) or
+    "proxy" (K-fold logistic regression on the baseline model's penultimate embeddings: much faster, weaker when
+    the embedding has memorised noisy labels). pred_probs: an .npy file of the user's own (n_train, K)
+    out-of-sample probabilities, used instead (an in-sample guard checks them). selftest_flip_rate: share of
+    training labels flipped in a copy to measure the detector's precision/recall/F1 on this data (0: off).
+    """
 
     folds: int = 5
     epochs: int = 15
+    method: str = "kfold"
+    pred_probs: str = ""
+    selftest_flip_rate: float = 0.1
 
     def validate(self, path: str) -> None:
         if self.folds < 2 or self.epochs < 1:
             raise UsageError(f"{path}: folds must be >= 2 and epochs >= 1")
+        if self.method not in ("kfold", "proxy"):
+            raise UsageError(f"{path}.method: {self.method!r} is not valid; valid: 'kfold', 'proxy'")
+        if not 0 <= self.selftest_flip_rate < 0.5:
+            raise UsageError(f"{path}.selftest_flip_rate: give a share in [0, 0.5)")
 
 
 @dataclass(frozen=True)
@@ -300,11 +314,11 @@ class ReviewerConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """What a run writes. formats: any of "html", "json", "md", "pdf" (pdf needs Chromium). include_weights:
-    copy every audited variant's weights into the bundle (models/*.safetensors). sign_key: an Ed25519 private
+    """What a run writes. formats: any of "html", "json", "md", "csv" (triage.csv), "pdf" (needs Chromium).
+    include_weights: copy every audited variant's weights into the bundle (models/*.safetensors). sign_key: an Ed25519 private
     key (PEM) to sign the bundle with (in-toto Statement in a DSSE envelope); path relative to the config."""
 
-    formats: tuple[str, ...] = ("html", "json", "md")
+    formats: tuple[str, ...] = ("html", "json", "md", "csv")
     include_weights: bool = True
     sign_key: str = ""
 

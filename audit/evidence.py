@@ -21,7 +21,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-ROLES = {"report.html": "report", "results.json": "results", "summary.md": "summary", "report.pdf": "report (PDF)",
+ROLES = {"report.html": "report", "results.json": "results", "summary.md": "summary", "report.pdf": "report (PDF)", "triage.csv": "flagged data rows (triage table)",
          "config.json": "resolved configuration", "config.toml": "configuration file as given",
          "policy.toml": "policy (thresholds declared before the run)"}
 

@@ -8,8 +8,8 @@ pytestmark = pytest.mark.slow
 
 def test_demo_exits_with_the_verdict_and_writes_every_output(demo_run):
     code, out, data = demo_run
-    assert {p.name for p in out.iterdir()} == {"report.html", "results.json", "summary.md", "SHA256SUMS", "manifest.json",
-                                             "config.json", "policy.toml", "models"}
+    assert {p.name for p in out.iterdir()} == {"report.html", "results.json", "summary.md", "triage.csv", "SHA256SUMS",
+                                             "manifest.json", "config.json", "policy.toml", "models"}
     assert code == {"go": 0, "no-go": 1, "error": 3}[data["verdict"]]
     assert not list(out.parent.glob(f".{out.name}.*")), "temporary output directories were left behind"
 
@@ -35,6 +35,13 @@ def test_demo_findings_cover_every_check_for_every_variant(demo_result):
             assert cid in ids
     assert all(f.status.value != "error" for f in demo_result.findings), \
         [f.summary for f in demo_result.findings if f.status.value == "error"]
+
+
+def test_the_label_issue_self_test_finds_injected_flips_with_f1_at_least_0_8(demo_result):
+    f = next(f for f in demo_result.findings if f.check == "label_issues")
+    st = f.details["selftest"]
+    assert st["flip_rate"] == 0.1 and st["flipped"] == round(0.1 * demo_result.dataset["n_train"])
+    assert f.metrics["selftest_f1"] >= 0.8 and f.details["in_sample_guard"] == "passed"
 
 
 def test_label_issues_use_out_of_fold_probabilities(demo_result):

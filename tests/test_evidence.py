@@ -14,7 +14,7 @@ from audit.evidence import MANIFEST, SUMS, sha256_file
 from audit.signing import ENVELOPE
 
 pytestmark = pytest.mark.slow
-BUNDLE_FILES = {"report.html", "results.json", "summary.md", "config.json", "policy.toml",
+BUNDLE_FILES = {"report.html", "results.json", "summary.md", "triage.csv", "config.json", "policy.toml",
                 "models/baseline.safetensors", "models/pgd_at.safetensors", MANIFEST}
 
 

@@ -81,7 +81,9 @@ class Leakage:
                 details["embedding"] = {"threshold": e_thr, "near": int(e_leaks.near.sum()),
                                         "dimensions": int(e_tr.shape[1]), "model": "baseline (penultimate layer)"}
         flagged = leaks.flagged
-        details["flagged_test_rows"] = [int(i) for i in np.flatnonzero(flagged)]
+        details["flagged"] = [{"test_row": int(i), "train_row": int(leaks.neighbour[i]),
+                               "distance": round(float(leaks.distance[i]), 6), "exact": bool(leaks.exact[i]),
+                               "conflicting_label": bool(leaks.conflicting[i])} for i in np.flatnonzero(flagged)]
         details["flagged_in_embedding_only"] = int((emb_flagged & ~flagged).sum())
         rate = float(flagged.mean())
         recall_005 = [r["recall"] for r in selftest if r["sigma"] <= 0.05 + 1e-12]

@@ -12,7 +12,7 @@ from audit.result import AuditResult
 from reports import DEFAULT_FORMATS, FORMATS
 
 
-@pytest.mark.parametrize("fmt", sorted(DEFAULT_FORMATS))
+@pytest.mark.parametrize("fmt", sorted(f for f in DEFAULT_FORMATS if f != "csv"))  # csv: rows, not a report
 def test_every_text_format_renders_the_verdict_and_every_variant(demo_result, fmt):
     _name, render = FORMATS[fmt]
     text = render(demo_result)
@@ -64,3 +64,21 @@ def test_reviewer_block_is_filled_from_the_result(demo_result):
     html = FORMATS["html"][1](replace(demo_result, reviewer={"name": "A. Auditor", "role": "Security reviewer",
                                                              "date": "2026-11-22"}))
     assert "A. Auditor" in html and "Security reviewer" in html and "Residual risk" in html
+
+
+def test_triage_csv_lists_every_flagged_row_with_each_detectors_score(demo_result, demo_run):
+    import csv
+    import io
+    from reports.triage_csv import COLUMNS, render_triage
+    rows = list(csv.DictReader(io.StringIO(render_triage(demo_result))))
+    assert tuple(rows[0].keys()) == COLUMNS
+    li = next(f for f in demo_result.findings if f.check == "label_issues")
+    train_flagged = {int(r["row"]) for r in rows if r["split"] == "train" and r["label_issue"] == "True"}
+    assert train_flagged == set(li.details["indices_ranked"])
+    for r in rows:
+        if r["split"] == "train" and r["label_issue"] == "True":
+            assert 0 <= float(r["label_quality"]) <= 1
+    lk = next(f for f in demo_result.findings if f.check == "leakage")
+    leaked = {int(r["row"]) for r in rows if r["split"] == "test" and r["leak_distance"]}
+    assert leaked == {p["test_row"] for p in lk.details["flagged"]}
+    assert (demo_run[1] / "triage.csv").read_text(encoding="utf-8") == render_triage(demo_result)

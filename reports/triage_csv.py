@@ -1,0 +1,59 @@
+"""triage.csv: one row per flagged data row (training rows first, then test rows), with every data detector's
+score side by side, so a reviewer can sort, filter and decide row by row. Rendered from the result model like
+every other format; columns are empty where a detector did not run or has no score for that row."""
+from __future__ import annotations
+
+import csv
+import io
+
+from audit.result import AuditResult
+
+COLUMNS = ("split", "row", "given_label", "predicted_label", "label_issue", "label_issue_rank", "label_quality",
+           "leaked_to_test_rows", "leak_distance", "leak_exact", "leak_conflicting_label")
+
+
+def _finding(result: AuditResult, check: str):
+    return next((f for f in result.findings if f.check == check and f.details), None)
+
+
+def render_triage(result: AuditResult) -> str:
+    rows: dict[tuple[str, int], dict] = {}
+
+    def row(split: str, i: int) -> dict:
+        return rows.setdefault((split, i), {"split": split, "row": i})
+
+    li = _finding(result, "label_issues")
+    if li is not None:
+        quality = li.details.get("label_quality", [])
+        by_index = {t["index"]: t for t in li.details.get("top_issues", [])}
+        for rank, i in enumerate(li.details.get("indices_ranked", []), 1):
+            r = row("train", i)
+            r.update(label_issue=True, label_issue_rank=rank)
+            if i < len(quality):
+                r["label_quality"] = quality[i]
+            if i in by_index:
+                r.update(given_label=by_index[i]["given_label"], predicted_label=by_index[i]["predicted_label"])
+        test = li.details.get("test_split") or {}
+        tops = {t["index"]: t for t in test.get("top_issues", [])}
+        for rank, i in enumerate(test.get("indices_ranked", []), 1):
+            r = row("test", i)
+            r.update(label_issue=True, label_issue_rank=rank)
+            if i in tops:
+                r.update(given_label=tops[i]["given_label"], predicted_label=tops[i]["predicted_label"])
+    lk = _finding(result, "leakage")
+    if lk is not None:
+        for p in lk.details.get("flagged", []):
+            t = row("test", p["test_row"])
+            t.update(leak_distance=p["distance"], leak_exact=p["exact"], leak_conflicting_label=p["conflicting_label"])
+            tr = row("train", p["train_row"])
+            tr["leaked_to_test_rows"] = " ".join(filter(None, [str(tr.get("leaked_to_test_rows", "")),
+                                                                str(p["test_row"])])).strip()
+            prev = tr.get("leak_distance")
+            tr["leak_distance"] = p["distance"] if prev is None else min(prev, p["distance"])
+            tr["leak_exact"] = bool(tr.get("leak_exact")) or p["exact"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for key in sorted(rows, key=lambda k: (k[0] != "train", k[1])):
+        w.writerow({c: rows[key].get(c, "") for c in COLUMNS})
+    return buf.getvalue()
