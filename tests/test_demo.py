@@ -58,3 +58,17 @@ def test_residual_risk_statement_matches_the_candidates_numbers(demo_result):
     text = " ".join(demo_result.residual_risk)
     assert f"{1 - top.robust_accuracy:.1%}" in text and f"eps {top.eps:g}" in text
     assert "not measured" in text.lower()
+
+
+def test_data_impact_recomputes_accuracy_without_the_flagged_test_rows(demo_result):
+    import numpy as np
+    from audit.evaluation import unpack_bits
+    for f in (f for f in demo_result.findings if f.check == "data_impact"):
+        v = next(v for v in demo_result.variants if v.name == f.variant)
+        drop = np.zeros(f.details["n"], dtype=bool)
+        for rows in f.details["flagged"].values():
+            drop[rows] = True
+        assert f.details["kept"] == f.details["n"] - int(f.metrics["flagged_test_rows"])
+        ok = unpack_bits(v.correct_bits, f.details["n"])
+        assert f.details["rows"]["clean"]["all"] == pytest.approx(v.clean_accuracy.value)
+        assert f.details["rows"]["clean"]["without_flagged"] == pytest.approx(ok[~drop].mean())

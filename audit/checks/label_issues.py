@@ -126,6 +126,14 @@ def _issues(labels, probs):
     return find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
 
 
+def test_label_issues(ctx: Context) -> np.ndarray:
+    """Ranked test rows whose label cleanlab doubts, from the baseline's out-of-sample probabilities (cached)."""
+    def compute():
+        probs = torch.softmax(ctx.test_logits("baseline"), 1).double().numpy()
+        return _issues(ctx.data.y_test.numpy(), probs)
+    return ctx.cached(("label_issues", "test"), compute)
+
+
 class LabelIssues:
     id = "label_issues"
     title = "Label issues in the training and test data (cleanlab)"
@@ -214,12 +222,11 @@ class LabelIssues:
 
     def _test_split(self, ctx: Context) -> dict | None:
         """Label issues in the test split, from the baseline's probabilities (it never saw the test split)."""
-        base = ctx.variants.get("baseline")
-        if base is None:
+        if ctx.variants.get("baseline") is None:
             return None
         labels = ctx.data.y_test.numpy()
         probs = torch.softmax(ctx.test_logits("baseline"), 1).double().numpy()
-        ranked = _issues(labels, probs)
+        ranked = test_label_issues(ctx)
         names = ctx.data.class_names
         return {"issues": int(len(ranked)), "rows": int(len(labels)), "rate": len(ranked) / len(labels),
                 "indices_ranked": [int(i) for i in ranked],

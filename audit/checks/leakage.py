@@ -37,6 +37,15 @@ def self_test(train, y_train, test, y_test, *, threshold, copies, sigmas, scale,
     return rows
 
 
+def input_space_leaks(ctx: Context):
+    """(threshold, Leaks) of the test split against the training split in input space (cached per run)."""
+    def compute():
+        d = ctx.data
+        return _space("input", d.x_train.flatten(1).float(), d.y_train.numpy(), d.x_test.flatten(1).float(),
+                      d.y_test.numpy(), ctx.config.leakage.quantile, ctx.config.seed)
+    return ctx.cached(("leakage", "input"), compute)
+
+
 class Leakage:
     id = "leakage"
     title = "Train/test leakage (exact and near duplicates)"
@@ -55,7 +64,7 @@ class Leakage:
         xtr, xte = d.x_train.flatten(1).float(), d.x_test.flatten(1).float()
         ytr, yte = d.y_train.numpy(), d.y_test.numpy()
         seed = ctx.config.seed
-        thr, leaks = _space("input", xtr, ytr, xte, yte, cfg.quantile, seed)
+        thr, leaks = input_space_leaks(ctx)
         width = d.range_width
         lo, hi = d.attack_clip
         clip = (lo.flatten(), hi.flatten()) if isinstance(lo, torch.Tensor) else (lo, hi)
