@@ -9,7 +9,8 @@ import io
 from audit.result import AuditResult
 
 COLUMNS = ("split", "row", "given_label", "predicted_label", "label_issue", "label_issue_rank", "label_quality",
-           "leaked_to_test_rows", "leak_distance", "leak_exact", "leak_conflicting_label")
+           "leaked_to_test_rows", "leak_distance", "leak_exact", "leak_conflicting_label", "outlier_score",
+           "near_duplicate_score", "underperforming_group_score")
 
 
 def _finding(result: AuditResult, check: str):
@@ -51,6 +52,12 @@ def render_triage(result: AuditResult) -> str:
             prev = tr.get("leak_distance")
             tr["leak_distance"] = p["distance"] if prev is None else min(prev, p["distance"])
             tr["leak_exact"] = bool(tr.get("leak_exact")) or p["exact"]
+    dl = _finding(result, "datalab")
+    if dl is not None:
+        for t, scores in dl.details.get("flagged", {}).items():
+            if f"{t}_score" in COLUMNS:
+                for i, score in scores.items():
+                    row("train", int(i))[f"{t}_score"] = score
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()

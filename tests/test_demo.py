@@ -72,3 +72,14 @@ def test_data_impact_recomputes_accuracy_without_the_flagged_test_rows(demo_resu
         ok = unpack_bits(v.correct_bits, f.details["n"])
         assert f.details["rows"]["clean"]["all"] == pytest.approx(v.clean_accuracy.value)
         assert f.details["rows"]["clean"]["without_flagged"] == pytest.approx(ok[~drop].mean())
+
+
+def test_datalab_issue_types_run_on_the_training_embeddings(demo_result):
+    f = next(f for f in demo_result.findings if f.check == "datalab")
+    assert set(f.details["issue_types"]) == {"outlier", "near_duplicate", "non_iid", "class_imbalance",
+                                             "underperforming_group"}
+    assert f.details["rows_examined"] == demo_result.dataset["n_train"]
+    for t, v in f.details["issue_types"].items():
+        assert v["issues"] == len(f.details["flagged"][t])
+        assert f.metrics[f"{t}_rate"] == pytest.approx(v["issues"] / demo_result.dataset["n_train"])
+    assert 0 <= f.metrics["non_iid_p_value"] <= 1

@@ -5,6 +5,7 @@ from audit.checks.calibration import Calibration
 from audit.checks.clean_accuracy import CleanAccuracy
 from audit.checks.corruptions import Corruptions
 from audit.checks.data_impact import DataImpact
+from audit.checks.datalab_issues import DatalabIssues
 from audit.checks.input_validation import InputValidation
 from audit.checks.label_issues import LabelIssues
 from audit.checks.leakage import Leakage
@@ -13,4 +14,4 @@ from audit.checks.robustness import Robustness
 
 CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
                             Calibration(), Corruptions(), OutOfDistribution(), LabelIssues(), Leakage(),
-                            DataImpact())}
+                            DatalabIssues(), DataImpact())}

@@ -174,7 +174,7 @@ class LabelIssues:
             probs = read_pred_probs(Path(ctx.base_dir or ".") / cfg.pred_probs, len(labels), k)
             source = f"user-supplied probabilities ({cfg.pred_probs})"
         else:
-            probs = self._probs(ctx, labels, method)
+            probs = ctx.cached(("label_issues", "train_probs"), lambda: self._probs(ctx, labels, method))
             source = {"kfold": f"{cfg.folds}-fold training of the audited architecture",
                       "proxy": f"{cfg.folds}-fold logistic regression on the baseline's penultimate embeddings"}[method]
         guard = in_sample_suspected(probs, labels, self._reference(ctx))

@@ -73,10 +73,11 @@ class Probe:
         """Per-example worst case of the full grid at ``eps``, on the probe points."""
         return self.grid.correct[("worst_case", eps)][self.idx]
 
-    def robust_under(self, attack: str, eps: float, **params) -> np.ndarray:
-        """Robust-correct mask of the probe points under ``attack`` (seeded; clean errors count as not robust)."""
+    def robust_under(self, attack: str, eps: float, only: np.ndarray | None = None, **params) -> np.ndarray:
+        """Robust-correct mask of the probe points under ``attack`` (seeded; clean errors count as not robust).
+        ``only``: attack just these points (a bool mask); the others are reported as not robust."""
         gen = torch.Generator().manual_seed(self.seed + 7)
-        ok = self.clean_ok()
+        ok = self.clean_ok() if only is None else self.clean_ok() & only
         out = np.zeros(ok.shape, dtype=bool)
         rows = torch.from_numpy(np.flatnonzero(ok)).to(self.x.device)
         if rows.numel():
