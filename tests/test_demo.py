@@ -83,3 +83,16 @@ def test_datalab_issue_types_run_on_the_training_embeddings(demo_result):
         assert v["issues"] == len(f.details["flagged"][t])
         assert f.metrics[f"{t}_rate"] == pytest.approx(v["issues"] / demo_result.dataset["n_train"])
     assert 0 <= f.metrics["non_iid_p_value"] <= 1
+
+
+def test_label_issue_thumbnails_are_inline_pngs_of_the_flagged_rows(demo_result, demo_run):
+    import base64
+    import io
+    from PIL import Image
+    f = next(f for f in demo_result.findings if f.check == "label_issues")
+    shown = [i for i in f.details["top_issues"] if "thumbnail_png" in i]
+    assert 0 < len(shown) <= 16 and len(shown) == min(16, len(f.details["top_issues"]))
+    img = Image.open(io.BytesIO(base64.b64decode(shown[0]["thumbnail_png"])))
+    assert img.format == "PNG" and min(img.size) >= 64
+    html = (demo_run[1] / "report.html").read_text(encoding="utf-8")
+    assert html.count('src="data:image/png;base64,') == len(shown)

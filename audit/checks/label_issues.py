@@ -27,6 +27,7 @@ from audit.result import Measurement, Status
 from audit.rows import take
 
 MAX_LISTED = 25
+MAX_THUMBNAILS = 16
 IN_SAMPLE_ACCURACY, IN_SAMPLE_CONFIDENCE = 0.995, 0.97
 
 
@@ -186,6 +187,14 @@ class LabelIssues:
                      for c in range(k)}
         listed = [{"index": int(i), "given_label": names[labels[i]], "predicted_label": names[int(probs[i].argmax())],
                    "label_quality": float(quality[i])} for i in ranked[:MAX_LISTED]]
+        if ctx.data.kind == "image" and len(ctx.data.input_shape) == 3:
+            from audit.thumbnails import thumbnail
+            rows = np.asarray(ranked[:MAX_THUMBNAILS], dtype=np.int64)
+            images = take(ctx.data.x_train, rows) if len(rows) else []
+            if len(rows) and not isinstance(images, torch.Tensor):  # lazily read rows: read these few now
+                images = images[0:len(rows)]
+            for item, img in zip(listed, images):
+                item["thumbnail_png"] = thumbnail(img, ctx.data.clip)
         oof_acc = float((probs.argmax(1) == labels).mean())
         rate = len(ranked) / len(labels)
         details = {"indices_ranked": [int(i) for i in ranked], "top_issues": listed, "per_class_issues": per_class,
