@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from attacks.base import AttackOutput, Norm, _flat_norm, ascent_direction, clip_to, frozen_eval, project
+from attacks.base import (AttackOutput, Norm, _flat_norm, ascent_direction, attack_with_restarts, clip_to,
+                          project)
 from attacks.losses import LOSSES
 
 RHO = 0.75
@@ -111,21 +112,10 @@ def apgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
          generator: torch.Generator | None = None, **_unused) -> AttackOutput:
     norm = Norm(norm)
     loss_fn = LOSSES[loss]
-    x0 = x.detach()
-    best = x0.clone()
-    pending = torch.arange(x0.shape[0], device=x0.device)
-    passes = 0
-    with frozen_eval(model):
-        for _ in range(max(restarts, 1)):
-            ts = None if target is None else target[pending]
-            xa, fooled, n = _single_run(model, x0[pending], y[pending], ts, eps=eps, norm=norm, clip=clip,
-                                        steps=steps, loss_fn=loss_fn, early_stop=early_stop, generator=generator)
-            passes += n
-            best[pending] = xa
-            pending = pending[~fooled]
-            if pending.numel() == 0:
-                break
-    return AttackOutput(x_adv=best.detach(), example_passes=passes)
+    return attack_with_restarts(
+        model, x, y, target, restarts,
+        lambda xs, ys, ts: _single_run(model, xs, ys, ts, eps=eps, norm=norm, clip=clip, steps=steps,
+                                       loss_fn=loss_fn, early_stop=early_stop, generator=generator))
 
 
 def apgd_ce(model, x, y, **kw) -> AttackOutput:

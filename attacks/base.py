@@ -90,6 +90,25 @@ def random_start(x: torch.Tensor, eps: float, norm: Norm, generator: torch.Gener
     return g * (r * eps).view(-1, *([1] * (x.dim() - 1)))
 
 
+def attack_with_restarts(model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, restarts: int,
+                         run) -> AttackOutput:
+    """Run ``run(xs, ys, ts) -> (x kept, broken mask, passes)`` from fresh starts, each time only on the examples
+    no earlier start broke; per example the broken point (or the last start's kept point) is returned."""
+    x0 = x.detach()
+    best = x0.clone()
+    pending = torch.arange(x0.shape[0], device=x0.device)
+    passes = 0
+    with frozen_eval(model):
+        for _ in range(max(restarts, 1)):
+            xa, fooled, n = run(x0[pending], y[pending], None if target is None else target[pending])
+            passes += n
+            best[pending] = xa  # the kept iterate for the still-unbroken ones, the adversarial one for the rest
+            pending = pending[~fooled]
+            if pending.numel() == 0:
+                break
+    return AttackOutput(x_adv=best.detach(), example_passes=passes)
+
+
 def clip_to(x: torch.Tensor, clip: tuple[float, float] | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     lo, hi = clip
     if isinstance(lo, torch.Tensor):

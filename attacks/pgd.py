@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks.base import AttackOutput, Norm, ascent_direction, clip_to, frozen_eval, project, random_start
+from attacks.base import (AttackOutput, Norm, ascent_direction, attack_with_restarts, clip_to, project,
+                          random_start)
 
 
 def default_step_size(eps: float, steps: int) -> float:
@@ -105,18 +106,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         **_unused) -> AttackOutput:
     norm = Norm(norm)
     alpha = default_step_size(eps, steps) if step_size is None else step_size
-    x0 = x.detach()
-    best = x0.clone()
-    pending = torch.arange(x0.shape[0], device=x0.device)
-    passes = 0
-    with frozen_eval(model):
-        for _ in range(max(restarts, 1)):
-            ts = None if target is None else target[pending]
-            xa, fooled, n = _one_run(model, x0[pending], y[pending], ts, eps, norm, clip, steps, alpha,
-                                     random_init, targeted, early_stop, keep_adversarial, generator)
-            passes += n
-            best[pending] = xa  # the kept iterate for the still-unbroken ones, the adversarial one for the rest
-            pending = pending[~fooled]
-            if pending.numel() == 0:
-                break
-    return AttackOutput(x_adv=best.detach(), example_passes=passes)
+    return attack_with_restarts(
+        model, x, y, target, restarts,
+        lambda xs, ys, ts: _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, targeted,
+                                    early_stop, keep_adversarial, generator))

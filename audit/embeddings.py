@@ -16,6 +16,14 @@ def _last_linear(model: torch.nn.Module) -> torch.nn.Module | None:
     return last
 
 
+def train_embedding(ctx):
+    """The baseline's penultimate embeddings of the training split as a numpy array (cached per run), or None."""
+    def compute():
+        e = penultimate(ctx.variants["baseline"].model, ctx.data.x_train, device=ctx.device)
+        return None if e is None else e.numpy()
+    return ctx.cached(("train_embedding", "baseline"), compute)
+
+
 @torch.no_grad()
 def penultimate(model: torch.nn.Module, x, *, device: torch.device, batch_size: int = 1024) -> torch.Tensor | None:
     """(N, d) float32 CPU embeddings of the rows of ``x`` (tensor or lazy rows), or None if none can be found."""

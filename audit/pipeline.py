@@ -15,7 +15,6 @@ import torch
 from audit import __version__
 from audit.checks import CHECKS
 from audit.checks.clean_accuracy import clean_correct
-from audit.checks.robustness import robustness_eval
 from audit.config import AuditConfig
 from audit.context import Context, input_wrapper, pick_device
 from audit.controls import coverage, editions, nist_status

@@ -11,22 +11,13 @@ import numpy as np
 import torch
 
 from audit.checks.base import controls
-from audit.checks.robustness import robustness_eval
+from audit.checks.robustness import gated_eps, robustness_eval
 from audit.context import Context
 from audit.gates import GATES, GateResult, Probe, worst
 from audit.result import Measurement, Status
 from audit.serde import to_data
 
 log = logging.getLogger(__name__)
-
-
-def probe_eps(ctx: Context) -> float:
-    """The policy's gated eps when the grid has it, else the grid's middle eps."""
-    grid = ctx.config.attacks.eps
-    gate = ctx.policy.gates.get("robustness")
-    if gate is not None and gate.eps is not None and any(abs(gate.eps - e) < 1e-12 for e in grid):
-        return next(e for e in grid if abs(gate.eps - e) < 1e-12)
-    return grid[len(grid) // 2]
 
 
 def reference_of(ctx: Context):
@@ -52,7 +43,7 @@ def build_probe(ctx: Context, variant: str) -> Probe:
     v = ctx.variants[variant]
     return Probe(model=v.model, grid=robustness_eval(ctx, variant), settings=a, idx=idx,
                  x=ctx.data.x_test[sel].to(ctx.device), y=ctx.data.y_test[sel].to(ctx.device), clip=clip,
-                 device=ctx.device, num_classes=ctx.data.num_classes, seed=ctx.config.seed, eps=probe_eps(ctx),
+                 device=ctx.device, num_classes=ctx.data.num_classes, seed=ctx.config.seed, eps=gated_eps(ctx),
                  range_width=ctx.data.range_width, kind=ctx.data.kind, reference=ref,
                  defence=v.defence)
 

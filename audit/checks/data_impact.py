@@ -8,7 +8,7 @@ import numpy as np
 from audit.checks.base import controls
 from audit.checks.label_issues import test_label_issues
 from audit.checks.leakage import input_space_leaks
-from audit.checks.robustness import robustness_eval
+from audit.checks.robustness import gated_eps, robustness_eval
 from audit.context import Context
 from audit.evaluation import WORST_CASE, Accuracy
 from audit.result import Measurement
@@ -39,9 +39,7 @@ class DataImpact:
             drop[rows] = True
         ev = robustness_eval(ctx, variant)
         clean = (ctx.test_logits(variant).argmax(1) == ctx.data.y_test).numpy()
-        eps = ctx.policy.gates["robustness"].eps if "robustness" in ctx.policy.gates else None
-        grid = sorted({p.eps for p in ev.points})
-        eps = eps if eps in grid else grid[len(grid) // 2]
+        eps = gated_eps(ctx)
         robust = ev.correct[(WORST_CASE, eps)]
         rows = {}
         for name, mask in (("clean", clean), (f"worst_case@{eps:g}", robust)):

@@ -13,7 +13,7 @@ import numpy as np
 
 from audit.checks.base import controls
 from audit.context import Context
-from audit.embeddings import penultimate
+from audit.embeddings import train_embedding
 from audit.result import Measurement
 
 MAX_ROWS = 10_000
@@ -34,12 +34,10 @@ class DatalabIssues:
         base = ctx.variants.get("baseline")
         if base is None:
             return Measurement(check=self.id, skipped="no baseline model to embed the data with")
-        emb = ctx.cached(("train_embedding", "baseline"),
-                         lambda: penultimate(base.model, ctx.data.x_train, device=ctx.device))
+        emb = train_embedding(ctx)
         if emb is None:
             return Measurement(check=self.id, skipped="the model has no final nn.Linear layer to read embeddings "
                                                       "from")
-        emb = emb.numpy() if hasattr(emb, "numpy") else np.asarray(emb)
         labels = ctx.data.y_train.numpy()
         n = len(labels)
         rows = np.arange(n)

@@ -21,7 +21,7 @@ import torch
 from attacks.training import train
 from audit.checks.base import controls
 from audit.context import Context
-from audit.embeddings import penultimate
+from audit.embeddings import train_embedding
 from audit.errors import UsageError
 from audit.result import Measurement, Status
 from audit.rows import take
@@ -127,12 +127,15 @@ def _issues(labels, probs):
     return find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
 
 
+def test_probabilities(ctx: Context) -> np.ndarray:
+    """The baseline's softmax probabilities on the test split (out of sample: it never saw it)."""
+    return ctx.cached(("test_probs", "baseline"),
+                      lambda: torch.softmax(ctx.test_logits("baseline"), 1).double().numpy())
+
+
 def test_label_issues(ctx: Context) -> np.ndarray:
     """Ranked test rows whose label cleanlab doubts, from the baseline's out-of-sample probabilities (cached)."""
-    def compute():
-        probs = torch.softmax(ctx.test_logits("baseline"), 1).double().numpy()
-        return _issues(ctx.data.y_test.numpy(), probs)
-    return ctx.cached(("label_issues", "test"), compute)
+    return ctx.cached(("label_issues", "test"), lambda: _issues(ctx.data.y_test.numpy(), test_probabilities(ctx)))
 
 
 class LabelIssues:
@@ -153,12 +156,10 @@ class LabelIssues:
         return out_of_fold_probabilities(ctx, cfg.folds, cfg.epochs, labels)
 
     def _embedding(self, ctx: Context) -> np.ndarray:
-        def compute():
-            e = penultimate(ctx.variants["baseline"].model, ctx.data.x_train, device=ctx.device)
-            if e is None:
-                raise UsageError("label_issues.method 'proxy' needs a model with a final nn.Linear layer")
-            return e.numpy()
-        return ctx.cached(("train_embedding", "baseline"), compute)
+        e = train_embedding(ctx)
+        if e is None:
+            raise UsageError("label_issues.method 'proxy' needs a model with a final nn.Linear layer")
+        return e
 
     def measure(self, ctx: Context, variant: str | None) -> Measurement:
         from cleanlab.rank import get_label_quality_scores
@@ -234,7 +235,7 @@ class LabelIssues:
         if ctx.variants.get("baseline") is None:
             return None
         labels = ctx.data.y_test.numpy()
-        probs = torch.softmax(ctx.test_logits("baseline"), 1).double().numpy()
+        probs = test_probabilities(ctx)
         ranked = test_label_issues(ctx)
         names = ctx.data.class_names
         return {"issues": int(len(ranked)), "rows": int(len(labels)), "rate": len(ranked) / len(labels),

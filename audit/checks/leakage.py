@@ -14,19 +14,19 @@ import torch
 from audit.checks.base import controls
 from audit.context import Context
 from audit.detectors.leakage import calibrated_threshold, find_leaks, jittered_copies
-from audit.embeddings import penultimate
+from audit.embeddings import penultimate, train_embedding
 from audit.result import Measurement
 
 MAX_LISTED = 25
 
 
-def _space(name, train, y_train, test, y_test, quantile, seed):
+def _space(train, y_train, test, y_test, quantile, seed):
     thr = calibrated_threshold(train, quantile=quantile, seed=seed)
     leaks = find_leaks(train, y_train, test, y_test, threshold=thr)
     return thr, leaks
 
 
-def self_test(train, y_train, test, y_test, *, threshold, copies, sigmas, scale, clip, seed):
+def self_test(train, y_train, *, threshold, copies, sigmas, scale, clip, seed):
     """Recall of the detector on ``copies`` training rows injected into the test split at each jitter sigma, and
     the flag rate on the untouched test rows (an upper bound on its false-positive rate)."""
     rows = []
@@ -41,7 +41,7 @@ def input_space_leaks(ctx: Context):
     """(threshold, Leaks) of the test split against the training split in input space (cached per run)."""
     def compute():
         d = ctx.data
-        return _space("input", d.x_train.flatten(1).float(), d.y_train.numpy(), d.x_test.flatten(1).float(),
+        return _space(d.x_train.flatten(1).float(), d.y_train.numpy(), d.x_test.flatten(1).float(),
                       d.y_test.numpy(), ctx.config.leakage.quantile, ctx.config.seed)
     return ctx.cached(("leakage", "input"), compute)
 
@@ -61,7 +61,7 @@ class Leakage:
         if d.lazy:
             return Measurement(check=self.id, skipped="the data is read lazily; the leakage check compares whole "
                                                       "splits in memory (planned: blockwise over lazy rows)")
-        xtr, xte = d.x_train.flatten(1).float(), d.x_test.flatten(1).float()
+        xtr = d.x_train.flatten(1).float()
         ytr, yte = d.y_train.numpy(), d.y_test.numpy()
         seed = ctx.config.seed
         thr, leaks = input_space_leaks(ctx)
@@ -70,7 +70,7 @@ class Leakage:
         clip = (lo.flatten(), hi.flatten()) if isinstance(lo, torch.Tensor) else (lo, hi)
         sigmas = tuple(cfg.selftest_sigmas)
         copies = min(cfg.selftest_copies, len(xtr))
-        selftest = self_test(xtr, ytr, xte, yte, threshold=thr, copies=copies, sigmas=sigmas, scale=width,
+        selftest = self_test(xtr, ytr, threshold=thr, copies=copies, sigmas=sigmas, scale=width,
                              clip=clip, seed=seed) if copies else []
         details = {"threshold": thr, "quantile": cfg.quantile, "exact": int(leaks.exact.sum()),
                    "near": int(leaks.near.sum()), "conflicting_labels": int(leaks.conflicting.sum()),
@@ -82,10 +82,11 @@ class Leakage:
         base = ctx.variants.get("baseline")
         emb_flagged = np.zeros(len(yte), dtype=bool)
         if base is not None:
-            e_tr = penultimate(base.model, d.x_train, device=ctx.device)
-            e_te = penultimate(base.model, d.x_test, device=ctx.device)
+            e_tr = train_embedding(ctx)  # shared with the Datalab and proxy label checks
             if e_tr is not None:
-                e_thr, e_leaks = _space("embedding", e_tr, ytr, e_te, yte, cfg.quantile, seed)
+                e_tr = torch.from_numpy(e_tr)
+                e_te = penultimate(base.model, d.x_test, device=ctx.device)
+                e_thr, e_leaks = _space(e_tr, ytr, e_te, yte, cfg.quantile, seed)
                 emb_flagged = e_leaks.flagged
                 details["embedding"] = {"threshold": e_thr, "near": int(e_leaks.near.sum()),
                                         "dimensions": int(e_tr.shape[1]), "model": "baseline (penultimate layer)"}

@@ -24,6 +24,17 @@ def robustness_eval(ctx: Context, variant: str) -> RobustnessEval:
     return ctx.cached(("robustness", variant), compute)
 
 
+def gated_eps(ctx: Context) -> float:
+    """The policy's robustness-gate eps when the grid has it, else the grid's middle eps."""
+    grid = ctx.config.attacks.eps
+    gate = ctx.policy.gates.get("robustness")
+    if gate is not None and gate.eps is not None:
+        match = [e for e in grid if abs(gate.eps - e) < 1e-12]
+        if match:
+            return match[0]
+    return grid[len(grid) // 2]
+
+
 def per_class(ctx: Context, ev: RobustnessEval) -> list[dict]:
     """Per true class: clean accuracy and worst-case robust accuracy at every eps (Wilson intervals)."""
     y = ctx.data.y_test.numpy()
