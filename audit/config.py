@@ -304,6 +304,35 @@ class LeakageConfig:
 
 
 @dataclass(frozen=True)
+class BackdoorConfig:
+    """Backdoor screening on the baseline's penultimate activations (audit/detectors/backdoor.py).
+
+    ratio_z / spectral_z: robust per-class z-scores above which the centroid-distance ratio and the spectral
+    signature flag a row. Activation clustering flags a class's smaller k-means cluster (PCA to ``nb_dims``) only
+    if it holds at most ``max_cluster_share`` of the class, the silhouette is at least ``min_silhouette`` and the
+    cluster's median ratio z-score is at least ``min_cluster_ratio_z``. Self-test: an all-to-all pattern backdoor
+    making ``selftest_rate`` of each class (0: off), trained for ``selftest_epochs`` (0: the training budget).
+    """
+
+    ratio_z: float = 2.5
+    spectral_z: float = 3.5
+    min_silhouette: float = 0.35
+    max_cluster_share: float = 0.35
+    min_cluster_ratio_z: float = 2.0
+    nb_dims: int = 10
+    selftest_rate: float = 0.1
+    selftest_epochs: int = 0
+
+    def validate(self, path: str) -> None:
+        if not 0 <= self.selftest_rate < 0.5:
+            raise UsageError(f"{path}.selftest_rate: give a share in [0, 0.5), e.g. 0.1")
+        if not 0 < self.max_cluster_share <= 0.5 or not -1 <= self.min_silhouette <= 1:
+            raise UsageError(f"{path}: max_cluster_share must be in (0, 0.5] and min_silhouette in [-1, 1]")
+        if self.nb_dims < 1 or self.selftest_epochs < 0:
+            raise UsageError(f"{path}: nb_dims must be >= 1 and selftest_epochs >= 0")
+
+
+@dataclass(frozen=True)
 class ReviewerConfig:
     """Who reviews the report; left empty, the report shows blank lines for a signature."""
 
@@ -344,6 +373,7 @@ class AuditConfig:
     defences: tuple[DefenceConfig, ...] = ()
     label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     checks: tuple[str, ...] = ()

@@ -1,6 +1,7 @@
 """The registry of checks: ``CHECKS`` is the only list; its order is the report's order."""
 from audit.checks.art_agreement import ArtAgreement
 from audit.checks.attack_validity import AttackValidity
+from audit.checks.backdoor import BackdoorScreen
 from audit.checks.calibration import Calibration
 from audit.checks.clean_accuracy import CleanAccuracy
 from audit.checks.corruptions import Corruptions
@@ -14,4 +15,4 @@ from audit.checks.robustness import Robustness
 
 CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
                             Calibration(), Corruptions(), OutOfDistribution(), LabelIssues(), Leakage(),
-                            DatalabIssues(), DataImpact())}
+                            DatalabIssues(), BackdoorScreen(), DataImpact())}
