@@ -26,7 +26,7 @@ from audit.sources import BUILTIN, load_data
 from audit.evaluation import WORST_CASE, Accuracy, pack_bits
 from audit.judge import judge, verdict
 from audit.policy import Policy, load_policy
-from audit.result import SCHEMA_VERSION, AuditResult, Measurement, VariantResult
+from audit.result import SCHEMA_VERSION, AuditResult, Measurement, Status, VariantResult
 from audit.serde import to_data
 from audit.stats import expected_calibration_error
 
@@ -117,6 +117,12 @@ def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str
         if f.check == "label_issues" and "label_issue_rate" in f.metrics:
             out.append(f"{f.metrics['label_issue_rate']:.1%} of training labels are suspected errors and remain "
                        f"in the training data unless cleaned.")
+        if f.check == "backdoor" and "flagged_rows" in f.metrics:
+            test = f.details.get("selftest")
+            evidence = (f"; its self-test found {test['detectors']['screen']['recall']:.0%} of a planted "
+                        f"{test['rate']:.0%} backdoor, so a backdoor it misses remains possible") if test else ""
+            out.append(f"The backdoor screen flagged {int(f.metrics['flagged_rows'])} training rows for review"
+                       f"{evidence}.")
     bad = [f.id for f in findings if f.gating and f.status.value in ("fail", "error")]
     if bad:
         out.append(f"Gating findings not met: {', '.join(bad)}.")
@@ -180,7 +186,9 @@ def run_audit_with_context(config: AuditConfig, data: Splits | None = None, poli
             findings.append(judge(measure_safely(check, ctx, variant), check, gate, gating))
     findings = tuple(findings)
     variants = mark_best(tuple(_variant_result(ctx, name) for name in ctx.variants), findings, policy)
-    not_measured = tuple(coverage()["not_measured"])
+    measured = {f.check for f in findings if f.status not in (Status.SKIPPED, Status.ERROR)}
+    not_measured = tuple({k: v for k, v in t.items() if k != "unless_check"} for t in coverage()["not_measured"]
+                         if t.get("unless_check") not in measured)
     model = ctx.variants["baseline"].model
     result = AuditResult(
         schema_version=SCHEMA_VERSION,

@@ -10,7 +10,8 @@ from audit.result import AuditResult
 
 COLUMNS = ("split", "row", "given_label", "predicted_label", "label_issue", "label_issue_rank", "label_quality",
            "leaked_to_test_rows", "leak_distance", "leak_exact", "leak_conflicting_label", "outlier_score",
-           "near_duplicate_score", "underperforming_group_score")
+           "near_duplicate_score", "underperforming_group_score", "backdoor_ratio_z", "backdoor_spectral_z",
+           "backdoor_clustered")
 
 
 def _finding(result: AuditResult, check: str):
@@ -58,6 +59,11 @@ def render_triage(result: AuditResult) -> str:
             if f"{t}_score" in COLUMNS:
                 for i, score in scores.items():
                     row("train", int(i))[f"{t}_score"] = score
+    bd = _finding(result, "backdoor")
+    if bd is not None:
+        for p in bd.details.get("flagged", []):
+            row("train", p["row"]).update(backdoor_ratio_z=p["ratio_z"], backdoor_spectral_z=p["spectral_z"],
+                                          backdoor_clustered=p["clustered"])
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()

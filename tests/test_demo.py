@@ -96,3 +96,17 @@ def test_label_issue_thumbnails_are_inline_pngs_of_the_flagged_rows(demo_result,
     assert img.format == "PNG" and min(img.size) >= 64
     html = (demo_run[1] / "report.html").read_text(encoding="utf-8")
     assert html.count('src="data:image/png;base64,') == len(shown)
+
+
+def test_backdoor_screen_runs_with_a_self_test_and_leaves_the_clean_digits_alone(demo_result):
+    f = next(f for f in demo_result.findings if f.check == "backdoor")
+    st = f.details["selftest"]
+    assert st["attack_success_rate"] > 0.5                        # the planted trigger took
+    assert st["ranking"]["screen_score"]["recall_at_fpr_0.1"] >= 0.8  # the issue's target: recall >= 0.8 at FPR 0.1
+    op = st["detectors"]["screen"]                                   # the operating thresholds: fewer false alarms
+    assert op["false_positive_rate"] <= 0.1 and op["recall"] >= 0.7
+    assert f.metrics["suspicious_classes"] == 0 and f.status.value == "pass"
+    assert f.metrics["backdoor_flag_rate"] <= 0.1
+    threats = {t["threat"] for t in demo_result.not_measured}
+    assert "Backdoor poisoning" not in threats and "Natural distribution shift and common corruptions" not in threats
+    assert any(t.startswith("Clean-label poisoning") for t in threats)

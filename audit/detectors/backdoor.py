@@ -5,11 +5,12 @@ Three detectors, each per class (a backdoor's poisons carry the target label, so
 - **Activation clustering** (Chen et al. 2018) through ART's ``ActivationDefence``, given the penultimate
   activations directly (ART's own extraction clusters the logits of an ``nn.Sequential``), with a seeded k-means.
   ART's analyses flag clean classes (``smaller`` flags a cluster of every class; REFERENCE section 7), so the
-  analysis here flags the smaller of the two clusters only when all three hold: it is small (at most
-  ``max_cluster_share`` of the class), the split is real (silhouette at least ``min_silhouette``), and its
-  members sit unusually close to another class (median centroid-ratio z-score at least ``min_cluster_ratio_z``).
-  A clean class with two natural styles (a "1" with and without a base) splits, but its sub-cluster does not move
-  towards another class.
+  analysis here flags the smaller of the two clusters only when all four hold: it is small (at most
+  ``max_cluster_share`` of the class), the split is real (silhouette at least ``min_silhouette``), its members sit
+  unusually close to another class (median centroid-ratio z-score at least ``min_cluster_ratio_z``), and it is
+  nearer to that class's centroid than the class's large cluster is (it moved towards another class). A clean
+  class with two natural styles (a "1" with and without a base) splits, but its sub-cluster does not move towards
+  another class.
 - **Centroid-distance ratio**: distance to the row's own class centroid over the distance to the nearest other
   class centroid. A triggered "3" labelled "4" keeps much of its "3" features, so it sits between the two.
   Robust z-score per class (median and MAD); rows above ``ratio_z`` are flagged.
@@ -98,22 +99,44 @@ def spectral_signature(e: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return s
 
 
-def activation_clusters(e: np.ndarray, labels: np.ndarray, nb_dims: int,
-                        seed: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Two-way k-means per class on PCA-reduced activations, through ART's ActivationDefence (seeded).
+def activation_clusters(e: np.ndarray, labels: np.ndarray, nb_dims: int, seed: int,
+                        restarts: int = 5) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Two-way k-means per class on PCA-reduced activations, through ART's ActivationDefence, seeded.
+    ART's KMeans makes one k-means++ start; this runs ``restarts`` seeded starts and keeps, per class, the split
+    with the lowest within-cluster sum of squares (what scikit-learn's ``n_init`` does).
     Returns {class: (cluster of each row, reduced activations)}."""
     from art.defences.detector.poison import ActivationDefence
     classes = np.unique(labels)
-    defence = ActivationDefence(None, None, labels)
-    defence.activations_by_class = [e[labels == c] for c in classes]
+    best: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
     state = np.random.get_state()
-    np.random.seed(seed)  # ART's KMeans and PCA are unseeded; they draw from numpy's global generator
     try:
-        clusters, reduced = defence.cluster_activations(nb_clusters=2, nb_dims=min(nb_dims, e.shape[1]),
-                                                        reduce="PCA")
+        for r in range(restarts):
+            defence = ActivationDefence(None, None, labels)
+            defence.activations_by_class = [e[labels == c] for c in classes]
+            np.random.seed(seed + r)  # ART's KMeans and PCA are unseeded: they draw from numpy's global generator
+            clusters, reduced = defence.cluster_activations(nb_clusters=2, nb_dims=min(nb_dims, e.shape[1]),
+                                                            reduce="PCA")
+            for c, lab, red in zip(classes.tolist(), clusters, reduced):
+                inertia = sum(float(((red[lab == k] - red[lab == k].mean(0)) ** 2).sum())
+                              for k in np.unique(lab))
+                if c not in best or inertia < best[c][0] - 1e-9:
+                    best[c] = (inertia, lab, red)
     finally:
         np.random.set_state(state)
-    return dict(zip(classes.tolist(), zip(clusters, reduced)))
+    return {c: (lab, red) for c, (_, lab, red) in best.items()}
+
+
+def _towards_other_class(e, labels, c, small, large) -> tuple[int, float]:
+    """The other class whose centroid is nearest the small cluster's mean, and how much nearer to it the small
+    cluster is than the large one (below 1: the small cluster has moved towards that class, as triggered rows
+    from a source class do; a natural second style far from every class stays above 1)."""
+    others = [k for k in np.unique(labels) if k != c]
+    if not others:
+        return -1, float("inf")
+    cents = np.stack([e[labels == k].mean(0) for k in others])
+    ms, ml = e[small].mean(0), e[large].mean(0)
+    j = int(np.argmin(np.linalg.norm(cents - ms, axis=1)))
+    return int(others[j]), float(np.linalg.norm(cents[j] - ms) / max(np.linalg.norm(cents[j] - ml), 1e-12))
 
 
 def screen(e: np.ndarray, labels: np.ndarray, settings: ScreenSettings = ScreenSettings()) -> Screen:
@@ -140,12 +163,14 @@ def screen(e: np.ndarray, labels: np.ndarray, settings: ScreenSettings = ScreenS
         sil = float(silhouette_score(reduced, lab, random_state=settings.seed, sample_size=min(len(idx), 4000)))
         share = float(counts[small] / len(idx))
         cz = float(np.median(rz[members]))
+        towards, closer = _towards_other_class(e, labels, c, members, idx[lab != small])
         flag = share <= settings.max_cluster_share and sil >= settings.min_silhouette and \
-            cz >= settings.min_cluster_ratio_z
+            cz >= settings.min_cluster_ratio_z and closer < 1.0
         if flag:
             clustered[members] = True
         row.update({"small_cluster_share": share, "silhouette": sil, "small_cluster_ratio_z": cz, "flagged": flag,
-                    "small_cluster_rows": int(len(members))})
+                    "small_cluster_rows": int(len(members)), "nearest_other_class": towards,
+                    "distance_ratio_to_it": closer})
         classes.append(row)
     return Screen(ratio=ratio, ratio_z=rz, spectral=spec, spectral_z=sz, clustered=clustered,
                   ratio_flag=rz > settings.ratio_z, spectral_flag=sz > settings.spectral_z, classes=classes)

@@ -81,4 +81,9 @@ def test_triage_csv_lists_every_flagged_row_with_each_detectors_score(demo_resul
     lk = next(f for f in demo_result.findings if f.check == "leakage")
     leaked = {int(r["row"]) for r in rows if r["split"] == "test" and r["leak_distance"]}
     assert leaked == {p["test_row"] for p in lk.details["flagged"]}
+    bd = next(f for f in demo_result.findings if f.check == "backdoor")
+    screened = {int(r["row"]): r for r in rows if r["split"] == "train" and r["backdoor_ratio_z"]}
+    assert set(screened) == {p["row"] for p in bd.details["flagged"]} and screened
+    assert all(float(r["backdoor_ratio_z"]) > 2.5 or float(r["backdoor_spectral_z"]) > 3.5
+               or r["backdoor_clustered"] == "True" for r in screened.values())
     assert (demo_run[1] / "triage.csv").read_text(encoding="utf-8") == render_triage(demo_result)
