@@ -2,7 +2,6 @@
 self-test on a tiny seeded run."""
 import numpy as np
 import pytest
-import torch
 
 from audit.detectors.backdoor import (ScreenSettings, add_trigger, centroid_ratio, poison_plan, rates,
                                       recall_at_fpr, robust_z, screen, spectral_signature)
