@@ -269,6 +269,8 @@ class LabelIssuesConfig:
     the embedding has memorised noisy labels). pred_probs: an .npy file of the user's own (n_train, K)
     out-of-sample probabilities, used instead (an in-sample guard checks them). selftest_flip_rate: share of
     training labels flipped in a copy to measure the detector's precision/recall/F1 on this data (0: off).
+    retrain_cleaned: train the baseline recipe again without the flagged training rows and report the change in
+    test accuracy (one more training run).
     """
 
     folds: int = 5
@@ -276,6 +278,7 @@ class LabelIssuesConfig:
     method: str = "kfold"
     pred_probs: str = ""
     selftest_flip_rate: float = 0.1
+    retrain_cleaned: bool = False
 
     def validate(self, path: str) -> None:
         if self.folds < 2 or self.epochs < 1:

@@ -11,8 +11,10 @@ from audit.checks.input_validation import InputValidation
 from audit.checks.label_issues import LabelIssues
 from audit.checks.leakage import Leakage
 from audit.checks.ood import OutOfDistribution
+from audit.checks.retrain_cleaned import RetrainCleaned
 from audit.checks.robustness import Robustness
 
 CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
                             Calibration(), Corruptions(), OutOfDistribution(), LabelIssues(), Leakage(),
-                            DatalabIssues(), BackdoorScreen(), DataImpact())}
+                            DatalabIssues(), BackdoorScreen(), DataImpact(),
+                            RetrainCleaned())}

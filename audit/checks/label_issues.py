@@ -180,7 +180,7 @@ class LabelIssues:
             source = {"kfold": f"{cfg.folds}-fold training of the audited architecture",
                       "proxy": f"{cfg.folds}-fold logistic regression on the baseline's penultimate embeddings"}[method]
         guard = in_sample_suspected(probs, labels, self._reference(ctx))
-        ranked = _issues(labels, probs)
+        ranked = ctx.cached(("label_issues", "train_ranked"), lambda: _issues(labels, probs))
         quality = get_label_quality_scores(labels, probs)
         names = ctx.data.class_names
         per_class = {names[c]: {"issues": int((labels[ranked] == c).sum()), "rows": int((labels == c).sum()),

@@ -63,3 +63,22 @@ def test_the_check_downgrades_in_sample_user_probabilities(tmp_path, digits):
     f = next(f for f in run_audit(cfg).findings if f.check == "label_issues")
     assert f.status.value == "warn" and f.summary.startswith("IN-SAMPLE")
     assert "test_split" in f.details
+
+
+def test_retraining_without_flagged_labels_reports_a_paired_accuracy_change(digits):
+    """Opt-in retraining on the cleaned split: the removed rows are exactly the flagged ones, and the accuracy
+    change agrees with the per-point discordant counts."""
+    from audit.config import AuditConfig, LabelIssuesConfig, TrainingConfig
+    from audit.pipeline import run_audit
+    off = run_audit(AuditConfig(checks=("retrain_cleaned",), training=TrainingConfig(epochs=3)), data=digits)
+    assert off.findings[-1].status.value == "skipped" and "retrain_cleaned" in off.findings[-1].summary
+    cfg = AuditConfig(checks=("label_issues", "retrain_cleaned"), training=TrainingConfig(epochs=6),
+                      label_issues=LabelIssuesConfig(method="proxy", selftest_flip_rate=0.0, retrain_cleaned=True))
+    res = run_audit(cfg, data=digits)
+    li = next(f for f in res.findings if f.check == "label_issues")
+    rc = next(f for f in res.findings if f.check == "retrain_cleaned")
+    d = rc.details
+    assert d["removed_rows"] == int(li.metrics["label_issues"]) > 0
+    assert d["kept_rows"] + d["removed_rows"] == res.dataset["n_train"]
+    assert abs(rc.metrics["accuracy_delta"] - (d["only_cleaned_correct"] - d["only_baseline_correct"]) / d["test_rows"]) < 1e-9
+    assert 0 <= d["mcnemar_p"] <= 1 and d["cleaned_ci"][0] <= d["cleaned_accuracy"] <= d["cleaned_ci"][1]
