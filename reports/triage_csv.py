@@ -11,7 +11,7 @@ from audit.result import AuditResult
 COLUMNS = ("split", "row", "given_label", "predicted_label", "label_issue", "label_issue_rank", "label_quality",
            "leaked_to_test_rows", "leak_distance", "leak_exact", "leak_conflicting_label", "outlier_score",
            "near_duplicate_score", "underperforming_group_score", "backdoor_ratio_z", "backdoor_spectral_z",
-           "backdoor_clustered")
+           "backdoor_clustered", "test_outlier_score")
 
 
 def _finding(result: AuditResult, check: str):
@@ -59,6 +59,10 @@ def render_triage(result: AuditResult) -> str:
             if f"{t}_score" in COLUMNS:
                 for i, score in scores.items():
                     row("train", int(i))[f"{t}_score"] = score
+    to = _finding(result, "test_outliers")
+    if to is not None:
+        for i, score in to.details.get("flagged", {}).items():
+            row("test", int(i))["test_outlier_score"] = score
     bd = _finding(result, "backdoor")
     if bd is not None:
         for p in bd.details.get("flagged", []):

@@ -13,8 +13,9 @@ from audit.checks.leakage import Leakage
 from audit.checks.ood import OutOfDistribution
 from audit.checks.retrain_cleaned import RetrainCleaned
 from audit.checks.robustness import Robustness
+from audit.checks.test_outliers import TestOutliers
 
 CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
                             Calibration(), Corruptions(), OutOfDistribution(), LabelIssues(), Leakage(),
-                            DatalabIssues(), BackdoorScreen(), DataImpact(),
+                            DatalabIssues(), TestOutliers(), BackdoorScreen(), DataImpact(),
                             RetrainCleaned())}

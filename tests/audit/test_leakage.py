@@ -53,3 +53,23 @@ def test_the_check_reports_injected_leaks_and_its_self_test(tmp_path):
     assert f.metrics["selftest_min_recall"] >= 0.95
     assert [r["sigma"] for r in f.details["selftest"]] == [0.0, 0.01, 0.03, 0.05]
     assert f.metrics["leaked_test_rate"] < 0.02 and "embedding" in f.details
+
+
+def test_test_outliers_flags_noise_rows_put_into_the_test_split(digits):
+    """cleanlab OutOfDistribution on the baseline's embeddings: uniform-noise rows planted in the test split score
+    below the training rows' 1% quantile; real digits mostly do not."""
+    import dataclasses
+
+    import torch
+
+    from audit.config import AuditConfig, TrainingConfig
+    from audit.pipeline import run_audit
+    g = torch.Generator().manual_seed(0)
+    x_test = digits.x_test.clone()
+    x_test[:20] = torch.rand(20, *x_test.shape[1:], generator=g)
+    data = dataclasses.replace(digits, x_test=x_test)
+    res = run_audit(AuditConfig(checks=("test_outliers",), training=TrainingConfig(epochs=8)), data=data)
+    f = res.findings[-1]
+    flagged = {int(i) for i in f.details["flagged"]}
+    assert len(flagged & set(range(20))) >= 14  # measured 16 of 20: some noise maps onto the data manifold
+    assert len(flagged - set(range(20))) / (len(x_test) - 20) < 0.05
