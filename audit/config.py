@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from attacks.base import Norm
+from audit.detectors.backdoor import ScreenSettings
 from audit.errors import UsageError
 from audit.serde import from_data
 
@@ -317,12 +318,12 @@ class BackdoorConfig:
     making ``selftest_rate`` of each class (0: off), trained for ``selftest_epochs`` (0: the training budget).
     """
 
-    ratio_z: float = 2.5
-    spectral_z: float = 3.5
-    min_silhouette: float = 0.35
-    max_cluster_share: float = 0.35
-    min_cluster_ratio_z: float = 2.0
-    nb_dims: int = 10
+    ratio_z: float = ScreenSettings.ratio_z  # defaults: the detector's own (audit/detectors/backdoor.py)
+    spectral_z: float = ScreenSettings.spectral_z
+    min_silhouette: float = ScreenSettings.min_silhouette
+    max_cluster_share: float = ScreenSettings.max_cluster_share
+    min_cluster_ratio_z: float = ScreenSettings.min_cluster_ratio_z
+    nb_dims: int = ScreenSettings.nb_dims
     selftest_rate: float = 0.1
     selftest_epochs: int = 0
 

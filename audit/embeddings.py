@@ -24,6 +24,23 @@ def train_embedding(ctx):
     return ctx.cached(("train_embedding", "baseline"), compute)
 
 
+def test_embedding(ctx):
+    """The baseline's penultimate embeddings of the test split as a numpy array (cached per run), or None."""
+    def compute():
+        e = penultimate(ctx.variants["baseline"].model, ctx.data.x_test, device=ctx.device)
+        return None if e is None else e.numpy()
+    return ctx.cached(("test_embedding", "baseline"), compute)
+
+
+def embedding_unavailable(ctx) -> str:
+    """Why the baseline's embeddings cannot be had ('' when they can): the skip reason of the checks that use them."""
+    if "baseline" not in ctx.variants:
+        return "no baseline model to embed the data with"
+    if train_embedding(ctx) is None:
+        return "the model has no final nn.Linear layer to read embeddings from"
+    return ""
+
+
 @torch.no_grad()
 def penultimate(model: torch.nn.Module, x, *, device: torch.device, batch_size: int = 1024) -> torch.Tensor | None:
     """(N, d) float32 CPU embeddings of the rows of ``x`` (tensor or lazy rows), or None if none can be found."""

@@ -95,7 +95,7 @@ def main() -> None:
         s, dt = ours(model, xp, yp)
         s_clean, _ = ours(clean_model, x, y)
         none = np.zeros(len(y), dtype=bool)
-        score = np.maximum(s.ratio_z, s.spectral_z)
+        score = s.score
         results = {"ours: screen": (s.flagged, dt, s_clean.flagged, recall_at_fpr(score, truth, 0.1))}
         for name, flag in s.detectors().items():
             if name != "screen":

@@ -2,7 +2,8 @@
 label-issue detector against Datalab's label issue type, on the same data in one run (recall / precision on
 injected leaked copies and label flips, and wall time), and the leakage check at scale.
 
-Usage: python bench/data_checks.py [--flip-rate 0.1] [--big] [--datalab-big] [--n-train 50000] [--n-test 10000] [--dim 512]
+Usage: python bench/data_checks.py [--flip-rate 0.1] [--big] [--datalab-big] [--n-train 50000] [--n-test 10000]
+       [--dim 512]
 Issue 6 targets: leaked copies with jitter sigma up to 0.05 found with recall >= 0.95 (Datalab's relative
 threshold got 0.65 at 0.05 in REFERENCE section 6); 50,000 train x 10,000 test rows of 512-d embeddings within
 30 s on the 2-core machine (blockwise, memory bounded).

@@ -14,6 +14,8 @@ triggered test split shows the backdoor took, and the same screen runs on that m
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -22,7 +24,7 @@ from audit.checks.base import controls
 from audit.context import Context
 from audit.detectors.backdoor import (ScreenSettings, add_trigger, auroc, poison_plan, rates, recall_at_fpr,
                                       screen)
-from audit.embeddings import penultimate, train_embedding
+from audit.embeddings import embedding_unavailable, penultimate, train_embedding
 from audit.result import Measurement, Status
 
 MAX_LISTED = 25
@@ -31,10 +33,10 @@ MIN_ASR = 0.5
 
 
 def _settings(ctx: Context) -> ScreenSettings:
+    """The detector's settings: the [backdoor] config's fields of the same names, and the run's seed."""
     c = ctx.config.backdoor
-    return ScreenSettings(ratio_z=c.ratio_z, spectral_z=c.spectral_z, min_silhouette=c.min_silhouette,
-                          max_cluster_share=c.max_cluster_share, min_cluster_ratio_z=c.min_cluster_ratio_z,
-                          nb_dims=c.nb_dims, seed=ctx.config.seed)
+    named = {f.name: getattr(c, f.name) for f in dataclasses.fields(ScreenSettings) if f.name != "seed"}
+    return ScreenSettings(seed=ctx.config.seed, **named)
 
 
 def _trigger_value(ctx: Context) -> float:
@@ -73,10 +75,9 @@ def self_test(ctx: Context, settings: ScreenSettings) -> dict:
     e = penultimate(model, torch.from_numpy(x), device=ctx.device).numpy()
     s = screen(e, yp, settings)
     detectors = {name: rates(flag, truth) for name, flag in s.detectors().items()}
-    rank = np.maximum(s.ratio_z, s.spectral_z)
     ranking = {name: {"auroc": auroc(score, truth), "recall_at_fpr_0.1": recall_at_fpr(score, truth, 0.1)}
                for name, score in (("centroid_ratio", s.ratio), ("spectral_signature", s.spectral),
-                                   ("screen_score", rank))}
+                                   ("screen_score", s.score))}
     return {"rate": cfg.selftest_rate, "poisoned_rows": int(truth.sum()), "rows": int(len(y)),
             "trigger": "ART add_pattern_bd (corner pattern, every channel)" if d.kind == "image" and x.ndim == 4
             else "last 3 features set to the training maximum",
@@ -100,12 +101,10 @@ class BackdoorScreen:
     def measure(self, ctx: Context, variant: str | None) -> Measurement:
         cfg = ctx.config.backdoor
         d = ctx.data
-        if "baseline" not in ctx.variants:
-            return Measurement(check=self.id, skipped="no baseline model to take activations from")
+        why = embedding_unavailable(ctx)
+        if why:
+            return Measurement(check=self.id, skipped=why)
         e = train_embedding(ctx)
-        if e is None:
-            return Measurement(check=self.id, skipped="the model has no final nn.Linear layer to take "
-                                                      "penultimate activations from")
         if d.num_classes < 2:
             return Measurement(check=self.id, skipped="one class: a backdoor needs a target class")
         settings = _settings(ctx)
@@ -113,8 +112,7 @@ class BackdoorScreen:
         s = screen(e, y, settings)
         names = d.class_names
         flagged = s.flagged
-        rank = np.maximum(s.ratio_z, s.spectral_z)
-        order = np.argsort(-rank)
+        order = np.argsort(-s.score)
         classes = [c | {"class": names[c["class"]]} for c in s.classes]
         suspicious = [c["class"] for c in classes if c["flagged"]]
         details = {

@@ -13,7 +13,7 @@ import numpy as np
 
 from audit.checks.base import controls
 from audit.context import Context
-from audit.embeddings import train_embedding
+from audit.embeddings import embedding_unavailable, train_embedding
 from audit.result import Measurement
 
 MAX_ROWS = 10_000
@@ -31,13 +31,10 @@ class DatalabIssues:
 
     def measure(self, ctx: Context, variant: str | None) -> Measurement:
         from cleanlab import Datalab
-        base = ctx.variants.get("baseline")
-        if base is None:
-            return Measurement(check=self.id, skipped="no baseline model to embed the data with")
+        why = embedding_unavailable(ctx)
+        if why:
+            return Measurement(check=self.id, skipped=why)
         emb = train_embedding(ctx)
-        if emb is None:
-            return Measurement(check=self.id, skipped="the model has no final nn.Linear layer to read embeddings "
-                                                      "from")
         labels = ctx.data.y_train.numpy()
         n = len(labels)
         rows = np.arange(n)

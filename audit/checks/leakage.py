@@ -14,7 +14,7 @@ import torch
 from audit.checks.base import controls
 from audit.context import Context
 from audit.detectors.leakage import calibrated_threshold, find_leaks, jittered_copies
-from audit.embeddings import penultimate, train_embedding
+from audit.embeddings import test_embedding, train_embedding
 from audit.result import Measurement
 
 MAX_LISTED = 25
@@ -85,7 +85,7 @@ class Leakage:
             e_tr = train_embedding(ctx)  # shared with the Datalab and proxy label checks
             if e_tr is not None:
                 e_tr = torch.from_numpy(e_tr)
-                e_te = penultimate(base.model, d.x_test, device=ctx.device)
+                e_te = torch.from_numpy(test_embedding(ctx))  # shared with the test-outlier check
                 e_thr, e_leaks = _space(e_tr, ytr, e_te, yte, cfg.quantile, seed)
                 emb_flagged = e_leaks.flagged
                 details["embedding"] = {"threshold": e_thr, "near": int(e_leaks.near.sum()),

@@ -9,7 +9,7 @@ import numpy as np
 
 from audit.checks.base import controls
 from audit.context import Context
-from audit.embeddings import penultimate, train_embedding
+from audit.embeddings import embedding_unavailable, test_embedding, train_embedding
 from audit.result import Measurement
 
 QUANTILE = 0.01
@@ -30,18 +30,15 @@ class TestOutliers:
         import warnings
 
         from cleanlab.outlier import OutOfDistribution
-        base = ctx.variants.get("baseline")
-        if base is None:
-            return Measurement(check=self.id, skipped="no baseline model to embed the data with")
+        why = embedding_unavailable(ctx)
+        if why:
+            return Measurement(check=self.id, skipped=why)
         e_tr = train_embedding(ctx)
-        if e_tr is None:
-            return Measurement(check=self.id, skipped="the model has no final nn.Linear layer to read embeddings "
-                                                      "from")
         n = len(e_tr)
         rows = np.arange(n)
         if n > MAX_FIT_ROWS:
             rows = np.sort(np.random.default_rng(ctx.config.seed).choice(n, MAX_FIT_ROWS, replace=False))
-        e_te = penultimate(base.model, ctx.data.x_test, device=ctx.device).numpy()
+        e_te = test_embedding(ctx)  # shared with the leakage check
         ood = OutOfDistribution()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -53,6 +53,11 @@ class Screen:
     classes: list[dict] = field(default_factory=list)
 
     @property
+    def score(self) -> np.ndarray:
+        """The screen's ranking score: the larger of the two robust z-scores."""
+        return np.maximum(self.ratio_z, self.spectral_z)
+
+    @property
     def flagged(self) -> np.ndarray:
         return self.clustered | self.ratio_flag | self.spectral_flag
 
