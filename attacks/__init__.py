@@ -7,6 +7,7 @@ settings an attack takes ("pgd" or "apgd"; "single" for one-step attacks).
 from attacks.apgd import apgd, apgd_ce, apgd_dlr
 from attacks.base import AttackOutput, Norm
 from attacks.fgsm import fgsm
+from attacks.losses import MIN_CLASSES as LOSS_MIN_CLASSES
 from attacks.pgd import pgd
 from attacks.targeted import apgd_t, pgd_t
 
@@ -15,6 +16,6 @@ ATTACK_FAMILY = {"fgsm": "single", "pgd": "pgd", "pgd_t": "pgd", "apgd_ce": "apg
                  "apgd_t": "apgd"}
 ATTACK_LABELS = {"fgsm": "FGSM", "pgd": "PGD", "pgd_t": "PGD-T", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
                  "apgd_t": "APGD-T"}
-MIN_CLASSES = {"apgd_dlr": 3}  # DLR divides by z_pi1 - z_pi3
+MIN_CLASSES = {"apgd_dlr": LOSS_MIN_CLASSES["dlr"]}  # DLR divides by z_pi1 - z_pi3
 
 __all__ = ["ATTACKS", "ATTACK_FAMILY", "ATTACK_LABELS", "AttackOutput", "Norm", "apgd", "fgsm", "pgd"]

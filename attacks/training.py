@@ -20,6 +20,7 @@ from attacks.pgd import pgd
 from attacks.trades import trades_kl, trades_perturb
 
 log = logging.getLogger(__name__)
+ADVERSARY_METHODS = ("pgd", "fgsm_rs", "trades")
 
 
 @dataclass(frozen=True)

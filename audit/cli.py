@@ -12,8 +12,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from audit import __version__
-from audit.errors import UsageError
+from audit.core.version import __version__
+from audit.core.errors import UsageError
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -32,12 +32,12 @@ def _output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _with_output_options(config, args):
-    from audit import config as cfg
+    import dataclasses
     o = config.output
     formats = tuple(dict.fromkeys((*o.formats, *args.formats)))
     sign = str(args.sign.resolve()) if args.sign else o.sign_key
-    return cfg.replace(config, output=cfg.dataclasses.replace(o, formats=formats, sign_key=sign,
-                                                             include_weights=o.include_weights and not args.no_weights))
+    return dataclasses.replace(config, output=dataclasses.replace(
+        o, formats=formats, sign_key=sign, include_weights=o.include_weights and not args.no_weights))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,24 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(config, out: Path, base_dir: Path | None = None, config_path: Path | None = None) -> int:
-    from audit.bundle import artifacts, bundle_facts
-    from audit.output import check_writable, write_outputs
-    from audit.pipeline import run_audit_with_context
-    check_writable(out)
+def _run(config, out: Path, config_path: Path | None = None) -> int:
+    from audit.api.outputs import check_output, write
+    from audit.engine.pipeline import run_audit_with_context
     o = config.output
-    key = None
-    if o.sign_key:
-        key = Path(o.sign_key) if Path(o.sign_key).is_absolute() or base_dir is None else base_dir / o.sign_key
-        if not key.is_file():
-            raise UsageError(f"output.sign_key: key file not found: {key}")
-    if "pdf" in o.formats:
-        from reports.browser import find_chromium
-        if find_chromium() is None:
-            raise UsageError("--format pdf needs Chromium: run `make browser` or set ADVAUDIT_CHROMIUM")
-    result, ctx = run_audit_with_context(config, base_dir=base_dir)
-    written = write_outputs(result, out, tuple(o.formats), files=artifacts(ctx, config_path, o.include_weights),
-                            facts=bundle_facts(result, ctx), sign_key=key)
+    key = check_output(out, tuple(o.formats), o.sign_key)
+    result, ctx = run_audit_with_context(config)
+    written = write(result, out, tuple(o.formats), ctx=ctx, config_path=config_path,
+                    include_weights=o.include_weights, sign_key=key)
     print(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
     print(f"report: {written['html']}")
     print(f"results: {written['json']}" + (f"  summary: {written['md']}" if "md" in written else "")
@@ -107,25 +97,19 @@ def _run(config, out: Path, base_dir: Path | None = None, config_path: Path | No
 
 
 def _render(results: Path, out: Path, formats: tuple[str, ...] = ()) -> int:
-    from audit.output import write_outputs
-    from audit.result import AuditResult
-    try:
-        data = json.loads(results.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"results file not found: {results}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"cannot read results file {results}: {e}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{results} is not an advaudit results.json (top level is not an object)")
-    result = AuditResult.from_dict(data)
-    written = write_outputs(result, out, tuple(dict.fromkeys(("html", "json", "md", *formats))))
+    from audit.api.outputs import check_output, write
+    from audit.engine.results_io import read_results
+    formats = tuple(dict.fromkeys(("html", "json", "md", *formats)))
+    check_output(out, formats)
+    result = read_results(results)
+    written = write(result, out, formats)
     print(f"report: {written['html']}")
     return result.verdict.exit_code
 
 
 def _compare(base: Path, head: Path, policy: str, out: Path | None) -> int:
-    from audit.compare import compare, load_result
-    from audit.policy import load_policy
+    from audit.config.policy import load_policy
+    from audit.engine.compare import compare, load_result
     from reports.compare_md import render_comparison
     rule = load_policy(policy).compare
     comparison = compare(load_result(base), load_result(head), rule)
@@ -143,7 +127,7 @@ def _compare(base: Path, head: Path, policy: str, out: Path | None) -> int:
 
 def _init(path: Path) -> int:
     from importlib import resources
-    text = resources.files("audit").joinpath("init_template.toml").read_text(encoding="utf-8")
+    text = resources.files("audit.config").joinpath("init_template.toml").read_text(encoding="utf-8")
     try:
         with open(path, "x", encoding="utf-8") as fh:  # never overwrite a user's config
             fh.write(text)
@@ -157,6 +141,7 @@ def _init(path: Path) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     from audit import config as cfg
+    from audit.engine import configure
     if args.command == "demo":
         return _run(_with_output_options(cfg.replace(cfg.demo_config(), seed=args.seed), args), args.out)
     if args.command == "run":
@@ -164,10 +149,10 @@ def dispatch(args: argparse.Namespace) -> int:
         overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
                                             (("seed", args.seed), ("policy", policy), ("device", args.device))
                                             if v is not None]
-        config = _with_output_options(cfg.load_config(args.config, overrides), args)
-        return _run(config, args.out, base_dir=args.config.resolve().parent, config_path=args.config)
+        config = _with_output_options(configure.load(args.config, overrides), args)
+        return _run(config, args.out, config_path=args.config)
     if args.command == "verify":
-        from audit.evidence import verify
+        from audit.evidence.manifest import verify
         problems = verify(args.bundle, args.key)
         for p in problems:
             print(f"FAILED {p}")
@@ -180,7 +165,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         return _compare(args.base, args.head, args.policy, args.out)
     if args.command == "keygen":
-        from audit.signing import keygen
+        from audit.evidence.signing import keygen
         private, public = keygen(args.path)
         print(f"wrote {private} (private, keep it secret) and {public} (give this to the auditor)")
         return EXIT_OK

@@ -20,8 +20,8 @@ import warnings
 import numpy as np
 import torch
 
-from audit.detectors.leakage import calibrated_threshold, find_leaks, jittered_copies
-from audit.sources.builtin import load_digits
+from audit.methods.leakage import calibrated_threshold, find_leaks, jittered_copies
+from audit.data.sources.builtin import load_digits
 
 SIGMAS = (0.0, 0.01, 0.03, 0.05, 0.08)
 
@@ -73,9 +73,9 @@ def _prf(found: np.ndarray, truth: np.ndarray) -> str:
 def kfold_probs(x: torch.Tensor, y: np.ndarray, folds: int = 5, epochs: int = 15) -> np.ndarray:
     """Out-of-fold softmax probabilities of the demo's SmallCNN (the label_issues check's "kfold" method)."""
     from attacks.training import train
-    from audit.checks.label_issues import _folds
-    from audit.models import SmallCNN
-    fold_of = _folds(y, folds, 0)
+    from audit.methods.label_issues import fold_assignment
+    from audit.models.reference import SmallCNN
+    fold_of = fold_assignment(y, folds, 0)
     probs = np.zeros((len(y), 10))
     for k in range(folds):
         fit, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)

@@ -70,7 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         torch.manual_seed(0)
-        from audit.models import SmallCNN
+        from audit.models.reference import SmallCNN
         save_file(SmallCNN(in_channels=3, image_size=32).state_dict(), str(root / "w.safetensors"))
         rows = {}
         for name, n_test in (("tiny", 1024), ("large", n_big)):

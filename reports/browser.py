@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from audit.errors import UsageError
+from audit.core.errors import UsageError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",

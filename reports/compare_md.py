@@ -1,7 +1,7 @@
 """The compare summary: Markdown for a pull-request comment (under GitHub's 65,536-character limit, no images)."""
 from __future__ import annotations
 
-from audit.compare import Comparison
+from audit.engine.compare import Comparison
 from reports.markdown import LIMIT
 from reports.templating import render
 

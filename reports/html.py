@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from audit.result import AuditResult
+from audit.core.result import AuditResult
 from reports.templating import render
 from reports.view import context
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from audit.result import AuditResult
+from audit.core.result import AuditResult
 
 
 def render_json(result: AuditResult) -> str:

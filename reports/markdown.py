@@ -1,7 +1,7 @@
 """summary.md: a pull-request-sized summary (well under GitHub's 65,536-character comment limit, no images)."""
 from __future__ import annotations
 
-from audit.result import AuditResult
+from audit.core.result import AuditResult
 from reports.templating import render
 from reports.view import context
 

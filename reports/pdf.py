@@ -1,7 +1,7 @@
 """report.pdf: the HTML report printed by headless Chromium with the report's own print stylesheet."""
 from __future__ import annotations
 
-from audit.result import AuditResult
+from audit.core.result import AuditResult
 from reports.browser import html_to_pdf
 from reports.html import render_html
 

@@ -17,6 +17,22 @@ class Series:
     dashed: bool = False
 
 
+def _scales(left, top, pw, ph, xr, yr):
+    """Data -> pixel maps of a plot area (x to the right, y upwards)."""
+    (x0, x1), (y0, y1) = xr, yr
+    return (lambda v: left + (v - x0) / ((x1 - x0) or 1) * pw,
+            lambda v: top + (1 - (v - y0) / ((y1 - y0) or 1)) * ph)
+
+
+def _frame(title: str, width: int, height: int, left: float, top: float, pw: float, ph: float) -> list[str]:
+    """The opening of a chart: the svg element, its accessible title, the visible title and the plot frame."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+            f"<title>{escape(title)}</title>",
+            f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+
+
 def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, width: int = 560,
                height: int = 300, y_range: tuple[float, float] = (0.0, 1.0),
                hline: tuple[float, str] | None = None) -> str:
@@ -25,18 +41,8 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
     xs = [v for s in series for v in s.x] or [0.0, 1.0]
     x0, x1 = min(min(xs), 0.0), max(xs) or 1.0
     y0, y1 = y_range
-
-    def px(v: float) -> float:
-        return left + (v - x0) / ((x1 - x0) or 1) * pw
-
-    def py(v: float) -> float:
-        return top + (1 - (v - y0) / ((y1 - y0) or 1)) * ph
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
-           f"<title>{escape(title)}</title>",
-           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+    px, py = _scales(left, top, pw, ph, (x0, x1), (y0, y1))
+    out = _frame(title, width, height, left, top, pw, ph)
     for i in range(6):
         v = y0 + (y1 - y0) * i / 5
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#e5e5e5"/>')
@@ -82,18 +88,8 @@ def scatter_chart(points: list[tuple[str, float, float, bool]], *, title: str, x
     xs, ys = [p[1] for p in points] or [0.0], [p[2] for p in points] or [0.0]
     x0, x1 = max(0.0, min(xs) - 0.05), min(1.0, max(xs) + 0.02)
     y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
-
-    def px(v: float) -> float:
-        return left + (v - x0) / ((x1 - x0) or 1) * pw
-
-    def py(v: float) -> float:
-        return top + (1 - (v - y0) / ((y1 - y0) or 1)) * ph
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
-           f"<title>{escape(title)}</title>",
-           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+    px, py = _scales(left, top, pw, ph, (x0, x1), (y0, y1))
+    out = _frame(title, width, height, left, top, pw, ph)
     for i in range(5):
         xv, yv = x0 + (x1 - x0) * i / 4, y0 + (y1 - y0) * i / 4
         out.append(f'<text x="{px(xv):.1f}" y="{top + ph + 16}" text-anchor="middle">{xv:.0%}</text>')

@@ -1,11 +1,10 @@
 """Presentation helpers shared by the HTML and Markdown templates (derived from the result, never stored)."""
 from __future__ import annotations
 
-import re
-
-from audit.controls import crosswalk, nist_rmf, run_evidence_titles
-from audit.evaluation import WORST_CASE
-from audit.result import AuditResult, Status
+from audit.checks import CHECKS
+from audit.core.metrics import WORST_CASE, same_eps
+from audit.core.result import AuditResult, Status
+from audit.frameworks.controls import crosswalk, nist_rmf, run_evidence_titles
 from reports.svg import Series, line_chart, scatter_chart
 
 STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.INFO, Status.SKIPPED]
@@ -40,9 +39,10 @@ def robustness_chart(result: AuditResult) -> str:
         hi = ((clean.ci_high,) if clean else ()) + tuple(p.ci_high for p in pts)
         series.append(Series(label=v.name, x=xs, y=ys, low=lo, high=hi, dashed=not v.candidate))
     floor = None
-    gate = next((f for f in result.findings if f.check == "robustness" and f.details.get("policy_floor")), None)
-    if gate is not None:
-        floor = (gate.details["policy_floor"], "policy floor")
+    rob = next((f for f in result.findings if f.check == "robustness" and f.details is not None
+                and f.details.policy_floor is not None), None)
+    if rob is not None:
+        floor = (rob.details.policy_floor, "policy floor")
     norm = next((p.norm for v in result.variants for p in v.robustness), "linf")
     return line_chart(series, title="Robust accuracy vs eps (worst case over attacks, 95% CI)",
                       x_label=f"eps ({norm}, input units; 0 = clean)", y_label="accuracy", hline=floor)
@@ -50,17 +50,14 @@ def robustness_chart(result: AuditResult) -> str:
 
 def tradeoff_chart(result: AuditResult) -> str:
     """Clean vs worst-case robust accuracy at the policy's gated eps (else the middle of the grid), per variant."""
-    gate = next((f for f in result.findings if f.check == "robustness" and f.gate), None)
     grid = sorted({p.eps for v in result.variants for p in v.robustness})
     if not grid:
         return ""
-    eps = grid[len(grid) // 2]
-    if gate is not None:
-        m = re.search(r"@([0-9.eE+-]+)", gate.gate or "")
-        eps = float(m.group(1)) if m and any(abs(float(m.group(1)) - e) < 1e-9 for e in grid) else eps
+    rob = next((f for f in result.findings if f.check == "robustness" and f.details is not None), None)
+    eps = rob.details.gated_eps if rob is not None else grid[len(grid) // 2]
     points = []
     for v in result.variants:
-        at = [p for p in v.robustness if p.attack == WORST_CASE and abs(p.eps - eps) < 1e-9]
+        at = [p for p in v.robustness if p.attack == WORST_CASE and same_eps(p.eps, eps)]
         if at and v.clean_accuracy:
             points.append((v.name, v.clean_accuracy.value, at[0].robust_accuracy, v.best))
     return scatter_chart(points, title=f"Clean vs robust accuracy (worst case at eps {eps:g})",
@@ -70,15 +67,15 @@ def tradeoff_chart(result: AuditResult) -> str:
 def reliability_chart(result: AuditResult) -> str:
     """Reliability diagram of the candidate's clean test predictions: accuracy vs confidence per bin."""
     f = next((f for f in result.findings if f.check == "calibration" and f.variant == result.candidate
-              and "reliability" in f.details), None)
+              and f.details is not None), None)
     if f is None:
         return ""
-    bins = [b for b in f.details["reliability"] if b["count"]]
+    bins = [b for b in f.details.reliability if b.count]
     if not bins:
         return ""
-    xs = tuple(b["confidence"] for b in bins)
+    xs = tuple(b.confidence for b in bins)
     ideal = Series(label="perfect calibration", x=(0.0, 1.0), y=(0.0, 1.0), dashed=True)
-    model = Series(label=f"{result.candidate}", x=xs, y=tuple(b["accuracy"] for b in bins))
+    model = Series(label=f"{result.candidate}", x=xs, y=tuple(b.accuracy for b in bins))
     return line_chart([ideal, model], title=f"Reliability of '{result.candidate}' (clean test, 15 bins)",
                       x_label="mean confidence in bin", y_label="accuracy in bin")
 
@@ -87,26 +84,32 @@ def quality_tables(result: AuditResult) -> dict:
     """Calibration, corruption and OOD findings per variant, for the report's tables."""
     out = {}
     for check in ("calibration", "corruptions", "ood"):
-        out[check] = [f for f in result.findings if f.check == check and f.details]
+        out[check] = [f for f in result.findings if f.check == check and f.details is not None]
     return out
 
 
-def validity_gates(result: AuditResult) -> dict:
-    """Gate id -> {name, variant -> gate dict}, for the gates-by-variant table (empty without the check)."""
+def validity_table(result: AuditResult) -> dict:
+    """Validity-check id -> {name, variant -> ValidityResult}, for the checks-by-variant table."""
     table: dict = {}
     for f in result.findings:
-        if f.check != "attack_validity" or not f.details.get("gates"):
+        if f.check != "attack_validity" or f.details is None:
             continue
-        for g in f.details["gates"]:
-            row = table.setdefault(g["id"], {"name": g["name"], "variants": {}})
+        for g in f.details.validity_checks:
+            row = table.setdefault(g.id, {"name": g.name, "variants": {}})
             row["variants"][f.variant] = g
     return table
 
 
 def robustness_details(result: AuditResult) -> dict:
-    """The candidate's robustness details (attack settings, per-class table), or {}."""
+    """The candidate's robustness details (attack settings, per-class table), or None."""
     return next((f.details for f in result.findings if f.check == "robustness" and f.variant == result.candidate
-                 and f.details), {})
+                 and f.details is not None), None)
+
+
+def sections(result: AuditResult) -> list[tuple[str, list]]:
+    """(check id, its findings) for every registered check with findings, in registry (report) order: each is
+    rendered by its partial templates/checks/<id>.html.j2."""
+    return [(c, fs) for c in CHECKS if (fs := [f for f in result.findings if f.check == c])]
 
 
 def status_counts(result: AuditResult) -> dict[str, int]:
@@ -137,9 +140,9 @@ def context(result: AuditResult) -> dict:
     grid, rows = robustness_rows(result)
     return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
             "tradeoff": tradeoff_chart(result), "reliability": reliability_chart(result),
-            "quality": quality_tables(result), "gates": validity_gates(result),
+            "quality": quality_tables(result), "validity": validity_table(result),
             "rob": robustness_details(result),
-            "counts": status_counts(result), "nist_sections": nist_sections(result),
+            "counts": status_counts(result), "sections": sections(result), "nist_sections": nist_sections(result),
             "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
             "worst_case": WORST_CASE,
             "candidate": next((v for v in result.variants if v.candidate), None)}

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from attacks.training import train
-from audit.sources.builtin import load_digits
-from audit.models import SmallCNN
+from audit.data.sources.builtin import load_digits
+from audit.models.reference import SmallCNN
 
 torch.set_num_threads(2)
 
@@ -43,5 +43,5 @@ def demo_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_result(demo_run):
-    from audit.result import AuditResult
-    return AuditResult.from_dict(demo_run[2])
+    from audit.engine.results_io import parse_results
+    return parse_results(demo_run[2])

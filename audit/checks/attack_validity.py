@@ -1,36 +1,43 @@
-"""Validity gates C1-C15 on the attack evaluation (Carlini et al. 2019; REFERENCE section 4): is the robustness
-number trustworthy? Each gate is reported with its status and evidence; ``violations`` counts failed gates (the
-policy gates on it) and a warning gate makes the finding at best a warning."""
+"""Validity checks C1-C15 on the attack evaluation (Carlini et al. 2019; REFERENCE section 4): is the robustness
+number trustworthy? Each validity check is reported with its status and evidence; ``validity_failures`` counts
+the failed ones (the policy judges it) and a warning makes the finding at best a warning."""
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from audit.checks.base import controls
-from audit.checks.robustness import gated_eps, robustness_eval
-from audit.context import Context
-from audit.gates import GATES, GateResult, Probe, worst
-from audit.result import Measurement, Status
-from audit.serde import to_data
+from audit.checks.base import AuditContext, controls
+from audit.checks.validity import VALIDITY_CHECKS, Probe, ValidityResult, worst
+from audit.core.result import Details, Measurement, Status
 
 log = logging.getLogger(__name__)
 
 
-def reference_of(ctx: Context):
+@dataclass(frozen=True)
+class AttackValidityDetails(Details):
+    validity_checks: tuple[ValidityResult, ...]
+    problems: tuple[str, ...]          # "C6 black-box ...: evidence" for every failed or warning check
+    probe_points: int
+    probe_eps: float
+    skipped_attacks: dict[str, str]
+
+
+def reference_of(ctx: AuditContext):
     """(name, grid) of a naturally trained variant of this run, or (None, why there is none)."""
     for name, v in ctx.variants.items():
         natural = v.train_stats is not None and (v.defence is None or (
             v.defence.method == "none" and not v.defence.mixup_alpha and not v.defence.input_noise))
         if natural:
-            return (name, robustness_eval(ctx, name)), ""
+            return (name, ctx.robustness(name)), ""
     return None, "no variant of this run was naturally trained here (the baseline is the supplied model)"
 
 
-def build_probe(ctx: Context, variant: str) -> Probe:
+def build_probe(ctx: AuditContext, variant: str) -> Probe:
     a = ctx.config.attacks
     n_test = ctx.data.x_test.shape[0]
     n = min(a.probe_points, n_test)
@@ -41,22 +48,23 @@ def build_probe(ctx: Context, variant: str) -> Probe:
         clip = (clip[0].to(ctx.device), clip[1].to(ctx.device))
     ref, why = reference_of(ctx)
     v = ctx.variants[variant]
-    return Probe(model=v.model, grid=robustness_eval(ctx, variant), settings=a, idx=idx,
+    return Probe(model=v.model, grid=ctx.robustness(variant), settings=a, idx=idx,
                  x=ctx.data.x_test[sel].to(ctx.device), y=ctx.data.y_test[sel].to(ctx.device), clip=clip,
-                 device=ctx.device, num_classes=ctx.data.num_classes, seed=ctx.config.seed, eps=gated_eps(ctx),
-                 range_width=ctx.data.range_width, kind=ctx.data.kind, reference=ref,
-                 defence=v.defence)
+                 device=ctx.device, num_classes=ctx.data.num_classes, seed=ctx.config.seed, eps=ctx.gated_eps(),
+                 range_width=ctx.data.range_width, thresholds=ctx.policy.validity, kind=ctx.data.kind,
+                 reference=ref, reference_reason=why, training=v.train_stats, defence=v.defence)
 
 
-def run_gates(probe: Probe, gates=None) -> list[GateResult]:
+def run_validity_checks(probe: Probe, checks=None) -> list[ValidityResult]:
     out = []
-    for gid, gate in (gates or GATES).items():
+    for cid, check in (checks or VALIDITY_CHECKS).items():
         start = time.perf_counter()
         try:
-            out.append(dataclasses.replace(gate(probe), seconds=round(time.perf_counter() - start, 3)))
-        except Exception as e:  # a gate that cannot run is reported, never silently passed
-            log.warning("gate %s failed to run: %s", gid, e)
-            out.append(GateResult(gid, gid, "fail", f"the gate could not run: {type(e).__name__}: {e}"))
+            out.append(dataclasses.replace(check.evaluate(probe), seconds=round(time.perf_counter() - start, 3)))
+        except Exception as e:  # a validity check that cannot run is reported, never silently passed
+            log.warning("validity check %s could not run: %s", cid, e)
+            out.append(ValidityResult(cid, check.name, "fail", f"the validity check could not run: "
+                                      f"{type(e).__name__}: {e}"))
     return out
 
 
@@ -65,25 +73,28 @@ class AttackValidity:
     title = "Attack validity (is the robustness number trustworthy?)"
     scope = "variant"
     controls = controls(MEASURE_2_13="direct", MEASURE_1_2="supporting")
-    description = ("Gates C1-C15: monotone in eps, iterative beats single-step, convergence, unbounded attack "
-                   "reaches chance, noise weaker than attack, black-box not stronger, gradient health, "
+    description = ("Validity checks C1-C15: monotone in eps, iterative beats single-step, convergence, unbounded "
+                   "attack reaches chance, noise weaker than attack, black-box not stronger, gradient health, "
                    "determinism, logits, perturbation validity, undefended reference, worst case, eps units, "
                    "catastrophic overfitting, true labels.")
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    Details = AttackValidityDetails
 
-    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
         probe = build_probe(ctx, variant)
-        results = run_gates(probe)
+        results = run_validity_checks(probe)
         failed = [r for r in results if r.status == "fail"]
         warned = [r for r in results if r.status == "warn"]
-        problems = [f"{r.id} {r.name}: {r.evidence}" for r in failed + warned]
-        skipped = probe.grid.skipped
-        summary = (f"{len(results) - len(failed) - len(warned)} of {len(results)} gates pass or do not apply"
-                   + (f"; {len(failed)} fail ({', '.join(r.id for r in failed)})" if failed else "")
+        summary = (f"{len(results) - len(failed) - len(warned)} of {len(results)} validity checks pass or do not "
+                   f"apply" + (f"; {len(failed)} fail ({', '.join(r.id for r in failed)})" if failed else "")
                    + (f"; {len(warned)} warn ({', '.join(r.id for r in warned)})" if warned else ""))
         return Measurement(
             check=self.id, variant=variant,
-            metrics={"violations": float(len(failed)), "gate_warnings": float(len(warned)),
+            metrics={"validity_failures": float(len(failed)), "validity_warnings": float(len(warned)),
                      "max_norm_ratio": probe.grid.validity.max_norm_ratio},
-            details={"gates": to_data(results), "problems": problems, "probe_points": len(probe.idx),
-                     "probe_eps": probe.eps, "skipped_attacks": skipped},
+            details=AttackValidityDetails(validity_checks=tuple(results),
+                                          problems=tuple(f"{r.id} {r.name}: {r.evidence}" for r in failed + warned),
+                                          probe_points=len(probe.idx), probe_eps=probe.eps,
+                                          skipped_attacks=dict(probe.grid.skipped)),
             summary=summary, at_best=Status.WARN if worst(results) == "warn" else None)

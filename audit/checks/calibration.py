@@ -7,25 +7,52 @@ points; a model that stays confident while wrong under attack gives its users no
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from attacks import ATTACKS
 from attacks.base import frozen_eval
-from audit.calibration import calibration_metrics, recalibrate, reliability
-from audit.checks.base import controls
-from audit.context import Context
-from audit.result import Measurement
+from audit.checks.base import AuditContext, controls
+from audit.core.result import Details, Measurement
+from audit.methods.calibration import BINS, calibration_metrics, recalibrate, reliability
 
 ADV_POINTS = 512
 
 
-def _recalibrated(ctx: Context, variant: str):
+@dataclass(frozen=True)
+class ReliabilityBin:
+    low: float
+    high: float
+    count: int
+    confidence: float | None
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class AdversarialConfidence:
+    eps: float
+    points: int
+    wrong: int
+    wrong_confidence: float | None   # mean top-class probability of the points PGD made wrong
+    ece_under_attack: float
+
+
+@dataclass(frozen=True)
+class CalibrationDetails(Details):
+    recalibration: dict[str, dict[str, float]]   # map ("none", "temperature", ...) -> its calibration metrics
+    fitted: str                                  # where the recalibration maps were fitted
+    reliability: tuple[ReliabilityBin, ...]
+    adversarial: AdversarialConfidence
+    bins: int
+
+
+def _recalibrated(ctx: AuditContext, variant: str):
     logits, y = ctx.test_logits(variant), ctx.data.y_test
     if ctx.data.x_val is not None and ctx.data.y_val is not None:
         fit = ctx.logits(ctx.variants[variant].model, ctx.data.x_val)
-        out = recalibrate(fit, ctx.data.y_val, logits)
-        return out, "fitted on the validation split"
+        return recalibrate(fit, ctx.data.y_val, logits), "fitted on the validation split"
     perm = np.random.default_rng(ctx.config.seed).permutation(len(y))
     halves = (perm[: len(y) // 2], perm[len(y) // 2:])
     pooled: dict = {}
@@ -39,7 +66,7 @@ def _recalibrated(ctx: Context, variant: str):
     return pooled, "2-fold cross-fitting on the test split (no validation split)"
 
 
-def adversarial_confidence(ctx: Context, variant: str) -> dict:
+def adversarial_confidence(ctx: AuditContext, variant: str) -> AdversarialConfidence:
     a = ctx.config.attacks
     eps = a.eps[len(a.eps) // 2]
     n = min(ADV_POINTS, ctx.data.x_test.shape[0])
@@ -54,9 +81,9 @@ def adversarial_confidence(ctx: Context, variant: str) -> dict:
         probs = torch.softmax(model(out.x_adv).float(), 1).cpu()
     wrong = probs.argmax(1) != y.cpu()
     conf = probs.max(1).values
-    return {"eps": eps, "points": n, "wrong": int(wrong.sum()),
-            "wrong_confidence": float(conf[wrong].mean()) if wrong.any() else None,
-            "ece_under_attack": calibration_metrics(probs.numpy(), y.cpu().numpy())["ece"]}
+    return AdversarialConfidence(eps=eps, points=n, wrong=int(wrong.sum()),
+                                 wrong_confidence=float(conf[wrong].mean()) if wrong.any() else None,
+                                 ece_under_attack=calibration_metrics(probs.numpy(), y.cpu().numpy())["ece"])
 
 
 class Calibration:
@@ -67,8 +94,11 @@ class Calibration:
                         MAP_2_3="supporting")
     description = ("ECE (equal-width and equal-mass), MCE, Brier, NLL and reliability of the clean test "
                    "predictions; temperature, vector and isotonic recalibration; confidence when wrong under PGD.")
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    Details = CalibrationDetails
 
-    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
         y = ctx.data.y_test.numpy()
         probs, how = _recalibrated(ctx, variant)
         base = calibration_metrics(probs["none"], y)
@@ -77,15 +107,16 @@ class Calibration:
         metrics = {k: float(v) for k, v in base.items()}
         metrics.update({f"ece_{k}": t["ece"] for k, t in table.items() if k != "none"})
         metrics["temperature"] = probs["_temperature"]
-        if adv["wrong_confidence"] is not None:
-            metrics["adversarial_wrong_confidence"] = adv["wrong_confidence"]
+        if adv.wrong_confidence is not None:
+            metrics["adversarial_wrong_confidence"] = adv.wrong_confidence
         best = min(table, key=lambda k: table[k]["ece"])
         return Measurement(
             check=self.id, variant=variant, metrics=metrics,
-            details={"recalibration": table, "fitted": how, "reliability": reliability(probs["none"], y),
-                     "adversarial": adv, "bins": 15},
+            details=CalibrationDetails(recalibration=table, fitted=how,
+                                       reliability=tuple(ReliabilityBin(**b) for b in reliability(probs["none"], y)),
+                                       adversarial=adv, bins=BINS),
             summary=f"ECE {base['ece']:.3f} (MCE {base['mce']:.3f}, Brier {base['brier']:.3f}); "
                     f"after temperature scaling (T={probs['_temperature']:.2f}) {table['temperature']['ece']:.3f}; "
                     f"best map: {best}"
-                    + (f"; wrong under PGD at eps {adv['eps']:g} with mean confidence {adv['wrong_confidence']:.1%}"
-                       if adv["wrong_confidence"] is not None else ""))
+                    + (f"; wrong under PGD at eps {adv.eps:g} with mean confidence {adv.wrong_confidence:.1%}"
+                       if adv.wrong_confidence is not None else ""))

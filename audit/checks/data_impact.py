@@ -3,23 +3,38 @@ and on the test split without the rows the data checks flagged (leaked copies of
 cleanlab doubts). A large difference means the headline numbers depend on questionable test data."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from audit.checks.base import controls
-from audit.checks.label_issues import test_label_issues
-from audit.checks.leakage import input_space_leaks
-from audit.checks.robustness import gated_eps, robustness_eval
-from audit.context import Context
-from audit.evaluation import WORST_CASE, Accuracy
-from audit.result import Measurement
+from audit.checks.base import AuditContext, controls
+from audit.core.metrics import WORST_CASE, Accuracy
+from audit.core.result import Details, Measurement
 
 
-def flagged_test_rows(ctx: Context) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Impact:
+    all: float
+    without_flagged: float
+    delta: float
+    ci_without: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class DataImpactDetails(Details):
+    flagged: dict[str, tuple[int, ...]]   # "leaked" / "label_issue" -> flagged test rows
+    rows: dict[str, Impact]               # "clean" / "worst_case@<eps>" -> accuracy with and without them
+    eps: float
+    kept: int
+    n: int
+
+
+def flagged_test_rows(ctx: AuditContext) -> dict[str, np.ndarray]:
     out = {}
     if not ctx.data.lazy:
-        out["leaked"] = np.flatnonzero(input_space_leaks(ctx)[1].flagged)
+        out["leaked"] = np.flatnonzero(ctx.input_leaks()[1].flagged)
     if "baseline" in ctx.variants:
-        out["label_issue"] = np.asarray(test_label_issues(ctx), dtype=int)
+        out["label_issue"] = np.asarray(ctx.test_label_issues(), dtype=int)
     return out
 
 
@@ -30,29 +45,32 @@ class DataImpact:
     controls = controls(MEASURE_2_1="supporting", MEASURE_2_5="supporting")
     description = ("Clean and worst-case robust accuracy with and without the test rows flagged as leaked or "
                    "mislabelled.")
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    Details = DataImpactDetails
 
-    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
         flagged = flagged_test_rows(ctx)
         n = ctx.data.x_test.shape[0]
         drop = np.zeros(n, dtype=bool)
         for rows in flagged.values():
             drop[rows] = True
-        ev = robustness_eval(ctx, variant)
-        clean = (ctx.test_logits(variant).argmax(1) == ctx.data.y_test).numpy()
-        eps = gated_eps(ctx)
+        ev = ctx.robustness(variant)
+        clean = ctx.clean_correct(variant)
+        eps = ctx.gated_eps()
         robust = ev.correct[(WORST_CASE, eps)]
         rows = {}
         for name, mask in (("clean", clean), (f"worst_case@{eps:g}", robust)):
             full, kept = Accuracy.of(mask), Accuracy.of(mask[~drop])
-            rows[name] = {"all": full.value, "without_flagged": kept.value, "delta": kept.value - full.value,
-                          "ci_without": [kept.ci_low, kept.ci_high]}
-        metrics = {"flagged_test_rows": float(drop.sum()), "clean_accuracy_delta": rows["clean"]["delta"],
-                   "robust_accuracy_delta": rows[f"worst_case@{eps:g}"]["delta"]}
+            rows[name] = Impact(all=full.value, without_flagged=kept.value, delta=kept.value - full.value,
+                                ci_without=(kept.ci_low, kept.ci_high))
+        rob = rows[f"worst_case@{eps:g}"]
+        metrics = {"flagged_test_rows": float(drop.sum()), "clean_accuracy_delta": rows["clean"].delta,
+                   "robust_accuracy_delta": rob.delta}
         counts = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in flagged.items())
         return Measurement(check=self.id, variant=variant, metrics=metrics,
-                           details={"flagged": {k: [int(i) for i in v] for k, v in flagged.items()},
-                                    "rows": rows, "eps": eps, "kept": int((~drop).sum()), "n": n},
+                           details=DataImpactDetails(flagged={k: tuple(int(i) for i in v) for k, v in flagged.items()},
+                                                     rows=rows, eps=eps, kept=int((~drop).sum()), n=n),
                            summary=(f"without the {int(drop.sum())} flagged test rows ({counts}): clean "
-                                    f"{rows['clean']['all']:.1%} -> {rows['clean']['without_flagged']:.1%}, "
-                                    f"worst case at eps {eps:g} {robust.mean():.1%} -> "
-                                    f"{rows[f'worst_case@{eps:g}']['without_flagged']:.1%}"))
+                                    f"{rows['clean'].all:.1%} -> {rows['clean'].without_flagged:.1%}, worst case at "
+                                    f"eps {eps:g} {robust.mean():.1%} -> {rob.without_flagged:.1%}"))

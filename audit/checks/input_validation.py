@@ -6,9 +6,23 @@ probabilities (cross-entropy gradients through a softmax saturate: robustness is
 """
 from __future__ import annotations
 
-from audit.checks.base import controls
-from audit.context import Context
-from audit.result import Measurement
+from dataclasses import dataclass
+
+from audit.checks.base import AuditContext, controls
+from audit.core.result import Details, Measurement
+
+CHECKED = ("model accepts the data's input shape", "logits shaped (N, num_classes)", "labels are integers in range",
+           "no NaN/Inf inputs or logits", "inputs inside the clip range", "eps within the input range",
+           "deterministic in eval mode", "no empty split")
+
+
+@dataclass(frozen=True)
+class InputValidationDetails(Details):
+    warnings: tuple[str, ...]
+    checked: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    num_classes: int
+    lazy: bool
 
 
 class InputValidation:
@@ -18,15 +32,15 @@ class InputValidation:
     controls = controls(MEASURE_2_1="supporting", MAP_4_1="supporting", MEASURE_1_2="supporting")
     description = ("Model/data shapes, classes, finite values, clip range, eps units and determinism are checked "
                    "before the run; warnings are listed here.")
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    Details = InputValidationDetails
 
-    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
         d = ctx.data
-        checked = ["model accepts the data's input shape", "logits shaped (N, num_classes)",
-                   "labels are integers in range", "no NaN/Inf inputs or logits", "inputs inside the clip range",
-                   "eps within the input range", "deterministic in eval mode", "no empty split"]
         return Measurement(
             check=self.id, variant=None, metrics={"warnings": float(len(ctx.warnings))},
-            details={"warnings": list(ctx.warnings), "checked": checked, "input_shape": list(d.input_shape),
-                     "num_classes": d.num_classes, "lazy": d.lazy},
+            details=InputValidationDetails(warnings=tuple(ctx.warnings), checked=CHECKED,
+                                           input_shape=tuple(d.input_shape), num_classes=d.num_classes, lazy=d.lazy),
             summary="no input problems found" if not ctx.warnings else
                     f"{len(ctx.warnings)} warning(s): {ctx.warnings[0]}")

@@ -7,16 +7,30 @@ sanitisation), and for MANAGE 1.3: the response to a data finding is tried and i
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from attacks.training import train
-from audit.checks.base import controls
-from audit.compare import mcnemar_exact
-from audit.context import Context
-from audit.result import Measurement
-from audit.rows import take
-from audit.stats import wilson_interval
+from audit.checks.base import AuditContext, controls
+from audit.core.result import Details, Measurement
+from audit.core.stats import mcnemar_exact, wilson_interval
+from audit.data.rows import take
+
+
+@dataclass(frozen=True)
+class RetrainCleanedDetails(Details):
+    removed_rows: int
+    kept_rows: int
+    test_rows: int
+    baseline_accuracy: float
+    cleaned_accuracy: float
+    cleaned_ci: tuple[float, float]
+    only_baseline_correct: int
+    only_cleaned_correct: int
+    mcnemar_p: float
+    recipe: str
 
 
 class RetrainCleaned:
@@ -26,43 +40,45 @@ class RetrainCleaned:
     controls = controls(MANAGE_1_3="direct", MEASURE_2_5="supporting", MAP_2_3="supporting")
     description = ("The baseline recipe trained again without the training rows flagged as label errors; change in "
                    "test accuracy on the same points, with McNemar's exact test.")
+    requires = ("label_issues",)   # the training rows it flagged
+    after: tuple[str, ...] = ()
+    Details = RetrainCleanedDetails
 
-    def measure(self, ctx: Context, variant: str | None) -> Measurement:
+    def not_applicable(self, ctx: AuditContext) -> str:
         if not ctx.config.label_issues.retrain_cleaned:
-            return Measurement(check=self.id, skipped="off; set label_issues.retrain_cleaned = true to run it")
+            return "off; set label_issues.retrain_cleaned = true to run it"
         if not ctx.can_train:
-            return Measurement(check=self.id, skipped="retraining needs model.factory; an archive cannot be retrained")
-        ranked = ctx.cached_only(("label_issues", "train_ranked"))
-        if ranked is None:
-            return Measurement(check=self.id, skipped="needs the label_issues check's flagged rows (it did not run)")
-        if "baseline" not in ctx.variants:
-            return Measurement(check=self.id, skipped="no baseline to compare with")
+            return "retraining needs model.factory; an archive cannot be retrained"
+        return ""
+
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+        ranked = ctx.measurement("label_issues").details.indices_ranked
         d = ctx.data
         n = len(d.y_train)
         keep = np.ones(n, dtype=bool)
         keep[np.asarray(ranked, dtype=np.int64)] = False
         rows = torch.from_numpy(np.flatnonzero(keep))
         t = ctx.config.training
-        ctx.seed_everything()
-        model = ctx.build_model()
-        train(model, take(d.x_train, rows), d.y_train[rows], epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
-              seed=ctx.config.seed, desc="train without flagged labels")
+        with ctx.seeded():
+            model = ctx.build_model()
+            train(model, take(d.x_train, rows), d.y_train[rows], epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+                  seed=ctx.config.seed, desc="train without flagged labels")
         y = d.y_test
-        base_ok = (ctx.test_logits("baseline").argmax(1) == y).numpy()
+        base_ok = ctx.clean_correct("baseline")
         new_ok = (ctx.logits(model, d.x_test).argmax(1) == y).numpy()
         m = len(y)
         base_acc, new_acc = float(base_ok.mean()), float(new_ok.mean())
         only_base, only_new = int((base_ok & ~new_ok).sum()), int((new_ok & ~base_ok).sum())
         p = mcnemar_exact(only_base, only_new)
         lo, hi = wilson_interval(int(new_ok.sum()), m)
-        baseline = ctx.variants["baseline"]
-        note = "" if baseline.train_stats is not None else \
+        note = "" if ctx.variants["baseline"].train_stats is not None else \
             " (the baseline is the model as supplied; the retrained model uses this run's training recipe)"
-        details = {"removed_rows": int((~keep).sum()), "kept_rows": int(keep.sum()), "test_rows": m,
-                   "baseline_accuracy": base_acc, "cleaned_accuracy": new_acc, "cleaned_ci": [lo, hi],
-                   "only_baseline_correct": only_base, "only_cleaned_correct": only_new, "mcnemar_p": p,
-                   "recipe": f"natural training, {t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed "
-                             f"{ctx.config.seed}{note}"}
+        details = RetrainCleanedDetails(
+            removed_rows=int((~keep).sum()), kept_rows=int(keep.sum()), test_rows=m, baseline_accuracy=base_acc,
+            cleaned_accuracy=new_acc, cleaned_ci=(lo, hi), only_baseline_correct=only_base,
+            only_cleaned_correct=only_new, mcnemar_p=p,
+            recipe=f"natural training, {t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, seed {ctx.config.seed}"
+                   f"{note}")
         delta = new_acc - base_acc
         return Measurement(
             check=self.id, metrics={"accuracy_delta": delta, "cleaned_accuracy": new_acc,

@@ -5,50 +5,57 @@ inputs within an eps-ball of the configured norm inside the valid input range (N
 """
 from __future__ import annotations
 
-from audit.checks.base import controls
-from audit.context import Context
-from audit.evaluation import WORST_CASE, Accuracy, RobustnessEval, evaluate_robustness
-from audit.policy import metric_key
-from audit.result import Measurement
-from audit.serde import to_data
+from dataclasses import dataclass
+
+from audit.checks.base import AuditContext, controls
+from audit.core.metrics import WORST_CASE, Accuracy, RobustnessPoint, metric_key
+from audit.core.result import Details, Measurement
 
 
-def robustness_eval(ctx: Context, variant: str) -> RobustnessEval:
-    """The attack grid on ``variant`` (cached: several checks and the result table share it)."""
-    a = ctx.config.attacks
-
-    def compute():
-        return evaluate_robustness(ctx.variants[variant].model, ctx.data.x_test, ctx.data.y_test, settings=a,
-                                   clip=ctx.data.attack_clip, device=ctx.device, seed=ctx.config.seed,
-                                   num_classes=ctx.data.num_classes, desc=f"attack {variant}")
-    return ctx.cached(("robustness", variant), compute)
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    ci_low: float
+    ci_high: float
 
 
-def gated_eps(ctx: Context) -> float:
-    """The policy's robustness-gate eps when the grid has it, else the grid's middle eps."""
-    grid = ctx.config.attacks.eps
-    gate = ctx.policy.gates.get("robustness")
-    if gate is not None and gate.eps is not None:
-        match = [e for e in grid if abs(gate.eps - e) < 1e-12]
-        if match:
-            return match[0]
-    return grid[len(grid) // 2]
+@dataclass(frozen=True)
+class ClassRobustness:
+    """One true class: its test points and worst-case robust accuracy at every eps ("%g" of the eps -> value)."""
+
+    label: str
+    n: int
+    robust: dict[str, Interval]
 
 
-def per_class(ctx: Context, ev: RobustnessEval) -> list[dict]:
-    """Per true class: clean accuracy and worst-case robust accuracy at every eps (Wilson intervals)."""
+@dataclass(frozen=True)
+class RobustnessDetails(Details):
+    points: tuple[RobustnessPoint, ...]
+    gated_eps: float                    # the eps the policy judges (else the grid's middle one)
+    breaking_eps: float | None          # the first eps where worst-case robust accuracy falls below the floor
+    policy_floor: float | None          # the robustness threshold's min, if any
+    per_class: tuple[ClassRobustness, ...]
+    preset: str
+    attack_settings: dict[str, str]     # attack -> "PGD, 20 steps x 1 restart(s), ..." as run
+    skipped_attacks: dict[str, str]     # attack -> why it could not run on this model
+    early_stop: bool
+    precision: str
+
+
+def per_class(ctx: AuditContext, ev) -> tuple[ClassRobustness, ...]:
+    """Per true class: worst-case robust accuracy at every eps (Wilson intervals)."""
     y = ctx.data.y_test.numpy()
-    rows = []
     names = ctx.data.class_names or tuple(str(k) for k in range(ctx.data.num_classes))
     grid = sorted({p.eps for p in ev.points})
+    rows = []
     for k in range(ctx.data.num_classes):
         sel = y == k
-        row = {"class": names[k] if k < len(names) else str(k), "n": int(sel.sum()), "robust": {}}
+        robust = {}
         for e in grid:
             acc = Accuracy.of(ev.correct[(WORST_CASE, e)][sel])
-            row["robust"][f"{e:g}"] = {"value": acc.value, "ci_low": acc.ci_low, "ci_high": acc.ci_high}
-        rows.append(row)
-    return rows
+            robust[f"{e:g}"] = Interval(acc.value, acc.ci_low, acc.ci_high)
+        rows.append(ClassRobustness(label=names[k] if k < len(names) else str(k), n=int(sel.sum()), robust=robust))
+    return tuple(rows)
 
 
 class Robustness:
@@ -58,22 +65,26 @@ class Robustness:
     controls = controls(MEASURE_2_7="direct", MEASURE_2_6="direct", MAP_2_2="direct", MANAGE_1_4="supporting")
     description = ("Robust accuracy (share of all test points still correct under attack, true labels) for every "
                    "attack and eps, and the per-example worst case over the attacks.")
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    Details = RobustnessDetails
 
-    def measure(self, ctx: Context, variant: str | None) -> Measurement:
-        ev = robustness_eval(ctx, variant)
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+        ev = ctx.robustness(variant)
         metrics = {}
         for p in ev.points:
             name = "worst_case_robust_accuracy" if p.attack == WORST_CASE else f"robust_accuracy_{p.attack}"
             metrics[metric_key(name, p.eps)] = p.robust_accuracy
-        gate = ctx.policy.gates.get(self.id)
-        floor = gate.min if gate is not None and gate.min is not None else None
+        threshold = ctx.policy.thresholds.get(self.id)
+        floor = threshold.min if threshold is not None and threshold.min is not None else None
         worst = [p for p in ev.points if p.attack == WORST_CASE]
         breaking = next((p.eps for p in worst if floor is not None and p.robust_accuracy < floor), None)
         a = ctx.config.attacks
-        details = {"points": to_data(ev.points), "breaking_eps": breaking, "policy_floor": floor,
-                   "per_class": per_class(ctx, ev), "preset": a.preset,
-                   "attack_settings": {name: a.describe(name) for name in a.attacks if name not in ev.skipped},
-                   "skipped_attacks": dict(ev.skipped), "early_stop": a.early_stop, "precision": a.precision}
+        details = RobustnessDetails(
+            points=ev.points, gated_eps=ctx.gated_eps(), breaking_eps=breaking, policy_floor=floor,
+            per_class=per_class(ctx, ev), preset=a.preset,
+            attack_settings={name: a.describe(name) for name in a.attacks if name not in ev.skipped},
+            skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision)
         mid = worst[len(worst) // 2]
         text = (f"worst-case robust accuracy {mid.robust_accuracy:.1%} at {mid.norm} eps {mid.eps:g} "
                 f"(95% CI {mid.ci_low:.1%}-{mid.ci_high:.1%})")

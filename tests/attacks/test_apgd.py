@@ -9,7 +9,8 @@ from attacks.losses import dlr
 from attacks.pgd import pgd
 from attacks.targeted import target_classes
 from audit.config import AttackConfig
-from audit.errors import UsageError
+from audit.core.errors import UsageError
+from audit.core.serde import from_data
 
 
 def accuracy(model, x, y):
@@ -105,11 +106,11 @@ def test_presets_fill_unset_keys_and_explicit_keys_win():
     assert own.params("pgd") == {"early_stop": True, "steps": 7, "restarts": 3}
     assert "9 target classes" in t.describe("apgd_t")
     with pytest.raises(UsageError, match="attacks.preset: 'fast' is not a preset"):
-        AttackConfig(preset="fast")
+        from_data(AttackConfig, {"preset": "fast"}, "attacks")
 
 
 def test_dlr_is_skipped_with_a_reason_on_a_binary_model():
-    from audit.evaluation import evaluate_robustness
+    from audit.methods.evaluation import evaluate_robustness
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 2)).eval()
     x, y = torch.rand(32, 4), torch.randint(0, 2, (32,))
@@ -120,7 +121,7 @@ def test_dlr_is_skipped_with_a_reason_on_a_binary_model():
 
 
 def test_bf16_and_channels_last_agree_with_fp32_and_leave_the_model_as_it_was(trained_cnn, digits):
-    from audit.evaluation import evaluate_robustness
+    from audit.methods.evaluation import evaluate_robustness
     x, y = digits.x_test[:150], digits.y_test[:150]
     runs = {}
     for precision, cl in (("fp32", False), ("bf16", True)):

@@ -3,7 +3,7 @@ import torch
 
 from attacks import ATTACKS, fgsm, pgd
 from attacks.base import Norm
-from audit.evaluation import perturbation_norm
+from audit.methods.evaluation import perturbation_norm
 
 
 def accuracy(model, x, y):

@@ -8,7 +8,7 @@ import torch
 import attacks.training as training
 from attacks.trades import trades_perturb
 from attacks.training import Adversary, Regularisers, train
-from audit.models import SmallCNN
+from audit.models.reference import SmallCNN
 
 N = 256
 

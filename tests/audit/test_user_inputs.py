@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from audit.cli import main
-from audit.models import SmallCNN
+from audit.models.reference import SmallCNN
 
 FAST = 'checks = ["input_validation", "clean_accuracy"]\n'
 
@@ -55,14 +55,14 @@ def test_a_good_project_runs_and_records_the_weights_hash(project, capsys):
     assert code in (0, 1), err
     import json
     r = json.loads((d / "out" / "results.json").read_text())
-    from audit.evidence import sha256_file
+    from audit.evidence.manifest import sha256_file
     assert r["model"]["file_sha256"] == sha256_file(d / "weights.safetensors")
     assert r["dataset"]["n_train"] == 120 and r["dataset"]["source"] == "npz"
     assert r["variants"][0]["description"].startswith("the model as supplied")
 
 
 CASES = {
-    "missing data file": (lambda d: dict(data='source = "npz"\npath = "nope.npz"'), "file not found"),
+    "missing data file": (lambda d: dict(data='source = "npz"\npath = "nope.npz"'), "not found"),
     "unreadable data file": (lambda d: ((d / "junk.npz").write_bytes(b"not a zip"),
                                         dict(data='source = "npz"\npath = "junk.npz"'))[1], "not a readable .npz"),
     "missing weights": (lambda d: dict(model='factory = "audit.models:build_small_cnn"\nweights = "w.pt"'),
@@ -215,11 +215,11 @@ def test_state_dict_torchscript_and_export_archives_give_the_same_logits(project
         torch.export.save(torch.export.export(model, (torch.rand(2, 1, 8, 8),), dynamic_shapes={"x": {0: batch}}),
                           str(d / "m.pt2"))
         spec = 'archive = "m.pt2"'
-    from audit.config import load_config
-    from audit.pipeline import prepare
-    cfg = config(model=spec)
-    ctx = prepare(load_config(cfg), base_dir=d)
-    ctx.train_variants()
+    from audit.engine import configure
+    from audit.engine.pipeline import prepare
+    from audit.engine.variants import train_variants
+    ctx = prepare(configure.load(config(model=spec)))
+    train_variants(ctx)
     x = ctx.data.x_test[:16]
     assert torch.allclose(ctx.variants["baseline"].model(x), model(x), atol=1e-5)
 
@@ -242,11 +242,12 @@ def test_set_overrides_any_key_and_unknown_keys_still_fail(project, capsys):
 
 def test_input_normalisation_is_inside_the_model_so_eps_stays_in_input_units(project):
     d, config = project
-    from audit.config import load_config
-    from audit.pipeline import prepare
+    from audit.engine import configure
+    from audit.engine.pipeline import prepare
+    from audit.engine.variants import train_variants
     cfg = config(extra="[input]\nmean = [0.5]\nstd = [0.25]")
-    ctx = prepare(load_config(cfg), base_dir=d)
-    ctx.train_variants()
+    ctx = prepare(configure.load(cfg))
+    train_variants(ctx)
     wrapped = ctx.variants["baseline"].model
     x = ctx.data.x_test[:8]
     assert torch.allclose(wrapped(x), wrapped.model((x - 0.5) / 0.25), atol=1e-6)
@@ -259,7 +260,7 @@ def test_a_policy_gate_outside_the_eps_grid_is_a_usage_error(project, capsys):
     cfg = write_config(d, 'checks = ["robustness"]\n[attacks]\neps = [0.05]\n[data]\nsource = "npz"\n'
                           'path = "data.npz"\n[model]\nweights = "weights.safetensors"\n')
     code, err = run(cfg, d / "o", capsys)
-    assert code == 2 and "gates robustness at eps 0.1" in err
+    assert code == 2 and "judges robustness at eps 0.1" in err
 
 
 def test_paths_in_the_config_are_relative_to_the_config_file(project, capsys, monkeypatch, tmp_path_factory):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from audit.stats import expected_calibration_error
+from audit.core.stats import expected_calibration_error
 from reports import FORMATS
 
 
@@ -17,7 +17,7 @@ def test_ece_is_zero_when_confidence_matches_accuracy_and_grows_with_overconfide
 def test_demo_marks_exactly_one_best_variant_and_it_meets_its_gates(demo_result):
     best = [v for v in demo_result.variants if v.best]
     assert len(best) == 1
-    own = [f for f in demo_result.findings if f.variant == best[0].name and f.gate]
+    own = [f for f in demo_result.findings if f.variant == best[0].name and f.threshold]
     assert own and all(f.status.value in ("pass", "warn") for f in own)
     assert all(v.ece is not None and 0 <= v.ece <= 1 for v in demo_result.variants)
 

@@ -7,8 +7,9 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from audit.controls import subcategories
-from audit.result import AuditResult
+from audit.frameworks.controls import subcategories
+from audit.checks import details_types
+from audit.core.result import AuditResult
 from reports import DEFAULT_FORMATS, FORMATS
 
 
@@ -23,11 +24,11 @@ def test_every_text_format_renders_the_verdict_and_every_variant(demo_result, fm
 
 
 def test_json_round_trips_and_validates_against_the_shipped_schema(demo_result):
-    schema = json.loads(resources.files("audit").joinpath("schema/results.schema.json").read_text())
+    schema = json.loads(resources.files("audit.core").joinpath("results.schema.json").read_text())
     data = json.loads(FORMATS["json"][1](demo_result))
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(data)
-    assert AuditResult.from_dict(data) == demo_result
+    assert AuditResult.from_dict(data, details_types()) == demo_result
     broken = dict(data, verdict="maybe")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
@@ -42,7 +43,7 @@ def test_html_is_self_contained_and_lists_all_72_subcategories(demo_result):
     assert "@media print" in html
     for _fn, _cat, sub in subcategories():
         assert f"<td>{sub['id']}</td>" in html
-    assert demo_result.policy["sha256"] in html
+    assert demo_result.policy.sha256 in html
     assert len(html.encode()) < 2_000_000
 
 
@@ -74,16 +75,16 @@ def test_triage_csv_lists_every_flagged_row_with_each_detectors_score(demo_resul
     assert tuple(rows[0].keys()) == COLUMNS
     li = next(f for f in demo_result.findings if f.check == "label_issues")
     train_flagged = {int(r["row"]) for r in rows if r["split"] == "train" and r["label_issue"] == "True"}
-    assert train_flagged == set(li.details["indices_ranked"])
+    assert train_flagged == set(li.details.indices_ranked)
     for r in rows:
         if r["split"] == "train" and r["label_issue"] == "True":
             assert 0 <= float(r["label_quality"]) <= 1
     lk = next(f for f in demo_result.findings if f.check == "leakage")
     leaked = {int(r["row"]) for r in rows if r["split"] == "test" and r["leak_distance"]}
-    assert leaked == {p["test_row"] for p in lk.details["flagged"]}
+    assert leaked == {p.test_row for p in lk.details.flagged}
     bd = next(f for f in demo_result.findings if f.check == "backdoor")
     screened = {int(r["row"]): r for r in rows if r["split"] == "train" and r["backdoor_ratio_z"]}
-    assert set(screened) == {p["row"] for p in bd.details["flagged"]} and screened
+    assert set(screened) == {p.row for p in bd.details.flagged} and screened
     assert all(float(r["backdoor_ratio_z"]) > 2.5 or float(r["backdoor_spectral_z"]) > 3.5
                or r["backdoor_clustered"] == "True" for r in screened.values())
     assert (demo_run[1] / "triage.csv").read_text(encoding="utf-8") == render_triage(demo_result)

@@ -1,0 +1,99 @@
+"""cleanlab Datalab issue types that add signal beyond label issues and leakage, on the training split: outliers,
+near duplicates inside train, non-IID ordering, class imbalance and underperforming groups. Datalab runs on the
+baseline's penultimate embeddings (and, for underperforming groups, the label check's out-of-sample
+probabilities, when that check ran first). It has no notion of splits and a relative near-duplicate threshold, so
+train/test leakage is the leakage check's job (REFERENCE section 6). Training sets above ``datalab.max_rows`` are
+subsampled (seeded)."""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from audit.checks.base import AuditContext, controls
+from audit.core.result import Details, Measurement
+
+ISSUE_TYPES = ("outlier", "near_duplicate", "non_iid", "class_imbalance", "underperforming_group")
+MAX_LISTED = 25
+
+
+@dataclass(frozen=True)
+class DatalabRow:
+    row: int
+    score: float
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class IssueType:
+    issues: int
+    score: float                        # Datalab's overall score of the issue type (lower: worse)
+    worst_rows: tuple[DatalabRow, ...]
+
+
+@dataclass(frozen=True)
+class DatalabDetails(Details):
+    issue_types: dict[str, IssueType]
+    flagged: dict[str, dict[str, float]]   # issue type -> training row -> score
+    rows_examined: int
+    subsampled: bool
+    features: str
+    non_iid_p_value: float | None
+
+
+class Datalab:
+    id = "datalab"
+    title = "Data issues found by cleanlab Datalab (training split)"
+    scope = "data"
+    controls = controls(MAP_2_3="supporting", MEASURE_2_1="supporting", MEASURE_2_11="supporting")
+    description = ("Datalab outlier, near_duplicate, non_iid, class_imbalance and underperforming_group issue types "
+                   "on the baseline's embeddings of the training split.")
+    requires: tuple[str, ...] = ()
+    after = ("label_issues",)   # underperforming groups use its out-of-sample probabilities when it ran
+    Details = DatalabDetails
+
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+        from cleanlab import Datalab as CleanlabDatalab
+        why = ctx.embedding_unavailable()
+        if why:
+            return Measurement(check=self.id, skipped=why)
+        emb = ctx.embedding("train")
+        labels = ctx.data.y_train.numpy()
+        n = len(labels)
+        max_rows = ctx.config.datalab.max_rows
+        rows = np.arange(n)
+        if n > max_rows:
+            rows = np.sort(np.random.default_rng(ctx.config.seed).choice(n, max_rows, replace=False))
+        probs = ctx.label_probabilities()
+        types = {t: {} for t in ISSUE_TYPES if t != "underperforming_group" or probs is not None}
+        lab = CleanlabDatalab(data={"label": labels[rows]}, label_name="label", verbosity=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger("cleanlab").setLevel(logging.ERROR)
+            lab.find_issues(features=emb[rows], pred_probs=None if probs is None else probs[rows],
+                            issue_types=types)
+        summary = lab.get_issue_summary()
+        table, metrics, flagged = {}, {}, {}
+        for _, r in summary.iterrows():
+            t = r["issue_type"]
+            issues = lab.get_issues(t)
+            mask = issues[f"is_{t}_issue"].to_numpy()
+            score = issues[f"{t}_score"].to_numpy()
+            order = np.argsort(score)[:MAX_LISTED]
+            table[t] = IssueType(issues=int(mask.sum()), score=float(r["score"]),
+                                 worst_rows=tuple(DatalabRow(row=int(rows[i]), score=round(float(score[i]), 5),
+                                                             flagged=bool(mask[i])) for i in order))
+            flagged[t] = {str(int(rows[i])): round(float(score[i]), 5) for i in np.flatnonzero(mask)}
+            metrics[f"{t}_rate"] = float(mask.mean())
+        non_iid = lab.get_info("non_iid").get("p-value") if "non_iid" in table else None
+        if non_iid is not None:
+            metrics["non_iid_p_value"] = float(non_iid)
+        text = ", ".join(f"{v.issues} {k.replace('_', ' ')}" for k, v in table.items())
+        return Measurement(check=self.id, metrics=metrics,
+                           details=DatalabDetails(issue_types=table, flagged=flagged, rows_examined=int(len(rows)),
+                                                  subsampled=bool(n > max_rows),
+                                                  features="baseline penultimate embeddings",
+                                                  non_iid_p_value=None if non_iid is None else float(non_iid)),
+                           summary=f"Datalab on {len(rows)} training rows: {text}")

@@ -1,0 +1,69 @@
+"""Reading a config: TOML file (or a dict) -> ``--set`` overrides -> strict dataclasses -> absolute paths."""
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from audit.config.paths import resolve_paths
+from audit.config.schema import AuditConfig
+from audit.core.errors import UsageError
+from audit.core.serde import from_data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """"attacks.eps=[0.1, 0.2]" -> (["attacks", "eps"], [0.1, 0.2]); a value that is not TOML is a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--set {text!r}: use KEY=VALUE, e.g. --set attacks.eps=[0.05,0.1]")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {text!r}: {k!r} is not a table")
+        node[keys[-1]] = value
+    return data
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"config file {path} is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read config file {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def config_from_data(data: dict, base_dir: Path, overrides: list[str] = ()) -> AuditConfig:
+    """A config from plain data (a parsed TOML file or the Python API's dict), paths relative to ``base_dir``."""
+    data = apply_overrides(copy.deepcopy(dict(data)), list(overrides))
+    if "base_dir" in data:
+        raise UsageError("base_dir: set by advaudit (the config file's folder), not a key of the file")
+    return resolve_paths(from_data(AuditConfig, data), base_dir)
+
+
+def load_config(path: Path, overrides: list[str] = ()) -> AuditConfig:
+    """The config file at ``path`` with ``--set`` overrides; relative paths are relative to its folder."""
+    return config_from_data(read_toml(path), Path(path).resolve().parent, overrides)
+
+
+def demo_config(base_dir: Path | None = None) -> AuditConfig:
+    """The built-in demo: the small CNN on scikit-learn's digits, with and without PGD adversarial training."""
+    from audit.config.defences import DefenceConfig
+    return resolve_paths(AuditConfig(defences=(DefenceConfig(name="pgd_at", method="pgd", eps=0.1, steps=7),),
+                                     candidate="pgd_at"), base_dir or Path.cwd())

@@ -1,0 +1,147 @@
+"""The policy: thresholds declared before the run, loaded from TOML and bound to the verdict by SHA-256.
+
+Words used everywhere (code, JSON, report): a policy **threshold** judges one metric of one check; a **validity
+check** (C1-C16) judges whether the attack evaluation itself can be trusted; a **gating finding** is a finding that
+decides the verdict (the candidate's and the data's).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from audit.config.sections import finite
+from audit.core.errors import UsageError
+from audit.core.metrics import metric_key
+from audit.core.serde import from_data
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One threshold on one metric. Higher is better with min/warn_min; lower is better with max/warn_max."""
+
+    metric: str
+    eps: float | None = None
+    min: float | None = None
+    warn_min: float | None = None
+    max: float | None = None
+    warn_max: float | None = None
+
+    def validate(self, path: str) -> None:
+        finite(path, eps=self.eps, min=self.min, warn_min=self.warn_min, max=self.max, warn_max=self.warn_max)
+        lower = self.min is not None or self.warn_min is not None
+        upper = self.max is not None or self.warn_max is not None
+        if lower == upper:
+            raise UsageError(f"{path}: give either min/warn_min or max/warn_max")
+
+    @property
+    def key(self) -> str:
+        return metric_key(self.metric, self.eps)
+
+    def describe(self) -> str:
+        parts = []
+        for label, v in (("fail below", self.min), ("warn below", self.warn_min),
+                         ("fail above", self.max), ("warn above", self.warn_max)):
+            if v is not None:
+                parts.append(f"{label} {v:g}")
+        return f"{self.key}: " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class ValidityThresholds:
+    """What the validity checks (C1-C16) tolerate before they warn or fail.
+
+    tolerance: accuracy slack of the grid comparisons (C1, C2, C12) and, at least, of the probe comparisons
+    (C3, C5; two probe points when the probe is small); convergence_warn_factor: a C3 drop up to this many
+    tolerances warns, beyond fails; unbounded_pass_margin / unbounded_warn_margin: C4 passes within this much of
+    chance accuracy, warns within the second; zero_gradient_warn / zero_gradient_fail: C7 shares of points with an
+    all-zero input gradient; reference_max_accuracy: C11 warns when the undefended reference keeps more;
+    catastrophic_drop: C14 fails when training-probe PGD accuracy falls this much between epochs;
+    black_box_fail_share / black_box_fail_points: C6 fails when Square breaks more than this share (and at least
+    this many) of the probe points every white-box attack missed.
+    """
+
+    tolerance: float = 0.01
+    convergence_warn_factor: float = 3.0
+    unbounded_pass_margin: float = 0.05
+    unbounded_warn_margin: float = 0.2
+    zero_gradient_warn: float = 0.01
+    zero_gradient_fail: float = 0.10
+    reference_max_accuracy: float = 0.10
+    catastrophic_drop: float = 0.2
+    black_box_fail_share: float = 0.01
+    black_box_fail_points: int = 2
+
+    def validate(self, path: str) -> None:
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "black_box_fail_points"}
+        finite(path, **values)
+        if any(v < 0 for v in values.values()):
+            raise UsageError(f"{path}: every validity threshold must be >= 0")
+
+
+@dataclass(frozen=True)
+class CompareRule:
+    """How ``advaudit compare`` judges a head against a base on the same test points.
+
+    A drop is a regression when the paired McNemar test rejects "no change" at ``alpha`` (two-sided) and the
+    accuracy fell by more than ``max_drop``; a gating finding that passed in the base and fails in the head is one
+    too, unless ``gate_flips_regress`` is false.
+    """
+
+    alpha: float = 0.05
+    max_drop: float = 0.0
+    gate_flips_regress: bool = True
+
+    def validate(self, path: str) -> None:
+        finite(path, alpha=self.alpha, max_drop=self.max_drop)
+        if not 0 < self.alpha < 1 or not 0 <= self.max_drop < 1:
+            raise UsageError(f"{path}: alpha must be in (0, 1) and max_drop in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str = "1"
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    validity: ValidityThresholds = field(default_factory=ValidityThresholds)
+    compare: CompareRule = field(default_factory=CompareRule)
+    sha256: str = ""
+    source: str = ""
+    text: str = ""  # the policy file exactly as read (its SHA-256 is ``sha256``); copied into the evidence bundle
+
+
+DERIVED = ("sha256", "source", "text")
+
+
+def load_policy(spec: str) -> Policy:
+    """``spec`` is "default" (the shipped policy) or a path to a TOML file. Every section is loaded as written."""
+    if spec == "default":
+        raw = resources.files("audit.config").joinpath("policies/default.toml").read_bytes()
+        source = "advaudit built-in default policy"
+    else:
+        try:
+            raw = Path(spec).read_bytes()
+        except OSError as e:
+            raise UsageError(f"policy file cannot be read: {spec} ({e.strerror or e})") from None
+        source = str(spec)
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"policy file {source} is not valid TOML: {e}") from None
+    for derived in DERIVED:
+        if derived in data:
+            raise UsageError(f"policy.{derived}: computed by advaudit, not a key of the policy file")
+    if "gates" in data:  # the name of [thresholds] before advaudit 0.2
+        if "thresholds" in data:
+            raise UsageError("policy: give [thresholds.*] only ([gates.*] is its old name)")
+        log.warning("policy %s: [gates.*] is now called [thresholds.*]; read as such", source)
+        data["thresholds"] = data.pop("gates")
+    policy = from_data(Policy, data, "policy")
+    import dataclasses
+    return dataclasses.replace(policy, sha256=hashlib.sha256(raw).hexdigest(), source=source, text=text)

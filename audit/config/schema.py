@@ -1,0 +1,70 @@
+"""The whole audit configuration (``AuditConfig``): frozen sections loaded strictly from TOML.
+
+Every knob of a run lives here; CLI flags override individual keys. Validation happens once, at load time;
+names checked against the registries of higher rooms (checks, sources, formats) are checked by the engine's
+loader (``audit.engine.configure``), which is what the CLI and the Python API call.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.config.attacks import AttackConfig
+from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig,
+                                      TestOutliersConfig)
+from audit.config.defences import DefenceConfig
+from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
+from audit.core.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """A whole audit. ``candidate`` names the variant proposed for deployment: its findings gate the verdict.
+
+    ``base_dir`` is set by the loader, not written in the file: the config file's folder (its modules are
+    importable, and every relative path in the file was resolved against it).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    attacks: AttackConfig = field(default_factory=AttackConfig)
+    defences: tuple[DefenceConfig, ...] = ()
+    label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    datalab: DatalabConfig = field(default_factory=DatalabConfig)
+    test_outliers: TestOutliersConfig = field(default_factory=TestOutliersConfig)
+    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
+    reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    checks: tuple[str, ...] = ()
+    candidate: str = "baseline"
+    policy: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    base_dir: str = ""
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return ("baseline",) + tuple(d.name for d in self.defences)
+
+    def validate(self, path: str) -> None:
+        names = self.variant_names
+        if len(set(names)) != len(names):
+            raise UsageError("defences: names must be unique")
+        if self.candidate not in names:
+            raise UsageError(f"candidate: {self.candidate!r} is not a variant; valid: {', '.join(names)}")
+        if self.model.archive and any(not d.weights for d in self.defences):
+            raise UsageError("defences: training a defence needs model.factory; an archive cannot be retrained")
+        if self.device not in DEVICES:
+            raise UsageError(f"device: {self.device!r} is not valid; valid: {', '.join(map(repr, DEVICES))}")
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"seed: {self.seed} must be an integer in [0, 2**63)")
+
+
+def replace(cfg: AuditConfig, **changes: Any) -> AuditConfig:
+    return dataclasses.replace(cfg, **changes)

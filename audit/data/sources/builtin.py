@@ -1,0 +1,32 @@
+"""Built-in data sets shipped inside scikit-learn (nothing is downloaded): digits (images), breast-cancer (tabular)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from audit.data.splits import Splits, standardise, stratified_split
+
+
+def load_digits(test_fraction: float = 0.25, seed: int = 0, **_) -> Splits:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), scaled to [0, 1], shape (N, 1, 8, 8)."""
+    from sklearn.datasets import load_digits as sk_digits
+    d = sk_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = d.target.astype(np.int64)
+    tr, te = stratified_split(y, test_fraction, seed)
+    return Splits(name="digits", kind="image", x_train=torch.from_numpy(x[tr]), y_train=torch.from_numpy(y[tr]),
+                  x_test=torch.from_numpy(x[te]), y_test=torch.from_numpy(y[te]), num_classes=10,
+                  clip=(0.0, 1.0), class_names=tuple(str(i) for i in range(10)),
+                  preprocessing={"scaled": "pixel / 16 into [0, 1]"})
+
+
+def load_breast_cancer(test_fraction: float = 0.25, seed: int = 0, **_) -> Splits:
+    """scikit-learn's Wisconsin breast-cancer table (569 rows, 30 features, 2 classes), standardised."""
+    from sklearn.datasets import load_breast_cancer as sk_bc
+    d = sk_bc()
+    x, y = d.data.astype(np.float64), d.target.astype(np.int64)
+    tr, te = stratified_split(y, test_fraction, seed)
+    std = standardise(x[tr], x[te], d.feature_names)
+    return Splits(name="breast-cancer", kind="tabular", y_train=torch.from_numpy(y[tr]),
+                  y_test=torch.from_numpy(y[te]), num_classes=2, class_names=tuple(str(n) for n in d.target_names),
+                  **std)

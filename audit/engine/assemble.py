@@ -1,0 +1,141 @@
+"""Findings + trained variants -> the immutable AuditResult: per-variant results, the best variant under the
+policy, what was not measured, the residual-risk statements and the environment."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+
+import numpy as np
+import torch
+
+from audit.core.version import __version__
+from audit.core.metrics import WORST_CASE, Accuracy, pack_bits, same_eps
+from audit.core.result import (SCHEMA_VERSION, AuditResult, DatasetInfo, ModelInfo, NotMeasured, PolicyInfo,
+                               SplitHashes, Status, VariantResult)
+from audit.core.serde import to_data
+from audit.core.stats import expected_calibration_error
+from audit.engine.context import Context
+from audit.engine.judge import verdict
+from audit.frameworks.controls import coverage, editions, nist_status
+from audit.models.adapters import unwrap
+
+THREAT_MODEL = {
+    "knowledge": "white-box: architecture, weights and gradients known to the attacker",
+    "goal": "integrity violation: untargeted misclassification",
+    "capability": "testing-data control: each test input perturbed within the eps-ball of the norm, "
+                  "inside the valid input range",
+    "labels": "attacks and scoring use the true labels",
+    "reference": "NIST AI 100-2 §2.1-2.2.1 (NISTAML.022 evasion)",
+}
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    import art
+    import cleanlab
+    env = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+           "adversarial-robustness-toolbox": art.__version__, "cleanlab": cleanlab.__version__,
+           "numpy": np.__version__, "advaudit": __version__, "device": str(device)}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def variant_result(ctx: Context, name: str) -> VariantResult:
+    v = ctx.variants[name]
+    try:
+        ok = ctx.clean_correct(name)
+        clean, bits = Accuracy.of(ok), pack_bits(ok)
+        ece = expected_calibration_error(torch.softmax(ctx.test_logits(name), 1).amax(1).numpy(), ok)
+    except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
+        clean, bits, ece = None, "", None
+    grid = ctx.robustness_if_computed(name)
+    st = v.train_stats
+    return VariantResult(name=name, description=v.description, candidate=name == ctx.config.candidate,
+                         clean_accuracy=clean, robustness=grid.points if grid else (), correct_bits=bits,
+                         train_seconds=st.seconds if st else None, train_epochs=st.epochs if st else None,
+                         train_example_passes=st.example_passes if st else None, ece=ece)
+
+
+def mark_best(variants, findings, policy):
+    """Flag the best variant under the policy: every variant-scoped threshold met (pass or warn), then the highest
+    worst-case robust accuracy at the robustness threshold's eps, then the highest clean accuracy."""
+    t = policy.thresholds.get("robustness")
+
+    def meets(v) -> bool:
+        own = [f for f in findings if f.variant == v.name and f.threshold is not None]
+        return bool(own) and all(f.status in (Status.PASS, Status.WARN) for f in own)
+
+    def score(v):
+        at = [p.robust_accuracy for p in v.robustness if p.attack == WORST_CASE and t is not None
+              and t.eps is not None and same_eps(p.eps, t.eps)]
+        return (at[0] if at else -1.0, v.clean_accuracy.value if v.clean_accuracy else -1.0)
+    eligible = [v for v in variants if meets(v)]
+    if not eligible:
+        return variants
+    best = max(eligible, key=score).name
+    return tuple(dataclasses.replace(v, best=v.name == best) for v in variants)
+
+
+def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str, ...]:
+    """Plain statements of what risk remains for the candidate after the audit's mitigations."""
+    out = []
+    v = next((v for v in variants if v.name == candidate), None)
+    worst = [p for p in (v.robustness if v else ()) if p.attack == WORST_CASE]
+    if worst:
+        top = worst[-1]
+        out.append(f"Under white-box attack at {top.norm} eps {top.eps:g} (the largest tested), the candidate "
+                   f"'{candidate}' misclassifies {1 - top.robust_accuracy:.1%} of test points "
+                   f"(95% CI {1 - top.ci_high:.1%}-{1 - top.ci_low:.1%}).")
+    if v and v.clean_accuracy:
+        c = v.clean_accuracy
+        out.append(f"Without attack it misclassifies {1 - c.value:.1%} of test points "
+                   f"(95% CI {1 - c.ci_high:.1%}-{1 - c.ci_low:.1%}).")
+    for f in findings:
+        if f.check == "label_issues" and "label_issue_rate" in f.metrics:
+            out.append(f"{f.metrics['label_issue_rate']:.1%} of training labels are suspected errors and remain "
+                       f"in the training data unless cleaned.")
+        if f.check == "backdoor" and "flagged_rows" in f.metrics:
+            test = f.details.selftest
+            recall = test.detectors["screen"].recall if test else None
+            evidence = (f"; its self-test found {recall:.0%} of a planted {test.rate:.0%} backdoor, so a backdoor "
+                        f"it misses remains possible") if recall is not None else ""
+            out.append(f"The backdoor screen flagged {int(f.metrics['flagged_rows'])} training rows for review"
+                       f"{evidence}.")
+    bad = [f.id for f in findings if f.gating and f.status in (Status.FAIL, Status.ERROR)]
+    if bad:
+        out.append(f"Gating findings not met: {', '.join(bad)}.")
+    out.append(f"{len(not_measured)} threat classes were not measured (see 'Not measured'); their risk is unknown, "
+               f"not zero.")
+    return tuple(out)
+
+
+def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
+    config, policy, data = ctx.config, ctx.policy, ctx.data
+    variants = mark_best(tuple(variant_result(ctx, name) for name in ctx.variants), findings, policy)
+    measured = {f.check for f in findings if f.status not in (Status.SKIPPED, Status.ERROR)}
+    not_measured = tuple(NotMeasured(threat=t["threat"], reference=t["reference"], why=t["why"])
+                         for t in coverage()["not_measured"] if t.get("unless_check") not in measured)
+    model = ctx.variants["baseline"].model
+    hashes = data.sha256()
+    return AuditResult(
+        schema_version=SCHEMA_VERSION,
+        tool={"name": "advaudit", "version": __version__},
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        verdict=verdict(findings), candidate=config.candidate,
+        dataset=DatasetInfo(name=data.name, kind=data.kind, n_train=int(data.x_train.shape[0]),
+                            n_test=int(data.x_test.shape[0]), num_classes=data.num_classes,
+                            input_shape=tuple(data.input_shape), clip=tuple(float(c) for c in data.clip),
+                            class_names=tuple(data.class_names), sha256=SplitHashes(**hashes),
+                            source=config.data.source, lazy=data.lazy, preprocessing=data.preprocessing,
+                            feature_names=tuple(data.feature_names)),
+        model=ModelInfo(factory="" if config.model.archive else config.model.factory, kwargs=dict(config.model.kwargs),
+                        source=ctx.user_model.source, file_sha256=ctx.user_model.file_sha256,
+                        parameters=int(sum(p.numel() for p in model.parameters())),
+                        architecture=type(unwrap(model)).__name__),
+        policy=PolicyInfo(name=policy.name, version=policy.version, sha256=policy.sha256, source=policy.source,
+                          thresholds={k: t.describe() for k, t in policy.thresholds.items()}),
+        config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
+        nist=nist_status(findings), not_measured=not_measured, threat_model=THREAT_MODEL,
+        residual_risk=residual_risk(findings, variants, config.candidate, not_measured),
+        reviewer=to_data(config.reviewer), frameworks=editions(), duration_seconds=round(seconds, 2))

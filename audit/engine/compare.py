@@ -1,0 +1,117 @@
+"""Compare two audit results on the same test data: per-metric deltas with a paired McNemar test.
+
+Both results store per-test-point correctness (clean, and robust per attack and eps) for every variant, so the
+head's candidate can be tested against the base's candidate point by point: McNemar's exact test on the
+discordant pairs (b = correct in base only, c = correct in head only; two-sided binomial with p = 1/2) says
+whether the change is more than chance. Runs on different test data are refused (by the splits' SHA-256).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audit.config.policy import CompareRule
+from audit.core.errors import UsageError
+from audit.core.metrics import WORST_CASE, unpack_bits
+from audit.core.result import AuditResult, Status
+from audit.core.stats import mcnemar_exact
+from audit.engine.results_io import read_results
+
+
+OTHER = (("calibration", "ece", "lower"), ("calibration", "adversarial_wrong_confidence", "lower"),
+         ("corruptions", "mean_corruption_accuracy", "higher"), ("corruptions", "mce", "lower"),
+         ("ood", "auroc_msp_min", "higher"))
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One metric of the candidate, base vs head. ``status``: "regression", "improvement" or "no significant change"."""
+
+    metric: str
+    attack: str | None
+    eps: float | None
+    base: float
+    head: float
+    delta: float
+    base_only: int   # b: correct in base, wrong in head
+    head_only: int   # c: wrong in base, correct in head
+    p_value: float
+    status: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base: dict
+    head: dict
+    rule: CompareRule
+    n: int
+    deltas: tuple[Delta, ...]
+    gate_flips: tuple[str, ...]   # gating findings that passed in base and fail in head
+    regression: bool
+    other: tuple[dict, ...] = ()  # unpaired metrics (calibration, corruptions, OOD): base, head, change
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regression else 0
+
+
+def load_result(path: Path) -> AuditResult:
+    """A results.json, or an output directory holding one (checked against the shipped schema)."""
+    path = Path(path)
+    return read_results(path / "results.json" if path.is_dir() else path)
+
+
+def _series(result: AuditResult) -> dict:
+    """(metric, attack, eps) -> per-point correctness of the candidate variant."""
+    v = result.variant(result.candidate)
+    n = result.dataset.n_test
+    out = {}
+    if v.correct_bits:
+        out[("clean_accuracy", None, None)] = unpack_bits(v.correct_bits, n)
+    for p in v.robustness:
+        if p.correct_bits:
+            out[("robust_accuracy", p.attack, p.eps)] = unpack_bits(p.correct_bits, n)
+    return out
+
+
+def _judge(b: np.ndarray, h: np.ndarray, rule: CompareRule) -> tuple[int, int, float, str]:
+    base_only, head_only = int((b & ~h).sum()), int((~b & h).sum())
+    p = mcnemar_exact(base_only, head_only)
+    drop = (base_only - head_only) / len(b)
+    if p < rule.alpha and drop > rule.max_drop:
+        return base_only, head_only, p, "regression"
+    if p < rule.alpha and drop < 0:
+        return base_only, head_only, p, "improvement"
+    return base_only, head_only, p, "no significant change"
+
+
+def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparison:
+    if base.dataset.sha256 != head.dataset.sha256:
+        raise UsageError("base and head were audited on different data (split SHA-256 differ); a paired "
+                         "comparison needs the same test points")
+    sb, sh = _series(base), _series(head)
+    deltas = []
+    for key in sorted(set(sb) & set(sh), key=lambda k: (k[0] != "clean_accuracy", k[2] or 0, k[1] != WORST_CASE,
+                                                      k[1] or "")):
+        b, h = sb[key], sh[key]
+        bo, ho, p, status = _judge(b, h, rule)
+        deltas.append(Delta(metric=key[0], attack=key[1], eps=key[2], base=float(b.mean()), head=float(h.mean()),
+                            delta=float(h.mean() - b.mean()), base_only=bo, head_only=ho, p_value=p, status=status))
+    passed = {f.check for f in base.findings if f.gating and f.status in (Status.PASS, Status.WARN)}
+    flips = tuple(sorted(f.check for f in head.findings if f.gating and f.status is Status.FAIL
+                         and f.check in passed))
+    regression = any(d.status == "regression" for d in deltas) or (rule.gate_flips_regress and bool(flips))
+    other = []
+    for check, metric, better in OTHER:
+        fb = next((f for f in base.findings if f.check == check and f.variant == base.candidate), None)
+        fh = next((f for f in head.findings if f.check == check and f.variant == head.candidate), None)
+        if fb and fh and metric in fb.metrics and metric in fh.metrics:
+            b, h = fb.metrics[metric], fh.metrics[metric]
+            other.append({"check": check, "metric": metric, "base": b, "head": h, "delta": h - b,
+                          "better": better})
+    describe = lambda r: {"candidate": r.candidate, "verdict": r.verdict.value, "created": r.created,  # noqa: E731
+                          "tool": r.tool.get("version", ""), "policy_sha256": r.policy.sha256}
+    return Comparison(base=describe(base), head=describe(head), rule=rule, n=int(base.dataset.n_test),
+                      deltas=tuple(deltas), gate_flips=flips, regression=regression, other=tuple(other))

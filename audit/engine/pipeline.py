@@ -1,0 +1,105 @@
+"""config -> Context -> measurements -> findings -> AuditResult. The one pipeline of every command."""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+
+from audit.checks import CHECKS
+from audit.config import AuditConfig
+from audit.config.policy import Policy, load_policy
+from audit.core.errors import UsageError
+from audit.core.metrics import same_eps
+from audit.core.result import AuditResult, Finding, Measurement
+from audit.data.sources import BUILTIN, load_data
+from audit.data.splits import Splits
+from audit.engine.assemble import assemble
+from audit.engine.context import Context, pick_device
+from audit.engine.judge import judge
+from audit.engine.plan import enabled_checks, execution_order
+from audit.engine.preflight import check_eps, check_model, check_pred_probs
+from audit.engine.variants import train_variants
+from audit.models.loading import load_user_model
+
+log = logging.getLogger(__name__)
+
+
+def measure_safely(check, ctx: Context, variant: str | None) -> Measurement:
+    """Run one check; an exception becomes an error measurement and the run continues. A check that does not apply
+    (its own reason first) or whose required checks did not measure anything is skipped, saying why."""
+    why = check.not_applicable(ctx) if hasattr(check, "not_applicable") else ""
+    if why:
+        return Measurement(check=check.id, variant=variant, skipped=why)
+    for need in getattr(check, "requires", ()):
+        m = ctx.measurement(need)
+        if m is None or m.error is not None or m.skipped is not None:
+            why = "it was not enabled" if m is None else ("it failed" if m.error else "it was skipped")
+            return Measurement(check=check.id, variant=variant, skipped=f"needs the {need} check's result ({why})")
+    try:
+        return check.measure(ctx, variant)
+    except Exception as e:  # noqa: BLE001 - isolation is the point
+        log.warning("check %s%s failed: %s", check.id, f" on {variant}" if variant else "", e)
+        log.debug("%s", traceback.format_exc())
+        return Measurement(check=check.id, variant=variant, error=f"{type(e).__name__}: {e}")
+
+
+def check_policy_fits(policy: Policy, config: AuditConfig) -> None:
+    """A threshold at an eps the grid does not contain could never be judged: say so before any work."""
+    enabled = enabled_checks(config)
+    for check_id, t in policy.thresholds.items():
+        if t.eps is not None and check_id in enabled and not any(same_eps(t.eps, e) for e in config.attacks.eps):
+            raise UsageError(f"attacks.eps: the policy {policy.name!r} judges {check_id} at eps {t.eps:g}, which "
+                             f"is not in the grid {list(config.attacks.eps)}; add it or use another policy")
+
+
+def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> Context:
+    """Load policy, data and model and check them against each other: every bad-input error happens here,
+    before anything is trained or written."""
+    base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
+    policy = policy or load_policy(config.policy)
+    data = data or load_data(config.data, config.input, base_dir, config.seed)
+    check_eps(config.attacks.eps, config.attacks.norm, data)
+    check_policy_fits(policy, config)
+    user = load_user_model(config.model, base_dir)
+    ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device), user_model=user)
+    probe = ctx.wrap(user.module) if user.pretrained else ctx.build_model()
+    explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
+                    or config.data.source in ("folder", "table"))
+    ctx.data, ctx.warnings = check_model(probe, data, ctx.device, explicit_classes=explicit,
+                                         was_training=user.was_training)
+    ctx.user_pred_probs = check_pred_probs(config.label_issues, ctx.data)
+    return ctx
+
+
+def run_checks(ctx: Context) -> tuple[Finding, ...]:
+    """Every enabled check on every variant (variant scope) or once (data scope), in dependency order; the
+    findings in registry order. Only the candidate's and the data's findings are gating."""
+    config, policy = ctx.config, ctx.policy
+    enabled = enabled_checks(config)
+    judged: dict = {}
+    for check_id in execution_order(enabled):
+        check = CHECKS[check_id]
+        targets = list(ctx.variants) if check.scope == "variant" else [None]
+        for variant in targets:
+            m = measure_safely(check, ctx, variant)
+            if variant is None:
+                ctx.measurements[check_id] = m
+            gating = variant is None or variant == config.candidate
+            judged[(check_id, variant)] = judge(m, check, policy.thresholds.get(check_id), gating)
+    return tuple(judged[k] for c in CHECKS if c in enabled for k in judged if k[0] == c)
+
+
+def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> AuditResult:
+    """Train the variants, run every enabled check, judge and assemble the immutable result."""
+    return run_audit_with_context(config, data, policy)[0]
+
+
+def run_audit_with_context(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None
+                           ) -> tuple[AuditResult, Context]:
+    """``run_audit``, also returning the context (trained variants, data) the evidence bundle is made from."""
+    start = time.perf_counter()
+    ctx = prepare(config, data, policy)
+    train_variants(ctx)
+    findings = run_checks(ctx)
+    return assemble(ctx, findings, time.perf_counter() - start), ctx

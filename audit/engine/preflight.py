@@ -1,0 +1,87 @@
+"""Checks of the user's model against the data before anything is trained or attacked.
+
+Problems that make every later number meaningless are errors (exit 2, one line): a model that cannot take the
+data's inputs, an output that is not (N, num_classes), labels beyond the model's classes, non-finite or
+non-deterministic outputs, eps larger than the input range. Suspicious but auditable inputs are warnings that the
+``input_validation`` finding reports: outputs that look like probabilities, a model archived in train mode.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+
+from attacks.base import Norm, frozen_eval
+from audit.core.errors import UsageError
+from audit.data.splits import Splits
+from audit.methods.label_issues import read_pred_probs
+
+PROBE_ROWS = 64
+
+
+def check_eps(eps_grid, norm: Norm, data: Splits) -> None:
+    """eps must be in the units of the input range: 8 instead of 8/255 on [0, 1] images is an error."""
+    width = data.range_width
+    limit = width if Norm(norm) is Norm.LINF else width * math.sqrt(math.prod(data.input_shape))
+    big = max(eps_grid)
+    if big > limit:
+        hint = f" (did you mean {big:g}/255 = {big / 255:.6g}?)" if width <= 1.0 and big >= 1 else ""
+        raise UsageError(f"attacks.eps: {big:g} exceeds the {Norm(norm).value} size of the whole input range "
+                         f"({limit:g}); eps is in input units{hint}")
+
+
+def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, explicit_classes: bool,
+                was_training: bool = False) -> tuple[Splits, list[str]]:
+    """Probe ``model`` on a few test rows; return the data (num_classes settled) and warnings."""
+    warnings = []
+    if was_training:
+        warnings.append("the model was saved in train mode; it is audited in eval mode (dropout off, batch-norm "
+                        "running statistics), as deployed models should be")
+    x = data.x_test[:PROBE_ROWS].to(device)
+    try:
+        with frozen_eval(model), torch.no_grad():
+            out = model(x)
+            again = model(x)
+    except Exception as e:  # noqa: BLE001 - any failure here means model and data do not fit
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        if "Guard failed" in msg:
+            msg += (" (a torch.export program needs a dynamic batch dimension: export with "
+                    "dynamic_shapes={'x': {0: torch.export.Dim('batch')}})")
+        raise UsageError(f"model/data mismatch: the model cannot take inputs of shape {tuple(x.shape)}: {msg}") \
+            from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UsageError(f"model output: expected logits of shape (N, num_classes) for {x.shape[0]} inputs, got "
+                         f"{shape}")
+    if not torch.isfinite(out).all():
+        raise UsageError("model output: NaN or Inf logits on clean test inputs")
+    diff = float((out - again).abs().max())
+    if diff > 1e-4 * (1.0 + float(out.abs().max())):
+        raise UsageError(f"model is non-deterministic in eval mode: two passes on the same inputs differ by "
+                         f"{diff:.3g} (random layers active at test time); robustness against a stochastic model "
+                         f"needs expectation over transformation, which this audit does not run")
+    k = out.shape[1]
+    top = max(int(data.y_train.max()), int(data.y_test.max()))
+    if top >= k:
+        raise UsageError(f"labels go up to {top} but the model outputs {k} classes: label {top} is out of range "
+                         f"(the number of classes disagrees)")
+    if k != data.num_classes:
+        if explicit_classes:
+            raise UsageError(f"model outputs {k} classes but data.num_classes/class_names declare "
+                             f"{data.num_classes}")
+        names = data.class_names + tuple(str(i) for i in range(len(data.class_names), k))
+        data = dataclasses.replace(data, num_classes=k, class_names=names[:k])
+    if bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() < 1e-3).all()):
+        warnings.append("the model's outputs are non-negative and sum to 1: they look like probabilities, not "
+                        "logits; cross-entropy attacks on probabilities mask gradients and overstate robustness; "
+                        "remove the final softmax")
+    return data, warnings
+
+
+def check_pred_probs(cfg, data: Splits):
+    """The user's out-of-sample probabilities (label_issues.pred_probs), read and checked now, or None."""
+    if not cfg.pred_probs:
+        return None
+    return read_pred_probs(Path(cfg.pred_probs), int(data.y_train.shape[0]), data.num_classes)

@@ -1,0 +1,48 @@
+"""The audited variants: the baseline (the user's trained model, or trained here) and each configured defence,
+trained from the same factory, seed and budget, or a defended checkpoint the user supplied."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from attacks.training import Adversary, Regularisers, train
+from audit.engine.context import Context, Variant
+from audit.models.loading import apply_weights, build_from_factory, read_state_dict
+
+
+def supplied_checkpoint(ctx: Context, defence) -> Variant:
+    m = ctx.config.model
+    path = Path(defence.weights)
+    module = apply_weights(build_from_factory(m.factory, dict(m.kwargs), ctx.config.base_dir or None),
+                           read_state_dict(path, m.trust_pickle), path)
+    return Variant(defence.name, defence.describe(), ctx.wrap(module).eval(), defence, None)
+
+
+def train_variant(ctx: Context, name: str, description: str, defence) -> Variant:
+    t = ctx.config.training
+    adversary = None if defence is None or defence.method == "none" else \
+        Adversary(defence.method, defence.eps, steps=defence.steps, beta=defence.beta)
+    reg = Regularisers() if defence is None else Regularisers(
+        weight_decay=defence.weight_decay, l1=defence.l1, label_smoothing=defence.label_smoothing,
+        mixup_alpha=defence.mixup_alpha, input_noise=defence.input_noise, grad_clip=defence.grad_clip)
+    with ctx.seeded():
+        model = ctx.build_model()
+        stats = train(model, ctx.data.x_train, ctx.data.y_train, epochs=t.epochs, batch_size=t.batch_size,
+                      lr=t.lr, adversary=adversary, clip=ctx.data.attack_clip, seed=ctx.config.seed,
+                      desc=f"train {name}", reg=reg)
+    if stats.stopped_early:
+        ctx.warnings.append(f"{name}: {stats.stopped_early}")
+        description += f" (stopped early: {stats.stopped_early})"
+    return Variant(name, description, model, defence, stats)
+
+
+def train_variants(ctx: Context) -> None:
+    """Fill ``ctx.variants`` in config order: the baseline, then every defence."""
+    user = ctx.user_model
+    if user is not None and user.pretrained:
+        ctx.variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
+                                           ctx.wrap(user.module).eval(), None, None)
+    else:
+        ctx.variants["baseline"] = train_variant(ctx, "baseline", "natural training (no defence)", None)
+    for d in ctx.config.defences:
+        ctx.variants[d.name] = supplied_checkpoint(ctx, d) if d.weights else train_variant(ctx, d.name,
+                                                                                          d.describe(), d)

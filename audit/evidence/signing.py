@@ -1,0 +1,139 @@
+"""Optional signing of an evidence bundle: an in-toto Statement v1 in a DSSE envelope, signed with Ed25519.
+
+The Statement's subjects are every file listed in SHA256SUMS (and SHA256SUMS itself) with its SHA-256; the
+predicate carries the verdict, the candidate, the policy hash and the tool version. The signature covers the
+DSSE pre-authentication encoding PAE(payloadType, payload), so neither the file list nor the verdict can be
+changed without breaking it. ``advaudit verify DIR --key PUB.pem`` checks it; any DSSE/in-toto tool can too.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from audit.core.errors import UsageError
+
+ENVELOPE = "attestation.dsse.json"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://github.com/advaudit/advaudit/audit-result/v1"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def _crypto():
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError:
+        raise UsageError("signing needs the 'cryptography' package (pip install cryptography)") from None
+    return serialization, ed25519
+
+
+def keygen(path: Path) -> tuple[Path, Path]:
+    """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) and its public key next to it (``.pub``)."""
+    serialization, ed25519 = _crypto()
+    key = ed25519.Ed25519PrivateKey.generate()
+    pub = Path(f"{path}.pub")
+    for p in (Path(path), pub):
+        if p.exists():
+            raise UsageError(f"{p} already exists; not overwriting a key")
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private)
+        pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    except OSError as e:
+        raise UsageError(f"cannot write key {path}: {e.strerror or e}") from None
+    return Path(path), pub
+
+
+def _load_private(path: Path):
+    serialization, ed25519 = _crypto()
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except FileNotFoundError:
+        raise UsageError(f"signing key not found: {path}") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise UsageError(f"signing key {path} is not an unencrypted PEM private key ({e})") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise UsageError(f"signing key {path} is not an Ed25519 key")
+    return key
+
+
+def load_public(path: Path):
+    serialization, ed25519 = _crypto()
+    try:
+        key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"public key not found: {path}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path} is not a PEM public key ({e})") from None
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise UsageError(f"public key {path} is not an Ed25519 key")
+    return key
+
+
+def keyid(public_key) -> str:
+    serialization, _ = _crypto()
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def statement(subjects: dict[str, str], predicate: dict) -> dict:
+    return {"_type": STATEMENT_TYPE,
+            "subject": [{"name": n, "digest": {"sha256": d}} for n, d in sorted(subjects.items())],
+            "predicateType": PREDICATE_TYPE, "predicate": predicate}
+
+
+def sign(subjects: dict[str, str], predicate: dict, key_path: Path) -> dict:
+    """The DSSE envelope (a dict) over the Statement for ``subjects`` (name -> sha256)."""
+    key = _load_private(key_path)
+    payload = json.dumps(statement(subjects, predicate), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    sig = key.sign(pae(PAYLOAD_TYPE, payload))
+    return {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode("ascii"),
+            "signatures": [{"keyid": keyid(key.public_key()), "sig": base64.b64encode(sig).decode("ascii")}]}
+
+
+def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path: Path | None) -> list[str]:
+    """Problems with the envelope: bad signature (when a key is given) or subjects that differ from the files."""
+    from cryptography.exceptions import InvalidSignature
+    try:
+        env = json.loads(Path(envelope_path).read_text(encoding="utf-8"))
+        payload = base64.b64decode(env["payload"], validate=True)
+        stmt = json.loads(payload)
+        sigs = env["signatures"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{ENVELOPE}: malformed ({e})"]
+    problems = []
+    if public_key_path is not None:
+        key = load_public(public_key_path)
+        ok = False
+        for s in sigs:
+            try:
+                key.verify(base64.b64decode(s["sig"]), pae(env.get("payloadType", ""), payload))
+                ok = True
+            except (InvalidSignature, KeyError, ValueError, TypeError):
+                continue
+        if not ok:
+            problems.append(f"{ENVELOPE}: signature does not verify with {public_key_path}")
+    if stmt.get("_type") != STATEMENT_TYPE or env.get("payloadType") != PAYLOAD_TYPE:
+        problems.append(f"{ENVELOPE}: not an in-toto Statement v1 envelope")
+    signed = {s["name"]: s["digest"]["sha256"] for s in stmt.get("subject", [])}
+    for name, digest in sorted(signed.items()):
+        if name not in actual:
+            problems.append(f"{name}: signed but missing")
+        elif actual[name] != digest:
+            problems.append(f"{name}: changed since signing (SHA-256 differs from the signed statement)")
+    for name in sorted(set(actual) - set(signed)):
+        problems.append(f"{name}: present but not covered by the signature")
+    return problems

@@ -1,0 +1,70 @@
+"""Adapters between the audited input domain and the user's model: input normalisation inside the differentiated
+graph (so attacks and eps stay in input units), and a loaded ``torch.export`` program as an ``nn.Module``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class InputAffine(nn.Module):
+    """``model(x * scale + shift)``: the preprocessing between the audited input domain and the model.
+
+    Per-channel normalisation (``scale = 1/std``, ``shift = -mean/std``) or tabular raw units (``scale = std``,
+    ``shift = mean``) live here, inside the differentiated graph, so attacks and eps stay in input units.
+    """
+
+    def __init__(self, model: nn.Module, scale: torch.Tensor, shift: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("scale", scale.float())
+        self.register_buffer("shift", shift.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x * self.scale + self.shift)
+
+
+class ExportedProgram(nn.Module):
+    """A loaded ``torch.export`` program as an nn.Module whose train/eval calls are no-ops.
+
+    Exported graphs are frozen in the mode they were captured in and refuse ``eval()``; the attacks' mode guard
+    calls it, so the graph is held outside the child registry with parameters and device moves delegated to it.
+    """
+
+    def __init__(self, graph: nn.Module):
+        super().__init__()
+        object.__setattr__(self, "graph", graph)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+    def parameters(self, recurse: bool = True):
+        return self.graph.parameters(recurse)
+
+    def named_parameters(self, *args, **kwargs):
+        return self.graph.named_parameters(*args, **kwargs)
+
+    def _apply(self, fn, recurse=True):
+        self.graph._apply(fn)
+        return self
+
+    def train(self, mode: bool = True):
+        object.__setattr__(self, "training", mode)
+        return self
+
+
+def input_wrapper(model: nn.Module, input_cfg, kind: str, input_shape: tuple[int, ...],
+                  preprocessing: dict) -> nn.Module:
+    """Wrap ``model`` with the declared preprocessing so attacks and eps stay in input units (or return it)."""
+    if kind == "image" and input_cfg.mean:
+        shape = (-1,) + (1,) * (len(input_shape) - 1)
+        std, mean = torch.tensor(input_cfg.std).view(shape), torch.tensor(input_cfg.mean).view(shape)
+        return InputAffine(model, 1.0 / std, -mean / std)
+    if kind == "tabular" and input_cfg.feature_units == "raw":
+        return InputAffine(model, torch.tensor(preprocessing["std"]), torch.tensor(preprocessing["mean"]))
+    return model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's own module inside advaudit's wrappers (the input affine map, an exported program's holder)."""
+    inner = model.model if isinstance(model, InputAffine) else model
+    return inner.graph if isinstance(inner, ExportedProgram) else inner

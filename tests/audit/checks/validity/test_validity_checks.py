@@ -1,0 +1,187 @@
+"""Validity checks C1-C15: every check is made to fail (or warn) by a broken model or evaluation, and passes on a
+healthy, naturally trained model. Fixtures: the seeded SmallCNN, a gradient-masked copy (a non-differentiable
+input quantiser), a stochastic copy, a softmax copy and a batch-dependent copy."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attacks.training import TrainStats
+from audit.config import AttackConfig, DefenceConfig
+from audit.methods.evaluation import ValidityStats, evaluate_robustness
+from audit.checks.validity import VALIDITY_CHECKS, Probe
+
+N = 120
+QUICK = AttackConfig(preset="quick", eps=(0.05, 0.1, 0.2), probe_points=N, square_queries=200, square_points=48)
+
+
+class Wrapped(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+
+class Quantised(Wrapped):
+    """Rounds inputs to the digits' 1/16 grid: clean accuracy unchanged, input gradient zero everywhere."""
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 16) / 16)
+
+
+class Stochastic(Wrapped):
+    def forward(self, x):
+        return self.inner(F.dropout(x, 0.3, training=True))
+
+
+class Softmax(Wrapped):
+    def forward(self, x):
+        return F.softmax(self.inner(x), 1)
+
+
+class BatchDependent(Wrapped):
+    def forward(self, x):
+        return self.inner(x - x.mean(0, keepdim=True) + 0.3)
+
+
+class StuckInTraining(Wrapped):
+    def train(self, mode=True):
+        super().train(mode)
+        self.inner.train(True)  # a custom module that ignores eval()
+        return self
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def make_probe(model, digits, settings=QUICK, **kw) -> Probe:
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    grid = kw.pop("grid", None) or evaluate_robustness(model, x, y, settings=settings, clip=(0.0, 1.0),
+                                                       device=torch.device("cpu"), seed=0, num_classes=10)
+    return Probe(model=model, grid=grid, settings=settings, idx=np.arange(N), x=x, y=y, clip=(0.0, 1.0),
+                 device=torch.device("cpu"), num_classes=10, seed=0, eps=0.1, range_width=1.0, **kw)
+
+
+@pytest.fixture(scope="module")
+def healthy(trained_cnn, digits):
+    return make_probe(trained_cnn, digits)
+
+
+@pytest.fixture(scope="module")
+def masked(trained_cnn, digits):
+    return make_probe(Quantised(trained_cnn).eval(), digits)
+
+
+def with_points(probe, edit) -> Probe:
+    """A copy of ``probe`` whose grid points are edited by ``edit(point) -> point``."""
+    grid = dataclasses.replace(probe.grid, points=tuple(edit(p) for p in probe.grid.points))
+    return dataclasses.replace(probe, grid=grid, _cache={})
+
+
+@pytest.mark.parametrize("gid", ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C12", "C13", "C15"])
+def test_every_validity_check_passes_on_a_healthy_model(healthy, gid):
+    r = VALIDITY_CHECKS[gid].evaluate(healthy)
+    assert r.status == "pass", r.evidence
+    assert r.id == gid and r.evidence
+
+
+def test_c1_fails_when_accuracy_rises_with_eps(healthy):
+    bad = with_points(healthy, lambda p: dataclasses.replace(p, robust_accuracy=0.9) if p.eps == 0.2 else p)
+    r = VALIDITY_CHECKS["C1"].evaluate(bad)
+    assert r.status == "fail" and "eps 0.1 ->" in r.evidence
+
+
+def test_c2_fails_when_pgd_is_weaker_than_fgsm(healthy):
+    bad = with_points(healthy, lambda p: dataclasses.replace(p, robust_accuracy=0.99) if p.attack == "pgd" else p)
+    assert VALIDITY_CHECKS["C2"].evaluate(bad).status == "fail"
+
+
+def test_c3_flags_an_attack_that_has_not_converged(trained_cnn, digits):
+    weak = AttackConfig(attacks=("pgd",), eps=(0.1,), pgd_steps=1, pgd_restarts=1, probe_points=N)
+    r = VALIDITY_CHECKS["C3"].evaluate(make_probe(trained_cnn, digits, weak))
+    assert r.status in ("warn", "fail"), r.evidence
+    assert r.values["stronger"] < r.values["grid"]
+
+
+def test_gradient_masking_fails_c4_c6_and_c7(masked):
+    with torch.no_grad():
+        assert (masked.model(masked.x).argmax(1) == masked.y).float().mean() > 0.9  # clean accuracy intact
+    c4, c6, c7 = VALIDITY_CHECKS["C4"].evaluate(masked), VALIDITY_CHECKS["C6"].evaluate(masked), VALIDITY_CHECKS["C7"].evaluate(masked)
+    assert c7.status == "fail" and c7.values["zero_gradient"] > 0.9
+    assert c4.status == "fail" and c4.values["accuracy"] > 0.5
+    assert c6.status == "fail" and c6.values["broken_only_by_square"] >= 2
+
+
+def test_c5_fails_when_the_attack_does_nothing(healthy):
+    grid = healthy.grid
+    correct = {k: (np.ones_like(v) if k[0] == "worst_case" else v) for k, v in grid.correct.items()}
+    bad = dataclasses.replace(healthy, grid=dataclasses.replace(grid, correct=correct), _cache={})
+    r = VALIDITY_CHECKS["C5"].evaluate(bad)
+    assert r.status == "fail" and "noise" in r.evidence
+
+
+@pytest.mark.parametrize("wrapper,fragment", [(Stochastic, "stochastic"), (BatchDependent, "batch"),
+                                               (StuckInTraining, "train mode")])
+def test_c8_fails_on_stochastic_batch_dependent_or_train_mode_models(trained_cnn, digits, healthy, wrapper,
+                                                                     fragment):
+    model = wrapper(trained_cnn)
+    probe = dataclasses.replace(healthy, model=model, _cache={})
+    r = VALIDITY_CHECKS["C8"].evaluate(probe)
+    trained_cnn.eval()
+    assert r.status == "fail" and fragment in r.evidence
+
+
+def test_c9_fails_on_a_model_that_returns_probabilities(healthy, trained_cnn):
+    r = VALIDITY_CHECKS["C9"].evaluate(dataclasses.replace(healthy, model=Softmax(trained_cnn).eval(), _cache={}))
+    assert r.status == "fail" and "probability" in r.evidence
+
+
+def test_c10_fails_on_perturbations_outside_the_ball_or_range(healthy):
+    grid = dataclasses.replace(healthy.grid, validity=ValidityStats(1.5, 3, 1))
+    r = VALIDITY_CHECKS["C10"].evaluate(dataclasses.replace(healthy, grid=grid))
+    assert r.status == "fail" and "factor 1.5" in r.evidence and "NaN" in r.evidence
+
+
+def test_c11_passes_on_a_broken_reference_warns_on_a_robust_one_and_skips_without(healthy):
+    assert VALIDITY_CHECKS["C11"].evaluate(dataclasses.replace(healthy, reference=("baseline", healthy.grid))).status == "pass"
+    robust = with_points(healthy, lambda p: dataclasses.replace(p, robust_accuracy=0.6))
+    assert VALIDITY_CHECKS["C11"].evaluate(dataclasses.replace(healthy, reference=("baseline", robust.grid))).status == "warn"
+    assert VALIDITY_CHECKS["C11"].evaluate(healthy).status == "skipped"
+
+
+def test_c12_fails_when_the_worst_case_is_above_a_member(healthy):
+    correct = dict(healthy.grid.correct)
+    correct[("fgsm", 0.1)] = np.zeros_like(correct[("fgsm", 0.1)])
+    bad = dataclasses.replace(healthy, grid=dataclasses.replace(healthy.grid, correct=correct))
+    assert VALIDITY_CHECKS["C12"].evaluate(bad).status == "fail"
+
+
+@pytest.mark.parametrize("eps,status", [(8.0, "fail"), (0.6, "warn"), (0.2, "pass")])
+def test_c13_eps_units(healthy, eps, status):
+    probe = with_points(healthy, lambda p: dataclasses.replace(p, eps=eps) if p.eps == 0.2 else p)
+    assert VALIDITY_CHECKS["C13"].evaluate(probe).status == status
+
+
+@pytest.mark.parametrize("history,stopped,status", [((0.5, 0.6, 0.62), "", "pass"), ((0.5, 0.6, 0.3), "", "fail"),
+                                                     ((0.5, 0.6), "catastrophic overfitting at epoch 3", "warn")])
+def test_c14_catastrophic_overfitting(healthy, history, stopped, status):
+    stats = TrainStats(seconds=1.0, epochs=len(history), example_passes=1, stopped_early=stopped,
+                       guard_history=history)
+    probe = dataclasses.replace(healthy, training=stats, defence=DefenceConfig(name="f", method="fgsm_rs", eps=0.1))
+    assert VALIDITY_CHECKS["C14"].evaluate(probe).status == status
+    assert VALIDITY_CHECKS["C14"].evaluate(healthy).status == "skipped"
+
+
+def test_c15_fails_when_the_labels_are_not_the_datasets(healthy):
+    assert VALIDITY_CHECKS["C15"].evaluate(dataclasses.replace(healthy, labels_are_dataset_labels=False)).status == "fail"
+
+
+def test_a_gradient_masked_model_gets_a_failing_validity_finding(trained_cnn, digits, masked):
+    from audit.checks.attack_validity import run_validity_checks
+    from audit.checks.validity import worst
+    results = run_validity_checks(masked)
+    assert worst(results) == "fail"
+    assert {"C4", "C6", "C7"} <= {r.id for r in results if r.status == "fail"}
