@@ -48,6 +48,15 @@ def frozen_eval(model: torch.nn.Module):
         model.train(was_training)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights live (its first parameter's, else its first buffer's, else the CPU)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
 def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False):
     """Gradient of the summed cross-entropy w.r.t. the input (negated for targeted attacks), and the logits."""
     x = x.detach().requires_grad_(True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from attacks.base import Norm, clip_to
+from attacks.base import Norm, clip_to, model_device
 from attacks.fgsm import fgsm
 from attacks.pgd import pgd
 from attacks.trades import trades_kl, trades_perturb
@@ -111,7 +111,7 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     best epoch, the best epoch's weights are restored and training stops.
     """
     reg = reg or Regularisers(weight_decay=weight_decay)
-    device = next(model.parameters()).device
+    device = model_device(model)
     if isinstance(x, torch.Tensor):
         x = x.to(device)
     y = y.to(device)

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from audit.core.version import __version__
@@ -178,26 +179,30 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     debug = False
-    try:
-        args = build_parser().parse_args(argv)
-        debug = args.debug
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
-        if not args.verbose:
-            logging.getLogger("art").setLevel(logging.WARNING)
-        return dispatch(args)
-    except UsageError as e:
-        print(f"advaudit: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("advaudit: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
-        if debug:
-            traceback.print_exc()
-        print(f"advaudit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+    with warnings.catch_warnings():
+        try:
+            args = build_parser().parse_args(argv)
+            debug = args.debug
+            if not args.verbose:  # libraries' warnings are noise around a one-line answer; -v shows them
+                warnings.simplefilter("ignore")
+            logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                                format="%(levelname)s %(name)s: %(message)s")
+            if not args.verbose:
+                for noisy in ("art", "cleanlab", "torch"):
+                    logging.getLogger(noisy).setLevel(logging.ERROR)
+            return dispatch(args)
+        except UsageError as e:
+            print(f"advaudit: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("advaudit: interrupted; nothing was written", file=sys.stderr)
+            return 130
+        except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
+            if debug:
+                traceback.print_exc()
+            print(f"advaudit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+                  file=sys.stderr)
+            return EXIT_INTERNAL
 
 
 def entry() -> None:

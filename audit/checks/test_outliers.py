@@ -63,7 +63,7 @@ class TestOutliers:
         ood = OutOfDistribution()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            train_scores = ood.fit_score(features=e_tr[rows])
+            train_scores = ood.fit_score(features=e_tr[rows], verbose=False)
             test_scores = ood.score(features=e_te)
         threshold = float(np.quantile(train_scores, cfg.quantile))
         flagged = test_scores < threshold

@@ -76,8 +76,12 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+MAX_LABEL = 2**31 - 1
+
+
 def as_labels(values, where: str) -> torch.Tensor:
-    """Integer class labels as int64; floats are accepted only when they are whole numbers."""
+    """Integer class labels as int64; floats are accepted only when they are whole numbers. Every value is checked
+    before the cast (a uint64 or a huge float would otherwise wrap to a negative or wrong class)."""
     arr = np.asarray(values)
     if arr.ndim != 1:
         if arr.ndim == 2 and arr.shape[1] == 1:
@@ -90,9 +94,12 @@ def as_labels(values, where: str) -> torch.Tensor:
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
             bad = int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0])
-            raise UsageError(f"{where}: labels must be integers; row {bad} is {arr[bad]!r}")
+            raise UsageError(f"{where}: labels must be integers; row {bad} is {arr[bad].item()!r}")
     if arr.size and arr.min() < 0:
-        raise UsageError(f"{where}: labels must be >= 0; row {int(np.argmin(arr))} is {arr.min()}")
+        raise UsageError(f"{where}: labels must be >= 0; row {int(np.argmin(arr))} is {arr.min().item()!r}")
+    if arr.size and arr.max() > MAX_LABEL:
+        raise UsageError(f"{where}: label {arr.max().item()!r} (row {int(np.argmax(arr))}) is not a class index "
+                         f"(too large)")
     return torch.from_numpy(arr.astype(np.int64))
 
 

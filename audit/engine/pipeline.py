@@ -58,16 +58,16 @@ def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | No
     before anything is trained or written."""
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
     policy = policy or load_policy(config.policy)
+    check_policy_fits(policy, config)
+    user = load_user_model(config.model, base_dir)  # before the data: a bad model file fails without reading it
     data = data or load_data(config.data, config.input, base_dir, config.seed)
     check_eps(config.attacks.eps, config.attacks.norm, data)
-    check_policy_fits(policy, config)
-    user = load_user_model(config.model, base_dir)
     ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device), user_model=user)
     probe = ctx.wrap(user.module) if user.pretrained else ctx.build_model()
     explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
                     or config.data.source in ("folder", "table"))
     ctx.data, ctx.warnings = check_model(probe, data, ctx.device, explicit_classes=explicit,
-                                         was_training=user.was_training)
+                                         was_training=user.was_training, pretrained=user.pretrained)
     ctx.user_pred_probs = check_pred_probs(config.label_issues, ctx.data)
     return ctx
 

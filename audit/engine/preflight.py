@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from attacks.base import Norm, frozen_eval
-from audit.core.errors import UsageError
+from audit.core.errors import UsageError, first_line
 from audit.data.splits import Splits
 from audit.methods.label_issues import read_pred_probs
 
@@ -32,8 +32,18 @@ def check_eps(eps_grid, norm: Norm, data: Splits) -> None:
                          f"({limit:g}); eps is in input units{hint}")
 
 
+def first_non_finite_row(model: torch.nn.Module, x, device: torch.device, batch_size: int = 1024) -> int:
+    """The first row of ``x`` whose logits are not all finite, or -1."""
+    with frozen_eval(model), torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            ok = torch.isfinite(model(x[i:i + batch_size].to(device))).all(1)
+            if not bool(ok.all()):
+                return i + int((~ok).nonzero()[0, 0])
+    return -1
+
+
 def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, explicit_classes: bool,
-                was_training: bool = False) -> tuple[Splits, list[str]]:
+                was_training: bool = False, pretrained: bool = False) -> tuple[Splits, list[str]]:
     """Probe ``model`` on a few test rows; return the data (num_classes settled) and warnings."""
     warnings = []
     if was_training:
@@ -45,7 +55,7 @@ def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, e
             out = model(x)
             again = model(x)
     except Exception as e:  # noqa: BLE001 - any failure here means model and data do not fit
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         if "Guard failed" in msg:
             msg += (" (a torch.export program needs a dynamic batch dimension: export with "
                     "dynamic_shapes={'x': {0: torch.export.Dim('batch')}})")
@@ -57,6 +67,11 @@ def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, e
                          f"{shape}")
     if not torch.isfinite(out).all():
         raise UsageError("model output: NaN or Inf logits on clean test inputs")
+    if pretrained:
+        bad = first_non_finite_row(model, data.x_test, device)
+        if bad >= 0:
+            raise UsageError(f"model output: NaN or Inf logits on test row {bad} (every test row is checked before "
+                             f"any work)")
     diff = float((out - again).abs().max())
     if diff > 1e-4 * (1.0 + float(out.abs().max())):
         raise UsageError(f"model is non-deterministic in eval mode: two passes on the same inputs differ by "

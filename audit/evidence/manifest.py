@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from audit.core.errors import UsageError
@@ -11,6 +12,7 @@ from audit.evidence.signing import ENVELOPE, verify_envelope
 
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
+PARTIAL = ".advaudit-partial"   # in a directory being written: the writer's pid (never listed)
 
 
 ROLES = {"report.html": "report", "results.json": "results", "summary.md": "summary", "report.pdf": "report (PDF)", "triage.csv": "flagged data rows (triage table)",
@@ -28,13 +30,14 @@ def write_manifest(directory: Path, environment: dict[str, str], facts: dict | N
     ``facts``: what is hashed but not copied (the data splits, the user's model file). Returns name -> sha256
     of every listed file, SHA256SUMS included, for signing.
     """
-    skip = (SUMS, MANIFEST, ENVELOPE)
+    skip = (SUMS, MANIFEST, ENVELOPE, PARTIAL)
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.relative_to(directory).as_posix() not in skip)
     entries = []
     for p in files:
         name = p.relative_to(directory).as_posix()
         entries.append({"path": name, "sha256": sha256_file(p), "bytes": p.stat().st_size, "role": role(name)})
-    (directory / MANIFEST).write_text(json.dumps({"manifest_version": "1", "algorithm": "sha256",
+    (directory / MANIFEST).write_text(json.dumps({"manifest_version": "1", "generator": "advaudit",
+                                                  "algorithm": "sha256",
                                                   "environment": environment, **(facts or {}), "files": entries},
                                                  indent=1) + "\n", encoding="utf-8")
     lines = [f"{e['sha256']}  {e['path']}" for e in entries]
@@ -46,34 +49,71 @@ def write_manifest(directory: Path, environment: dict[str, str], facts: dict | N
     return digests
 
 
+def _plain_files(directory: Path) -> tuple[list[str], list[str]]:
+    """(files, symbolic links) under ``directory`` as relative posix paths, never following a link."""
+    files, links = [], []
+    for root, dirs, names in os.walk(directory, followlinks=False):
+        for n in dirs + names:
+            p = Path(root) / n
+            rel = p.relative_to(directory).as_posix()
+            if p.is_symlink():
+                links.append(rel)
+            elif n in names:
+                files.append(rel)
+    return sorted(files), sorted(links)
+
+
+def _inside(directory: Path, name: str) -> bool:
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or ".." in parts or "\\" in name:
+        return False
+    p = directory
+    for part in parts:  # no component may be a link (a listed file reached through a linked folder)
+        p = p / part
+        if p.is_symlink():
+            return False
+    return True
+
+
 def verify(directory: Path, public_key: Path | None = None) -> list[str]:
-    """Problems found (empty when every listed file is present and unchanged, every file present is listed, and
-    a signature, when there is one and a key is given, verifies)."""
+    """Problems found (empty when every listed file is present and unchanged, every file present is listed, no
+    symbolic link is present, and a signature, when there is one and a key is given, verifies)."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory")
     sums = directory / SUMS
-    if not sums.is_file():
+    if not sums.is_file() or sums.is_symlink():
         raise UsageError(f"{directory} has no {SUMS}: not an advaudit evidence directory")
-    problems, listed = [], set()
-    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+    present, links = _plain_files(directory)
+    problems = [f"{rel}: a symbolic link (a bundle holds plain files only; what it points at is not checked)"
+                for rel in links]
+    raw = sums.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(f"{SUMS}: not UTF-8 text (byte {e.start}); its lines are read leniently")
+        text = raw.decode("utf-8", errors="replace")
+    listed = set()
+    for n, line in enumerate(text.splitlines(), 1):
         digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64:
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             problems.append(f"{SUMS} line {n} is malformed")
             continue
         path = directory / name
-        if ".." in Path(name).parts or Path(name).is_absolute():
-            problems.append(f"{name}: path outside the bundle")
+        if not _inside(directory, name):
+            problems.append(f"{name}: path outside the bundle or through a link")
         elif not path.is_file():
             problems.append(f"{name}: missing")
         elif sha256_file(path) != digest:
             problems.append(f"{name}: changed (SHA-256 differs)")
         listed.add(name)
-    for p in sorted(directory.rglob("*")):
-        name = p.relative_to(directory).as_posix()
-        if p.is_file() and name not in listed and name not in (SUMS, ENVELOPE):
+    for name in present:
+        if name not in listed and name not in (SUMS, ENVELOPE):
             problems.append(f"{name}: not listed in {SUMS} (added after the run)")
     envelope = directory / ENVELOPE
-    if envelope.is_file():
-        actual = {n: sha256_file(directory / n) for n in listed | {SUMS} if (directory / n).is_file()}
+    if envelope.is_file() and not envelope.is_symlink():
+        actual = {n: sha256_file(directory / n) for n in listed | {SUMS}
+                  if _inside(directory, n) and (directory / n).is_file()}
         problems.extend(verify_envelope(envelope, actual, public_key))
     elif public_key is not None:
         problems.append(f"{ENVELOPE}: missing, but a key was given: the bundle is not signed")

@@ -1,33 +1,26 @@
 """Write every format of one result into an output directory atomically.
 
-Files are written to a temporary sibling directory and moved into place only when all of them rendered, so an
-interrupted or failed run never leaves a half-written directory and never destroys a previous good one.
+Files are written to a hidden sibling directory and swapped into place only when all of them rendered
+(audit/evidence/outdir.py), so an interrupted or failed run never leaves a half-written directory, never destroys
+a previous good one, and never replaces a directory advaudit did not write.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from audit.core.errors import UsageError
 from audit.core.result import AuditResult
 from audit.core.serde import to_data
 from audit.evidence.manifest import write_manifest
+from audit.evidence.outdir import check_output_dir, clean_leftovers, new_partial, publish
 from audit.evidence.signing import ENVELOPE, sign
 
 
-def check_writable(out: Path) -> None:
-    """Fail fast, before any training, when the output directory cannot be created or written."""
-    out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out.parent).close()
-    except OSError as e:
-        raise UsageError(f"cannot write the output directory {out}: {e.strerror or e}") from None
+def check_writable(out: Path) -> Path:
+    """Fail fast, before any training, when ``--out`` may not be replaced or cannot be written."""
+    return check_output_dir(out)
 
 
 def predicate(result: AuditResult) -> dict:
@@ -41,12 +34,12 @@ def write_outputs(result: AuditResult, out: Path, rendered: dict[str, str | byte
                   files: dict[str, bytes] | None = None, facts: dict | None = None,
                   sign_key: Path | None = None) -> dict[str, Path]:
     """Write the ``rendered`` reports (file name -> text or bytes) and the bundle ``files`` (relative path ->
-    bytes), hash everything into the manifest, optionally sign it, then move the directory into place in one
-    rename. Returns file name -> final path of every rendered report."""
-    out = Path(out).resolve()
-    check_writable(out)
+    bytes), hash everything into the manifest, optionally sign it, then swap the directory into place.
+    Returns file name -> final path of every rendered report."""
+    out = check_output_dir(out)
+    clean_leftovers(out)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp = new_partial(out)
     except OSError as e:
         raise UsageError(f"cannot create the output directory {out}: {e.strerror or e}") from None
     try:
@@ -63,15 +56,7 @@ def write_outputs(result: AuditResult, out: Path, rendered: dict[str, str | byte
         if sign_key is not None:
             envelope = sign(digests, predicate(result), sign_key)
             (tmp / ENVELOPE).write_text(json.dumps(envelope, indent=1) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        publish(tmp, out)
         return written
     finally:
         if tmp.exists():

@@ -112,23 +112,25 @@ def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path
         payload = base64.b64decode(env["payload"], validate=True)
         stmt = json.loads(payload)
         sigs = env["signatures"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return [f"{ENVELOPE}: malformed ({e})"]
+        signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
+        if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()):
+            raise TypeError("signatures must be a list and every subject digest a string")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return [f"{ENVELOPE}: malformed ({type(e).__name__}: {str(e)[:120]})"]
     problems = []
     if public_key_path is not None:
         key = load_public(public_key_path)
         ok = False
         for s in sigs:
             try:
-                key.verify(base64.b64decode(s["sig"]), pae(env.get("payloadType", ""), payload))
+                key.verify(base64.b64decode(s["sig"]), pae(str(env.get("payloadType", "")), payload))
                 ok = True
-            except (InvalidSignature, KeyError, ValueError, TypeError):
+            except (InvalidSignature, KeyError, ValueError, TypeError, AttributeError):
                 continue
         if not ok:
             problems.append(f"{ENVELOPE}: signature does not verify with {public_key_path}")
     if stmt.get("_type") != STATEMENT_TYPE or env.get("payloadType") != PAYLOAD_TYPE:
         problems.append(f"{ENVELOPE}: not an in-toto Statement v1 envelope")
-    signed = {s["name"]: s["digest"]["sha256"] for s in stmt.get("subject", [])}
     for name, digest in sorted(signed.items()):
         if name not in actual:
             problems.append(f"{name}: signed but missing")

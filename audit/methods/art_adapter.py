@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from attacks import ATTACKS
-from attacks.base import frozen_eval
+from attacks.base import frozen_eval, model_device
 from attacks.pgd import default_step_size
 from audit.methods.seeding import seeded
 
@@ -23,7 +23,7 @@ def art_classifier(model: torch.nn.Module, input_shape, num_classes: int, clip):
     from art.estimators.classification import PyTorchClassifier
     return PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(input_shape),
                              nb_classes=num_classes, clip_values=art_clip(clip),
-                             device_type="gpu" if next(model.parameters()).is_cuda else "cpu")
+                             device_type="gpu" if model_device(model).type == "cuda" else "cpu")
 
 
 def art_attack(name: str, classifier, *, eps: float, norm: str, steps: int, batch_size: int):
@@ -41,7 +41,7 @@ def one_hot(y: torch.Tensor, num_classes: int) -> np.ndarray:
 
 def still_correct(model, x_adv, y: torch.Tensor) -> np.ndarray:
     """Per-point correctness of ``model`` on adversarial inputs (a tensor or ART's numpy array)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     x_adv = torch.from_numpy(x_adv) if isinstance(x_adv, np.ndarray) else x_adv
     with frozen_eval(model), torch.no_grad():
         return (model(x_adv.to(device)).argmax(1).cpu() == y.cpu()).numpy()
@@ -51,7 +51,7 @@ def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, nor
                      num_classes: int, seed: int, attacks=("fgsm", "pgd"), batch_size: int = 512) -> dict:
     """Robust accuracy of ours and ART's per attack on the same points; returns {attack: {ours, art, shortfall}}."""
     was = model.training
-    device = next(model.parameters()).device
+    device = model_device(model)
     clf = art_classifier(model, x.shape[1:], num_classes, clip)
     ours_clip = (clip[0].to(device), clip[1].to(device)) if isinstance(clip[0], torch.Tensor) else clip
     out = {}

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from audit.core.errors import UsageError
+from audit.core.errors import UsageError, first_line
 from audit.core.hashing import sha256_file
 from audit.core.importing import import_callable
-from audit.models.adapters import ExportedProgram
+from audit.models.archives import load_archive
 
 log = logging.getLogger(__name__)
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
@@ -48,14 +47,6 @@ def build_from_factory(spec: str, kwargs: dict, base_dir: Path | None) -> nn.Mod
     return model
 
 
-def _is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def read_state_dict(path: Path, trust_pickle: bool) -> dict | nn.Module:
     """Weights from ``.safetensors`` or a torch state dict, never unpickling arbitrary objects unless trusted."""
     if path.suffix == ".safetensors":
@@ -68,12 +59,12 @@ def read_state_dict(path: Path, trust_pickle: bool) -> dict | nn.Module:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:160]
+        first = first_line(e, 160)
         raise UsageError(f"model.weights: {path.name} needs full unpickling, which can run arbitrary code; refused "
                          f"({first}). Save model.state_dict() or .safetensors, or set model.trust_pickle = true "
                          f"for a file you trust") from None
     except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise UsageError(f"model.weights: cannot read {path}: {str(e).splitlines()[0][:200]}") from None
+        raise UsageError(f"model.weights: cannot read {path}: {first_line(e)}") from None
     if isinstance(obj, dict):
         for key in STATE_DICT_KEYS:  # a training checkpoint holding the state dict
             if isinstance(obj.get(key), dict):
@@ -99,30 +90,13 @@ def apply_weights(model: nn.Module, weights, path: Path) -> nn.Module:
     return model
 
 
-def load_archive(path: Path) -> nn.Module:
-    if path.suffix == ".pt2":
-        try:
-            return ExportedProgram(torch.export.load(str(path)).module())
-        except Exception as e:  # noqa: BLE001 - any failure of a foreign file is bad input
-            raise UsageError(f"model.archive: cannot load torch.export program {path.name}: "
-                             f"{str(e).splitlines()[0][:200]}") from None
-    if not _is_torchscript(path):
-        raise UsageError(f"model.archive: {path.name} is neither a TorchScript archive nor a .pt2 torch.export "
-                         f"program (for a state dict use model.factory with model.weights)")
-    try:
-        return torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:  # noqa: BLE001
-        raise UsageError(f"model.archive: cannot load TorchScript archive {path.name}: "
-                         f"{str(e).splitlines()[0][:200]}") from None
-
-
 def load_user_model(cfg, base_dir: Path | None) -> LoadedModel:
     """Resolve ``[model]``: an archive, a factory with weights, or a factory to train (nothing loaded yet)."""
     if cfg.archive:
         path = Path(cfg.archive)
         if not path.is_file():
             raise UsageError(f"model.archive: file not found: {path}")
-        module = load_archive(path)
+        module = load_archive(path, cfg.trust_pickle)
         return LoadedModel(module, True, f"archive {path.name}", sha256_file(path),
                            was_training=bool(getattr(module, "training", False)))
     if cfg.weights:

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from audit.cli import main
 from audit.models.reference import SmallCNN
+from tests.helpers import previous_output, snapshot
 
 FAST = 'checks = ["input_validation", "clean_accuracy"]\n'
 
@@ -35,6 +36,10 @@ def project(tmp_path, digits):
                'weights = "weights.safetensors"', extra=""):
         return write_config(tmp_path, f"{FAST}{extra}\n[data]\n{data}\n[model]\n{model}\n")
     return tmp_path, config
+
+
+def no_training(*_a, **_k):
+    raise AssertionError("a bad input reached training")
 
 
 def run(cfg, out, capsys, *extra):
@@ -69,7 +74,7 @@ CASES = {
                         "file not found"),
     "shape mismatch": (lambda d: dict(data=bad_npz(d, x_train=np.zeros((20, 3, 8, 8), np.float32),
                                                    x_test=np.zeros((10, 3, 8, 8), np.float32),
-                                                   y_train=np.zeros(20, np.int64), y_test=np.zeros(10, np.int64))),
+                                                   y_train=np.arange(20) % 10, y_test=np.arange(10) % 10)),
                        "model/data mismatch"),
     "NaN input": (lambda d: dict(data=bad_npz(d, x_test=np.where(np.arange(60)[:, None, None, None] == 7, np.nan,
                                                                  np.load(d / "data.npz")["x_test"]))),
@@ -92,21 +97,81 @@ CASES = {
     "factory not importable": (lambda d: dict(model='factory = "no_such_module:build"'), "cannot import module"),
     "object arrays in npz": (lambda d: dict(data=bad_npz(d, y_test=np.array([{"a": 1}] * 60, dtype=object))),
                              "object arrays"),
+    # issue 15's classes, each named for what broke the promise before
+    "corrupted npz member (CRC)": (lambda d: dict(data=corrupt_npz(d)), "corrupted"),
+    "empty .pt": (lambda d: ((d / "empty.pt").write_bytes(b""),
+                             dict(model='factory = "audit.models:build_small_cnn"\nweights = "empty.pt"'))[1],
+                  "model.weights"),
+    "tabular test split with another column count": (lambda d: dict(data=bad_npz(
+        d, x_train=np.zeros((120, 30), np.float32), x_test=np.zeros((60, 29), np.float32)),
+        model='factory = "audit.models:build_mlp"\nkwargs = { in_features = 30, num_classes = 10 }'), "(29,)"),
+    "single-class data set": (lambda d: dict(data=bad_npz(d, y_train=np.zeros(120, np.int64),
+                                                         y_test=np.zeros(60, np.int64))), "at least 2"),
+    "nan in the eps grid": (lambda d: dict(extra="[attacks]\neps = [0.1, nan]"), "not a finite number"),
+    "nan learning rate": (lambda d: dict(extra="[training]\nlr = nan"), "training.lr: nan is not a finite number"),
+    "negative seed": (lambda d: dict(extra="seed = -1"), "seed: -1"),
+    "uint64 labels that wrap": (lambda d: dict(data=bad_npz(d, y_train=np.full(120, 2**64 - 1, np.uint64))),
+                                "too large"),
+    "huge float labels that wrap": (lambda d: dict(data=bad_npz(d, y_train=np.full(120, 1e20))), "too large"),
+    "NaN logits past the pre-flight probe": (lambda d: nan_logits_case(d), "NaN or Inf logits on test row 80"),
+    ".pt2 exposing no parameters": (lambda d: dict(model=f'archive = "{export_no_params(d)}"'),
+                                    "no parameters"),
 }
 
 
+def corrupt_npz(d) -> str:
+    """A copy of data.npz with one byte of a member's data flipped: its CRC no longer matches."""
+    raw = bytearray((d / "data.npz").read_bytes())
+    import zipfile
+    with zipfile.ZipFile(d / "data.npz") as z:
+        info = z.getinfo("x_test.npy")
+    at = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+    raw[at] ^= 0xFF
+    (d / "crc.npz").write_bytes(bytes(raw))
+    return 'source = "npz"\npath = "crc.npz"'
+
+
+class NanOnBright(SmallCNN):
+    def forward(self, x):
+        out = super().forward(x)
+        return torch.where(x.flatten(1).mean(1, keepdim=True) > 0.99, torch.full_like(out, float("nan")), out)
+
+
+def build_nan_on_bright():
+    return NanOnBright()
+
+
+def nan_logits_case(d) -> dict:
+    x = np.random.default_rng(0).random((100, 1, 8, 8)).astype(np.float32) * 0.5
+    x[80] = 1.0
+    return dict(data=bad_npz(d, x_test=x, y_test=np.arange(100) % 10),
+                model=f'factory = "{__name__}:build_nan_on_bright"\nweights = "weights.safetensors"')
+
+
+class NoParameters(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :10] * 2.0
+
+
+def export_no_params(d) -> str:
+    ep = torch.export.export(NoParameters(), (torch.rand(2, 1, 8, 8),),
+                             dynamic_shapes={"x": {0: torch.export.Dim("b")}})
+    torch.export.save(ep, str(d / "np.pt2"))
+    return "np.pt2"
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_line_and_exit_2_and_keeps_previous_output(project, capsys, case):
+def test_bad_input_is_one_line_and_exit_2_and_keeps_previous_output(project, capsys, case, monkeypatch):
     d, config = project
     out = d / "out"
-    out.mkdir()
-    (out / "report.html").write_text("previous good report")
+    before = previous_output(out)
     make, fragment = CASES[case]
+    monkeypatch.setattr("audit.engine.variants.train", no_training)
     code, err = run(config(**make(d)), out, capsys)
     assert code == 2, err
     assert fragment in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    assert (out / "report.html").read_text() == "previous good report"  # nothing lost or half-written
+    assert snapshot(out) == before  # nothing lost or half-written
     assert [p.name for p in d.iterdir() if p.name.startswith(".out")] == []  # no temporary leftovers
 
 

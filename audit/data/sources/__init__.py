@@ -34,8 +34,9 @@ def load_data(cfg, input_cfg, base_dir: Path, seed: int) -> Splits:
         splits = BUILTIN[cfg.source](test_fraction=cfg.test_fraction, seed=seed)
     else:
         splits = SOURCES[cfg.source](cfg, path=path, base_dir=base_dir, seed=seed)
+    ranges = check_shapes(splits)
     splits = _apply_domain(splits, cfg, input_cfg)
-    check_splits(splits)
+    check_splits(splits, ranges)
     if cfg.ood_path:
         splits = dataclasses.replace(splits, x_ood=load_ood(base_dir / cfg.ood_path, splits.input_shape))
     return splits
@@ -63,27 +64,39 @@ def _apply_domain(s: Splits, cfg, input_cfg) -> Splits:
     return s
 
 
-def check_splits(s: Splits) -> None:
-    """Empty splits, label/input mismatch, labels out of range, NaN/Inf and values outside the clip range."""
+def check_shapes(s: Splits) -> dict[str, tuple[float, float]]:
+    """Before anything is computed on the data: no empty split, one label per input, the same input shape in
+    every split, and no NaN/Inf input. Returns each split's (min, max) from the same streamed pass."""
+    ranges = {}
     for split, x, y in (("train", s.x_train, s.y_train), ("test", s.x_test, s.y_test)):
         if x.shape[0] == 0:
             raise UsageError(f"data: the {split} split is empty")
         if x.shape[0] != y.shape[0]:
             raise UsageError(f"data: the {split} split has {x.shape[0]} inputs but {y.shape[0]} labels")
-        if int(y.max()) >= s.num_classes:
-            row = int(torch.argmax(y))
-            raise UsageError(f"data: {split} label {int(y[row])} (row {row}) is out of range for {s.num_classes} "
-                             f"classes (labels must be 0..{s.num_classes - 1})")
         if tuple(x.shape[1:]) != s.input_shape:
-            raise UsageError(f"data: the {split} inputs have shape {tuple(x.shape[1:])}, the train inputs "
+            raise UsageError(f"data: the {split} inputs have shape {tuple(x.shape[1:])} (per row), the train inputs "
                              f"{s.input_shape}")
         count, first, lo, hi = scan(x)
         if count:
             raise UsageError(f"data: {count} {split} input row(s) contain NaN or Inf (first: row {first})")
+        ranges[split] = (lo, hi)
+    return ranges
+
+
+def check_splits(s: Splits, ranges: dict[str, tuple[float, float]]) -> None:
+    """At least two classes, labels in range, and values inside the clip range."""
+    if s.num_classes < 2 or len(torch.unique(s.y_train)) < 2:
+        raise UsageError(f"data: the training labels hold {len(torch.unique(s.y_train))} class(es); a classifier "
+                         f"audit needs at least 2")
+    for split, x, y in (("train", s.x_train, s.y_train), ("test", s.x_test, s.y_test)):
+        if int(y.max()) >= s.num_classes:
+            row = int(torch.argmax(y))
+            raise UsageError(f"data: {split} label {int(y[row])} (row {row}) is out of range for {s.num_classes} "
+                             f"classes (labels must be 0..{s.num_classes - 1})")
         if s.bounds is None:
+            lo, hi = ranges[split]
             if lo < s.clip[0] - 1e-6 or hi > s.clip[1] + 1e-6:
                 raise UsageError(f"data: {split} inputs span [{lo:g}, {hi:g}] but input.clip is "
                                  f"[{s.clip[0]:g}, {s.clip[1]:g}]; rescale the data (e.g. /255) or set input.clip")
     if len(s.class_names) != s.num_classes:
         raise UsageError(f"data.class_names: {len(s.class_names)} names for {s.num_classes} classes")
-

@@ -1,18 +1,35 @@
 """Built-in data sets shipped inside scikit-learn (nothing is downloaded): digits (images), breast-cancer (tabular)."""
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from audit.data.splits import Splits, standardise, stratified_split
 
 
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images, targets) of scikit-learn's digits, read from the CSV scikit-learn ships (the same file its
+    ``load_digits`` parses) without importing scikit-learn, which costs seconds on a small machine."""
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():  # another layout: let scikit-learn read it
+        from sklearn.datasets import load_digits as sk_digits
+        d = sk_digits()
+        return d.images, d.target
+    with gzip.open(path) as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+
+
 def load_digits(test_fraction: float = 0.25, seed: int = 0, **_) -> Splits:
     """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), scaled to [0, 1], shape (N, 1, 8, 8)."""
-    from sklearn.datasets import load_digits as sk_digits
-    d = sk_digits()
-    x = (d.images.astype(np.float32) / 16.0)[:, None, :, :]
-    y = d.target.astype(np.int64)
+    images, target = _digits_arrays()
+    x = (images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = target.astype(np.int64)
     tr, te = stratified_split(y, test_fraction, seed)
     return Splits(name="digits", kind="image", x_train=torch.from_numpy(x[tr]), y_train=torch.from_numpy(y[tr]),
                   x_test=torch.from_numpy(x[te]), y_test=torch.from_numpy(y[te]), num_classes=10,

@@ -5,6 +5,7 @@ Loaded with ``allow_pickle=False``: an archive holding object arrays (which woul
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ def load_npz(cfg, path: Path, **_) -> Splits:
         raise UsageError(f"data.path: file not found: {path}") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise UsageError(f"data.path: {path} is not a readable .npz archive ({e})") from None
+    except Exception as e:  # noqa: BLE001 - numpy's reader on a foreign file: any failure is bad input
+        raise UsageError(f"data.path: {path} is not a readable .npz archive ({type(e).__name__}: {e})") from None
     with archive:
         missing = [k for k in REQUIRED if k not in archive.files]
         if missing:
@@ -31,8 +34,12 @@ def load_npz(cfg, path: Path, **_) -> Splits:
         try:
             arrays = {k: archive[k] for k in archive.files if k in REQUIRED + ("x_val", "y_val")}
         except ValueError as e:  # object arrays: "Object arrays cannot be loaded when allow_pickle=False"
-            raise UsageError(f"data.path: {path.name} holds object arrays, which need unpickling; refusing "
-                             f"(save numeric arrays) ({e})") from None
+            if "allow_pickle" in str(e) or "Object arrays" in str(e):
+                raise UsageError(f"data.path: {path.name} holds object arrays, which need unpickling; refusing "
+                                 f"(save numeric arrays)") from None
+            raise UsageError(f"data.path: {path.name} has an unreadable member ({e})") from None
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:  # a corrupted member (bad CRC, truncated)
+            raise UsageError(f"data.path: {path.name} is corrupted ({e})") from None
     extra = {}
     if "x_val" in arrays and "y_val" in arrays:
         extra = dict(x_val=as_inputs(arrays["x_val"], f"{path.name}:x_val"),
@@ -50,7 +57,7 @@ def load_ood(path: Path, input_shape: tuple[int, ...]) -> torch.Tensor:
     try:
         with np.load(path, allow_pickle=False) as z:
             x = np.asarray(z["x"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise UsageError(f"data.ood_path: cannot read array 'x' from {path} ({e})") from None
     if x.dtype.kind not in "iuf":
         raise UsageError(f"data.ood_path: array 'x' has dtype {x.dtype}; it must be numeric")

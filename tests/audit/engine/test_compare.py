@@ -103,3 +103,62 @@ def test_compare_lists_calibration_corruption_and_ood_changes(demo_result):
     assert {("calibration", "ece"), ("corruptions", "mce"), ("ood", "auroc_msp_min")} <= got
     from reports.compare_md import render_comparison
     assert "mean_corruption_accuracy" in render_comparison(c)
+
+
+def _bits_result(demo_result, correct, name="clean"):
+    """demo_result re-scored on a synthetic test split of len(correct) points (clean bits only)."""
+    variants = tuple(dataclasses.replace(v, correct_bits=pack_bits(correct) if v.candidate else "",
+                                         robustness=tuple(dataclasses.replace(p, correct_bits="")
+                                                          for p in v.robustness))
+                     for v in demo_result.variants)
+    return dataclasses.replace(demo_result, variants=variants,
+                               dataset=dataclasses.replace(demo_result.dataset, n_test=len(correct)))
+
+
+def test_wrong_answers_mcnemar_on_20000_points_with_5000_discordant_pairs(demo_result, tmp_path, capsys):
+    """The exact test used to overflow at 1,024 discordant pairs; now 5,000 give scipy's p-value and exit 1."""
+    rng = np.random.default_rng(0)
+    base = np.zeros(20_000, dtype=bool)
+    base[:15_000] = True
+    head = base.copy()
+    lost = rng.choice(15_000, 4_000, replace=False)          # b: correct in base only
+    gained = 15_000 + rng.choice(5_000, 1_000, replace=False)  # c: correct in head only
+    head[lost], head[gained] = False, True
+    b_res, h_res = _bits_result(demo_result, base), _bits_result(demo_result, head)
+    c = compare(b_res, h_res, CompareRule())
+    d = next(d for d in c.deltas if d.metric == "clean_accuracy")
+    assert (d.base_only, d.head_only) == (4_000, 1_000)
+    assert d.p_value == pytest.approx(binomtest(1_000, 5_000, 0.5).pvalue, rel=1e-9, abs=1e-300)
+    assert d.status == "regression" and c.exit_code == 1
+    code = main(["compare", str(write(tmp_path, b_res, "b")), str(write(tmp_path, h_res, "h"))])
+    assert code == 1, capsys.readouterr().err
+
+
+def _mutated(demo_result, tmp_path, edit):
+    data = json.loads(json.dumps(demo_result.to_dict()))
+    edit(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda d: d.update(schema_version="3.0"), "schema_version '3.0'"),
+    (lambda d: d.update(schema_version="1.0"), "schema_version '1.0'"),
+    (lambda d: d.pop("findings"), "findings"),
+    (lambda d: d["dataset"].pop("n_test"), "n_test"),
+    (lambda d: d.update(candidate="nobody"), "candidate"),
+    (lambda d: d["variants"][0].update(correct_bits="%%%not-base64%%%"), "correct_bits"),
+    (lambda d: d["variants"][0].update(correct_bits="AA=="), "correct_bits"),
+    (lambda d: d["findings"][0].update(status="maybe"), "findings/0/status"),
+    (lambda d: d["findings"][3]["details"].update(points="x"), "findings/3/details"),
+])
+def test_compare_and_render_refuse_a_malformed_result_naming_the_field(demo_result, tmp_path, capsys, edit,
+                                                                      fragment):
+    bad = _mutated(demo_result, tmp_path, edit)
+    good = write(tmp_path, demo_result, "good")
+    assert main(["compare", str(good), str(bad)]) == 2
+    assert main(["render", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count(fragment) == 2 and "Traceback" not in err and err.count("\n") == 2
+    assert not (tmp_path / "r").exists()

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from audit.cli import main
-from audit.evidence.manifest import MANIFEST, SUMS, sha256_file
+from audit.core.hashing import sha256_file
+from audit.evidence.manifest import MANIFEST, SUMS
 from audit.evidence.signing import ENVELOPE
 
 pytestmark = pytest.mark.slow
@@ -121,3 +122,46 @@ def test_keygen_never_overwrites(tmp_path, capsys):
     assert main(["keygen", str(tmp_path / "k")]) == 0
     assert main(["keygen", str(tmp_path / "k")]) == 2
     assert (tmp_path / "k").stat().st_mode & 0o077 == 0  # private key readable by its owner only
+
+
+def _copy(out, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(out, copy)
+    return copy
+
+
+def test_verify_a_file_hidden_in_a_symlinked_folder_is_a_problem_not_a_blind_spot(demo_run, tmp_path, capsys):
+    copy = _copy(demo_run[1], tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "payload.bin").write_bytes(b"never checked before")
+    (copy / "extra").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["verify", str(copy)]) == 1
+    assert "FAILED extra: a symbolic link" in capsys.readouterr().out
+
+
+def test_verify_a_listed_file_reached_through_a_link_is_refused(demo_run, tmp_path, capsys):
+    copy = _copy(demo_run[1], tmp_path)
+    shutil.move(str(copy / "models"), str(tmp_path / "models-outside"))
+    (copy / "models").symlink_to(tmp_path / "models-outside", target_is_directory=True)
+    assert main(["verify", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "models/baseline.safetensors: path outside the bundle or through a link" in out
+
+
+def test_verify_invalid_utf8_in_sha256sums_fails_naming_the_file_not_a_crash(demo_run, tmp_path, capsys):
+    copy = _copy(demo_run[1], tmp_path)
+    (copy / SUMS).write_bytes((copy / SUMS).read_bytes() + b"\xff\xfe  report.html\n")
+    assert main(["verify", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED {SUMS}: not UTF-8" in out
+
+
+@pytest.mark.parametrize("statement", [[], {"_type": "x", "subject": "not a list"}, {"subject": [{"name": 1}]}])
+def test_verify_a_malformed_attestation_fails_naming_the_file(demo_run, tmp_path, capsys, statement):
+    copy = _copy(demo_run[1], tmp_path)
+    payload = base64.b64encode(json.dumps(statement).encode()).decode()
+    (copy / ENVELOPE).write_text(json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": payload,
+                                             "signatures": []}))
+    assert main(["verify", str(copy)]) == 1
+    assert f"FAILED {ENVELOPE}: malformed" in capsys.readouterr().out

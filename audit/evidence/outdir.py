@@ -1,0 +1,159 @@
+"""The output directory's safety: what ``--out`` may replace, cleaning what killed runs left, and a swap that
+never leaves a moment without the output.
+
+``--out`` may name a directory that does not exist yet, an empty directory, or a directory advaudit wrote (its
+``manifest.json`` and ``SHA256SUMS`` list every file in it). Anything else, a user's project folder above all, is
+refused before any work: advaudit never deletes a file it did not write. A new output is assembled in a hidden
+sibling ``.<name>.XXXXXXXX`` (with a marker naming the writing process) and exchanged with the old one in one
+atomic ``renameat2(RENAME_EXCHANGE)``; where the kernel or file system cannot exchange, two renames are used.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from audit.core.errors import UsageError
+from audit.evidence.manifest import MANIFEST, PARTIAL, SUMS
+from audit.evidence.signing import ENVELOPE
+
+log = logging.getLogger(__name__)
+OWN = (SUMS, MANIFEST, ENVELOPE)
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def listed_files(out: Path) -> set[str] | None:
+    """The files an advaudit output lists (its manifest's and SHA256SUMS's), or None if it is not one."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        sums = (out / SUMS).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or "manifest_version" not in manifest or not isinstance(
+            manifest.get("files"), list):
+        return None
+    return {line.partition("  ")[2] for line in sums if "  " in line} | set(OWN)
+
+
+def check_replaceable(out: Path) -> None:
+    """``out`` may be (re)written: absent, empty, or an advaudit output holding only files advaudit wrote."""
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; give the directory itself")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    entries = list(out.rglob("*"))
+    if not entries:
+        return
+    listed = listed_files(out)
+    if listed is None:
+        raise UsageError(f"--out {out} is not empty and not an advaudit output (no manifest.json and SHA256SUMS); "
+                         f"advaudit only replaces its own outputs: choose a new or empty directory")
+    for p in entries:
+        rel = p.relative_to(out).as_posix()
+        if p.is_symlink() or (p.is_file() and rel not in listed):
+            raise UsageError(f"--out {out} holds {rel}, which advaudit did not write; move it away or choose "
+                             f"another directory (advaudit never deletes a file it did not write)")
+
+
+def _writable_ancestor(path: Path) -> Path:
+    p = path
+    while not p.exists():
+        p = p.parent
+    return p
+
+
+def check_output_dir(out: Path) -> Path:
+    """Everything about ``--out`` that can fail, checked before any work; returns its absolute path."""
+    out = Path(os.path.abspath(out))
+    check_replaceable(out)
+    base = _writable_ancestor(out.parent)
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the output directory {out}: {base} is not writable")
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot replace the output directory {out}: it is not writable")
+    try:
+        if base == out.parent:
+            tempfile.TemporaryFile(dir=base).close()
+    except OSError as e:
+        raise UsageError(f"cannot write the output directory {out}: {e.strerror or e}") from None
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(out: Path) -> None:
+    """Remove the hidden siblings killed runs left: directories advaudit was writing (marker, writer gone) and old
+    outputs an interrupted swap left behind (advaudit outputs by their manifest). Failures are only logged."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    for p in parent.glob(f".{out.name}.*"):
+        if not p.is_dir() or p.is_symlink():
+            continue
+        marker = p / PARTIAL
+        try:
+            ours = (marker.is_file() and not _alive(int(marker.read_text() or 0))) or \
+                (not marker.exists() and listed_files(p) is not None)
+        except (OSError, ValueError):
+            ours = False
+        if ours:
+            shutil.rmtree(p, ignore_errors=True)
+            if p.exists():
+                log.warning("could not remove the leftover %s", p)
+
+
+def new_partial(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    (tmp / PARTIAL).write_text(str(os.getpid()))
+    return tmp
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Put the finished ``tmp`` in place of ``out``; the old output is removed afterwards."""
+    (tmp / PARTIAL).unlink(missing_ok=True)
+    os.chmod(tmp, 0o755)
+    if not out.exists():
+        tmp.rename(out)
+        return
+    if _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old output
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.rmdir(old)
+    out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
