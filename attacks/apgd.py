@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks.base import (AttackOutput, Norm, _flat_norm, ascent_direction, attack_with_restarts, clip_to,
+from attacks.base import (AttackOutput, Norm, _flat_norm, ascent_direction, attack_with_restarts, clip_to, draw,
                           project)
 from attacks.losses import LOSSES
 
@@ -39,9 +39,9 @@ def _loss_grad(model, x, y, target, loss_fn):
 def _boundary_start(x, eps, norm, generator):
     """A random point on (or, for Linf, at a corner-scaled point in) the eps-ball, as in the paper's code."""
     if norm is Norm.LINF:
-        t = 2 * torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype) - 1
+        t = 2 * draw("rand", x.shape, generator, x) - 1
         return eps * t / t.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-    t = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+    t = draw("randn", x.shape, generator, x)
     return eps * t / _flat_norm(t).clamp_min(1e-12)
 
 

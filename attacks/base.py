@@ -22,10 +22,12 @@ class AttackOutput:
 
     x_adv: tensor shaped like the input, inside the clip range and the eps-ball.
     example_passes: forward+backward passes summed over examples (a batch of 512 at 10 steps = 5,120).
+    forward_passes: forward-only passes summed over examples (score-based queries, success checks).
     """
 
     x_adv: torch.Tensor
     example_passes: int
+    forward_passes: int = 0
 
 
 @contextlib.contextmanager
@@ -87,15 +89,22 @@ def project(delta: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
     return delta * factor
 
 
+def draw(kind: str, shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """Random numbers from ``generator`` on the generator's own device (no host round trip when it lives on the
+    GPU; the same stream as before on the CPU), as ``like``'s device and dtype. kind: "rand" or "randn"."""
+    device = generator.device if generator is not None else like.device
+    fn = torch.rand if kind == "rand" else torch.randn
+    return fn(shape, generator=generator, device=device).to(like.device, like.dtype)
+
+
 def random_start(x: torch.Tensor, eps: float, norm: Norm, generator: torch.Generator | None) -> torch.Tensor:
     """A uniformly random point of the eps-ball (Linf: uniform cube; L2: uniform in the ball)."""
     if norm is Norm.LINF:
-        u = torch.rand(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
-        return (2 * u - 1) * eps
-    g = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+        return (2 * draw("rand", x.shape, generator, x) - 1) * eps
+    g = draw("randn", x.shape, generator, x)
     g = g / _flat_norm(g).clamp_min(1e-12)
     d = x[0].numel()
-    r = torch.rand((x.shape[0],), generator=generator, device="cpu").to(x.device, x.dtype) ** (1.0 / d)
+    r = draw("rand", (x.shape[0],), generator, x) ** (1.0 / d)
     return g * (r * eps).view(-1, *([1] * (x.dim() - 1)))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks.base import AttackOutput, Norm, ascent_direction, clip_to, frozen_eval, project
+from attacks.base import AttackOutput, Norm, ascent_direction, clip_to, draw, frozen_eval, project
 
 
 def trades_kl(logits_adv: torch.Tensor, probs_clean: torch.Tensor) -> torch.Tensor:
@@ -27,7 +27,7 @@ def trades_perturb(model: torch.nn.Module, x: torch.Tensor, *, eps: float, norm:
     with frozen_eval(model):
         with torch.no_grad():
             p_clean = F.softmax(model(x), 1)
-        noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+        noise = draw("randn", x.shape, generator, x)
         xa = clip_to(x + 0.001 * noise, clip).detach()
         for _ in range(steps):
             xa.requires_grad_(True)

@@ -1,8 +1,12 @@
-"""Training loops: natural training and adversarial training (Madry et al. 2018 PGD-AT; Wong, Rice & Kolter 2020
-"Fast is better than free", FGSM with random start and step 1.25 * eps).
+"""Training loops: natural and adversarial training under one ``Recipe`` (attacks/recipes.py).
 
 The adversarial example of each batch is generated against the current model in eval mode (the attack's mode
-guard), then the model is updated on it in train mode. Both recipes share one loop; only the inner attack differs.
+guard), then the model is updated on it in train mode. The inner loop never waits for the device: batches are
+indexed by device tensors, random draws come from a generator on the model's device, and losses are summed on the
+device and read once per epoch. After each epoch a monitor set (a held-out slice of the training data, or a 256-row
+training probe) is scored clean and under PGD-10 at the full training eps: that history drives the choice of the
+final weights (``select = "best"``), the catastrophic-overfitting guard (FGSM methods: stop and restore the best
+epoch when PGD accuracy falls by more than 20 points) and the training-health check.
 """
 from __future__ import annotations
 
@@ -14,75 +18,48 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from attacks.base import Norm, clip_to, model_device
-from attacks.fgsm import fgsm
+from attacks.adversaries import ADVERSARY_METHODS, Adversary, Regularisers
+from attacks.base import clip_to, model_device
 from attacks.pgd import pgd
-from attacks.trades import trades_kl, trades_perturb
+from attacks.recipes import Recipe, scheduler
+from attacks.trades import trades_kl
 
 log = logging.getLogger(__name__)
-ADVERSARY_METHODS = ("pgd", "fgsm_rs", "trades")
+GUARD_DROP = 0.2
+PROBE_ROWS = 256
+__all__ = ["ADVERSARY_METHODS", "Adversary", "EpochRecord", "Recipe", "Regularisers", "TrainStats", "train"]
 
 
 @dataclass(frozen=True)
-class Adversary:
-    """The inner maximisation of adversarial training.
+class EpochRecord:
+    """One epoch: mean training loss, the training eps reached, and the monitor set's clean and PGD-10 accuracy
+    (robust is None for natural training)."""
 
-    method: "pgd" (Madry PGD-AT), "fgsm_rs" (FGSM from a random start, step 1.25 eps; Wong et al. 2020) or
-    "trades" (KL inner maximisation; the loss adds beta * KL, Zhang et al. 2019).
-    eps, norm: the training threat model, in input units. steps: PGD/TRADES steps (ignored by fgsm_rs).
-    """
-
-    method: str
-    eps: float
-    norm: Norm = Norm.LINF
-    steps: int = 7
-    beta: float = 6.0
-
-    def perturb(self, model, x, y, clip, generator):
-        if self.method == "pgd":
-            return pgd(model, x, y, eps=self.eps, norm=self.norm, clip=clip, steps=self.steps,
-                       keep_adversarial=False, generator=generator)
-        if self.method == "fgsm_rs":
-            return pgd(model, x, y, eps=self.eps, norm=self.norm, clip=clip, steps=1,
-                       step_size=1.25 * self.eps, keep_adversarial=False, generator=generator)
-        if self.method == "trades":
-            return trades_perturb(model, x, eps=self.eps, norm=self.norm, clip=clip, steps=self.steps,
-                                  generator=generator)
-        raise ValueError(f"unknown adversarial-training method {self.method!r}; valid: 'pgd', 'fgsm_rs', 'trades'")
-
-
-@dataclass(frozen=True)
-class Regularisers:
-    """The regularisers practitioners try first, all off by default.
-
-    weight_decay: L2 penalty through the optimiser; l1: lambda * sum |w|; label_smoothing: CE smoothing;
-    mixup_alpha: Beta(alpha, alpha) mixup of inputs and one-hot targets (Zhang et al. 2018); input_noise: std of
-    Gaussian noise added to training inputs (clipped to the valid range); grad_clip: max gradient L2 norm.
-    """
-
-    weight_decay: float = 0.0
-    l1: float = 0.0
-    label_smoothing: float = 0.0
-    mixup_alpha: float = 0.0
-    input_noise: float = 0.0
-    grad_clip: float = 0.0
+    loss: float | None           # None when it was not finite
+    eps: float | None
+    monitor_clean: float | None  # None when no monitor set was scored
+    monitor_robust: float | None
 
 
 @dataclass(frozen=True)
 class TrainStats:
-    """What a training run cost: wall time, epochs and forward+backward passes summed over examples."""
+    """What a training run cost and how it went. ``selected_epoch`` (1-based) holds the weights kept."""
 
     seconds: float
     epochs: int
     example_passes: int
-    stopped_early: str = ""  # why training stopped before ``epochs`` (catastrophic-overfitting guard)
-    guard_history: tuple[float, ...] = ()  # PGD-10 accuracy on the training probe after each epoch (FGSM-RS)
+    stopped_early: str = ""                      # why training stopped before ``epochs``
+    guard_history: tuple[float, ...] = ()        # monitor PGD accuracy per epoch (FGSM methods)
+    history: tuple[EpochRecord, ...] = ()
+    selected_epoch: int = 0
+    diverged: bool = False                       # a non-finite loss stopped training
+    monitor: str = ""                            # "held-out (N rows)" or "training probe (N rows)"
 
 
 def _loss(model, xb, yb, reg: Regularisers, gen):
     if reg.mixup_alpha > 0:
         lam = float(torch.distributions.Beta(reg.mixup_alpha, reg.mixup_alpha).sample())
-        perm = torch.randperm(xb.shape[0], generator=gen).to(xb.device)
+        perm = torch.randperm(xb.shape[0], generator=gen, device=gen.device).to(xb.device)
         xb = lam * xb + (1 - lam) * xb[perm]
         logits = model(xb)
         return (lam * F.cross_entropy(logits, yb, label_smoothing=reg.label_smoothing)
@@ -90,26 +67,39 @@ def _loss(model, xb, yb, reg: Regularisers, gen):
     return F.cross_entropy(model(xb), yb, label_smoothing=reg.label_smoothing)
 
 
-def _pgd_accuracy(model, x, y, adversary: Adversary, clip, gen) -> float:
+@torch.no_grad()
+def _accuracy(model, x, y) -> float:
+    model.eval()
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+def _monitor(model, x, y, adversary: Adversary | None, clip, seed: int) -> tuple[float, float | None]:
+    clean = _accuracy(model, x, y)
+    if adversary is None:
+        return clean, None
+    gen = torch.Generator(device=x.device).manual_seed(seed)
     out = pgd(model, x, y, eps=adversary.eps, norm=adversary.norm, clip=clip, steps=10, generator=gen)
-    with torch.no_grad():
-        model.eval()
-        return float((model(out.x_adv).argmax(1) == y).float().mean())
+    return clean, _accuracy(model, out.x_adv, y)
 
 
-def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int = 64,
-          lr: float = 1e-3, weight_decay: float = 0.0, adversary: Adversary | None = None,
-          clip: tuple = (0.0, 1.0), seed: int = 0, desc: str = "train", reg: Regularisers | None = None,
-          overfit_guard: bool = True) -> TrainStats:
-    """Train ``model`` in place on (x, y) with Adam; with ``adversary``, on adversarial examples only (TRADES:
-    clean cross-entropy plus beta * KL to the adversarial output).
+def _split(n: int, recipe: Recipe, seed: int, fgsm_guard: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(training rows, monitor rows, monitor label): a held-out slice, or a training probe (no rows withheld)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    if recipe.holdout > 0 and n > 2 * recipe.holdout:
+        held = perm[:recipe.holdout].sort().values
+        return perm[recipe.holdout:].sort().values, held, f"held-out ({recipe.holdout} rows)"
+    return torch.arange(n), perm[:PROBE_ROWS].sort().values, f"training probe ({min(n, PROBE_ROWS)} rows)"
 
-    ``x`` is a tensor (moved to the model's device once) or any lazily read rows object indexable by an index
-    tensor (read batch by batch, so the training set need not fit in memory).
-    Catastrophic-overfitting guard (FGSM-RS, Wong et al. 2020 / Rice et al. 2020): after each epoch, PGD-10
-    accuracy on a fixed batch of 256 training points is measured; if it falls by more than 20 points from the
-    best epoch, the best epoch's weights are restored and training stops.
-    """
+
+def train(model: torch.nn.Module, x, y: torch.Tensor, *, epochs: int | None = None, batch_size: int = 64,
+          lr: float = 1e-3, weight_decay: float = 0.0, adversary: Adversary | None = None, clip: tuple = (0.0, 1.0),
+          seed: int = 0, desc: str = "train", reg: Regularisers | None = None, overfit_guard: bool = True,
+          recipe: Recipe | None = None) -> TrainStats:
+    """Train ``model`` in place on (x, y) under ``recipe`` (or a constant-rate Adam recipe from ``epochs``,
+    ``batch_size``, ``lr``); with ``adversary``, on adversarial examples (TRADES: clean cross-entropy plus
+    beta * KL to the adversarial output). ``x`` is a tensor (moved to the model's device once) or lazily read rows
+    indexable by an index tensor (read batch by batch)."""
+    recipe = recipe or Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
     reg = reg or Regularisers(weight_decay=weight_decay)
     device = model_device(model)
     if isinstance(x, torch.Tensor):
@@ -117,62 +107,102 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     y = y.to(device)
     if isinstance(clip[0], torch.Tensor):
         clip = (clip[0].to(device), clip[1].to(device))
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=reg.weight_decay)
-    passes = 0
+    gen = torch.Generator(device=device).manual_seed(seed)
+    opt = recipe.make_optimizer(model.parameters())
+    if reg.weight_decay and not recipe.weight_decay:
+        for group in opt.param_groups:
+            group["weight_decay"] = reg.weight_decay
+    fgsm_guard = overfit_guard and adversary is not None and adversary.method in ("fgsm_rs", "fgsm")
+    rows, mon, monitor_label = _split(x.shape[0], recipe, seed, fgsm_guard)
+    monitored = recipe.select == "best" or fgsm_guard or recipe.holdout > 0
+    x_mon, y_mon = (x[mon].to(device), y[mon.to(device)]) if monitored else (None, None)
+    rows_dev = rows.to(device)
+    n = rows.shape[0]
+    steps_per_epoch = max(1, -(-n // recipe.batch_size))
+    sched = scheduler(opt, recipe, recipe.epochs * steps_per_epoch)
+    passes, step, history, guard = 0, 0, [], []
+    best_score, best_state, best_epoch, stopped, diverged = -1.0, None, 0, "", False
     start = time.perf_counter()
-    n = x.shape[0]
-    guard = overfit_guard and adversary is not None and adversary.method == "fgsm_rs"
-    probe = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:256]
-    best_acc, best_state, stopped, history = -1.0, None, "", []
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=None, leave=False)
+    bar = tqdm(range(recipe.epochs), desc=desc, unit="epoch", disable=None, leave=False)
     done = 0
     for _ in bar:
-        order = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+        order = rows_dev[torch.randperm(n, generator=gen, device=device)] if device.type != "cpu" else \
+            rows[torch.randperm(n, generator=gen)]
+        loss_sum = torch.zeros((), device=device)
+        eps_now = None
+        for i in range(0, n, recipe.batch_size):
+            idx = order[i:i + recipe.batch_size]
             xb, yb = x[idx].to(device), y[idx.to(device)]
             if reg.input_noise > 0:
-                noise = torch.randn(xb.shape, generator=gen).to(device, xb.dtype)
+                noise = torch.randn(xb.shape, generator=gen, device=gen.device).to(device, xb.dtype)
                 xb = clip_to(xb + reg.input_noise * noise, clip)
-            if adversary is not None and adversary.method == "trades":
-                out = adversary.perturb(model, xb, yb, clip, gen)
-                passes += out.example_passes
-                model.train()
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=reg.label_smoothing) + \
-                    adversary.beta * trades_kl(model(out.x_adv), F.softmax(logits, 1)) / xb.shape[0]
-                passes += xb.shape[0]  # the second forward+backward of the pair
-            else:
-                if adversary is not None:
-                    out = adversary.perturb(model, xb, yb, clip, gen)
-                    xb, passes = out.x_adv, passes + out.example_passes
-                model.train()
-                loss = _loss(model, xb, yb, reg, gen)
-            if reg.l1 > 0:
-                loss = loss + reg.l1 * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
+            adv = None
+            if adversary is not None:
+                eps_now = adversary.eps * recipe.eps_factor(step, steps_per_epoch)
+                adv = adversary.at(eps_now)
+            with recipe.autocast(device):
+                if adv is not None and adv.method == "trades":
+                    out = adv.perturb(model, xb, yb, clip, gen)
+                    model.train()
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits, yb, label_smoothing=reg.label_smoothing) + \
+                        adv.beta * trades_kl(model(out.x_adv), F.softmax(logits.float(), 1)) / xb.shape[0]
+                    passes += out.example_passes + xb.shape[0]
+                else:
+                    if adv is not None:
+                        out = adv.perturb(model, xb, yb, clip, gen)
+                        xb, passes = out.x_adv, passes + out.example_passes
+                    model.train()
+                    loss = _loss(model, xb, yb, reg, gen)
+                if reg.l1 > 0:
+                    loss = loss + reg.l1 * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if reg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), reg.grad_clip)
             opt.step()
+            sched.step()
+            step += 1
             passes += xb.shape[0]
+            loss_sum += loss.detach().float() * xb.shape[0]
         done += 1
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if guard:
-            acc = _pgd_accuracy(model, x[probe].to(device), y[probe.to(device)], adversary, clip, gen)
-            passes += 10 * len(probe)
-            history.append(acc)
-            if acc > best_acc:
-                best_acc, best_state = acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif acc < best_acc - 0.2:
+        mean_loss = float(loss_sum) / n  # the epoch's one synchronisation
+        if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
+            diverged, stopped = True, f"the training loss became non-finite at epoch {done}"
+            history.append(EpochRecord(None, eps_now, None, None))
+            if best_state is not None:
                 model.load_state_dict(best_state)
-                stopped = (f"catastrophic overfitting at epoch {done}: PGD accuracy on a training probe fell from "
-                           f"{best_acc:.1%} to {acc:.1%}; restored the best epoch")
-                log.warning("%s: %s", desc, stopped)
-                break
+                stopped += f"; restored epoch {best_epoch}"
+            log.warning("%s: %s", desc, stopped)
+            break
+        bar.set_postfix(loss=f"{mean_loss:.3f}")
+        if not monitored:
+            history.append(EpochRecord(mean_loss, eps_now, None, None))
+            continue
+        clean, robust = _monitor(model, x_mon, y_mon, adversary, clip, seed + 2)
+        passes += 10 * len(y_mon) if adversary is not None else 0
+        history.append(EpochRecord(mean_loss, eps_now, clean, robust))
+        score = robust if robust is not None else clean
+        if fgsm_guard:
+            guard.append(robust)
+        if score > best_score:
+            best_score, best_epoch = score, done
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif fgsm_guard and robust < best_score - GUARD_DROP:
+            model.load_state_dict(best_state)
+            stopped = (f"catastrophic overfitting at epoch {done}: PGD accuracy on the {monitor_label} fell from "
+                       f"{best_score:.1%} to {robust:.1%}; restored epoch {best_epoch}")
+            log.warning("%s: %s", desc, stopped)
+            break
+    selected = done
+    if recipe.select == "best" and best_state is not None and not stopped:
+        model.load_state_dict(best_state)
+        selected = best_epoch
+    elif stopped and best_state is not None:
+        selected = best_epoch
     model.eval()
     stats = TrainStats(seconds=time.perf_counter() - start, epochs=done, example_passes=passes,
-                       stopped_early=stopped, guard_history=tuple(history))
+                       stopped_early=stopped, guard_history=tuple(guard), history=tuple(history),
+                       selected_epoch=selected, diverged=diverged, monitor=monitor_label if monitored else "")
     log.info("%s: %d epochs in %.1fs", desc, done, stats.seconds)
     return stats

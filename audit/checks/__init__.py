@@ -1,5 +1,5 @@
 """The registry of checks: ``CHECKS`` is the only list; its order is the report's order. One check per file,
-its id equal to its file name and (in CamelCase) its class name; validity checks C1-C15 live in ``validity/``."""
+its id equal to its file name and (in CamelCase) its class name; validity checks C1-C16 live in ``validity/``."""
 from audit.checks.art_agreement import ArtAgreement
 from audit.checks.attack_validity import AttackValidity
 from audit.checks.backdoor import Backdoor
@@ -15,8 +15,9 @@ from audit.checks.ood import Ood
 from audit.checks.retrain_cleaned import RetrainCleaned
 from audit.checks.robustness import Robustness
 from audit.checks.test_outliers import TestOutliers
+from audit.checks.training_health import TrainingHealth
 
-CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), Robustness(), AttackValidity(), ArtAgreement(),
+CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), TrainingHealth(), Robustness(), AttackValidity(), ArtAgreement(),
                             Calibration(), Corruptions(), Ood(), LabelIssues(), Leakage(), Datalab(),
                             TestOutliers(), Backdoor(), DataImpact(), RetrainCleaned())}
 

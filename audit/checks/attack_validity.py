@@ -1,4 +1,4 @@
-"""Validity checks C1-C15 on the attack evaluation (Carlini et al. 2019; REFERENCE section 4): is the robustness
+"""Validity checks C1-C16 on the attack evaluation (Carlini et al. 2019; REFERENCE section 4): is the robustness
 number trustworthy? Each validity check is reported with its status and evidence; ``validity_failures`` counts
 the failed ones (the policy judges it) and a warning makes the finding at best a warning."""
 from __future__ import annotations
@@ -73,10 +73,10 @@ class AttackValidity:
     title = "Attack validity (is the robustness number trustworthy?)"
     scope = "variant"
     controls = controls(MEASURE_2_13="direct", MEASURE_1_2="supporting")
-    description = ("Validity checks C1-C15: monotone in eps, iterative beats single-step, convergence, unbounded "
+    description = ("Validity checks C1-C16: monotone in eps, iterative beats single-step, convergence, unbounded "
                    "attack reaches chance, noise weaker than attack, black-box not stronger, gradient health, "
                    "determinism, logits, perturbation validity, undefended reference, worst case, eps units, "
-                   "catastrophic overfitting, true labels.")
+                   "catastrophic overfitting, true labels, single-step / iterative gap.")
     requires: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     Details = AttackValidityDetails

@@ -2,7 +2,7 @@
 
 Recalibration maps are fitted on the validation split when the data has one; otherwise by 2-fold cross-fitting
 on the test split (fit on one half, evaluate on the other, pooled), so no reported figure uses a map fitted on
-the points it is evaluated on. Confidence under attack: PGD at the middle eps of the grid on up to 512 test
+the points it is evaluated on. Confidence under attack: PGD at the gated eps (the threat model's, else the grid's middle) on up to 512 test
 points; a model that stays confident while wrong under attack gives its users no warning signal.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _recalibrated(ctx: AuditContext, variant: str):
 
 def adversarial_confidence(ctx: AuditContext, variant: str) -> AdversarialConfidence:
     a = ctx.config.attacks
-    eps = a.eps[len(a.eps) // 2]
+    eps = ctx.gated_eps()
     n = min(ADV_POINTS, ctx.data.x_test.shape[0])
     model = ctx.variants[variant].model
     x, y = ctx.data.x_test[:n].to(ctx.device), ctx.data.y_test[:n].to(ctx.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audit.checks.base import AuditContext, controls
-from audit.core.metrics import WORST_CASE, Accuracy, RobustnessPoint, metric_key
+from audit.core.metrics import WORST_CASE, Accuracy, RobustnessPoint, metric_key, same_eps
 from audit.core.result import Details, Measurement
 
 
@@ -85,7 +85,8 @@ class Robustness:
             per_class=per_class(ctx, ev), preset=a.preset,
             attack_settings={name: a.describe(name) for name in a.attacks if name not in ev.skipped},
             skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision)
-        mid = worst[len(worst) // 2]
+        gated = ctx.gated_eps()
+        mid = next(p for p in worst if same_eps(p.eps, gated))
         text = (f"worst-case robust accuracy {mid.robust_accuracy:.1%} at {mid.norm} eps {mid.eps:g} "
                 f"(95% CI {mid.ci_low:.1%}-{mid.ci_high:.1%})")
         if floor is not None:

@@ -6,7 +6,8 @@ from audit.config.defences import DefenceConfig
 from audit.config.load import config_from_data, demo_config, load_config
 from audit.config.schema import AuditConfig, replace
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
+from audit.config.threat import ThreatModelConfig
 
 __all__ = ["AttackConfig", "AuditConfig", "BackdoorConfig", "DataConfig", "DatalabConfig", "DefenceConfig",
            "InputConfig", "LabelIssuesConfig", "LeakageConfig", "ModelConfig", "OutputConfig", "ReviewerConfig",
-           "TestOutliersConfig", "TrainingConfig", "config_from_data", "demo_config", "load_config", "replace"]
+           "TestOutliersConfig", "ThreatModelConfig", "TrainingConfig", "config_from_data", "demo_config", "load_config", "replace"]

@@ -18,21 +18,28 @@ class AttackConfig:
     values are what the run records. ``early_stop`` stops attacking a point once it is misclassified (identical
     robust accuracy, fewer passes). ``precision = "bf16"`` runs the attacks under bfloat16 autocast and
     ``channels_last`` converts 4-d inputs and the model (both meant for GPUs; results are cross-checked in fp32).
+    ``chain``: the attacks that run as AutoAttack runs them, each on the points the earlier ones left robust.
     ``probe_points``: subsample for the validity probes (convergence, unbounded attack, gradient health,
-    determinism); ``square_points`` and ``square_queries``: ART's Square attack as the black-box cross-check.
+    determinism); ``square_points``: probe points the black-box cross-check (C6) attacks when Square is not in the
+    grid. ``art_crosscheck_points``: the subsample ART's attacks re-attack (Square and APGD on at most 64).
     """
 
     preset: str = "standard"
     attacks: tuple[str, ...] | None = None
-    norm: Norm = Norm.LINF
-    eps: tuple[float, ...] = (0.025, 0.05, 0.1, 0.15, 0.2)
+    chain: tuple[str, ...] | None = None
+    norm: Norm | None = None                 # None: the threat model's norm (else linf)
+    eps: tuple[float, ...] | None = None     # None: a spread around the threat eps (else a generic grid)
     pgd_steps: int | None = None
     pgd_restarts: int | None = None
     apgd_steps: int | None = None
     apgd_restarts: int | None = None
     n_targets: int | None = None
-    probe_points: int | None = None
+    fab_steps: int | None = None
+    fab_restarts: int | None = None
     square_queries: int | None = None
+    square_restarts: int | None = None
+    square_p_init: float | None = None
+    probe_points: int | None = None
     square_points: int | None = None
     early_stop: bool = True
     precision: str = "fp32"
@@ -41,25 +48,34 @@ class AttackConfig:
     art_crosscheck_points: int = 200
 
     def __post_init__(self):  # settings left unset take the preset's value (an unknown preset: see validate)
+        chain_unset = self.chain is None
         for key, value in PRESETS.get(self.preset, {}).items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
+        if chain_unset and self.attacks is not None and self.chain is not None:  # your attacks, the preset's order
+            object.__setattr__(self, "chain", tuple(a for a in self.chain if a in self.attacks))
 
     def validate(self, path: str) -> None:
         if self.preset not in PRESETS:
             raise UsageError(f"{path}.preset: {self.preset!r} is not a preset; valid: {', '.join(PRESETS)}")
-        finite(path, eps=self.eps)
+        finite(path, eps=self.eps, square_p_init=self.square_p_init)
         for a in self.attacks:
             if a not in ATTACKS:
                 raise UsageError(f"{path}.attacks: {a!r} is not a known attack; valid: {', '.join(ATTACKS)}")
+        for a in self.chain:
+            if a not in self.attacks:
+                raise UsageError(f"{path}.chain: {a!r} is not among attacks {list(self.attacks)}")
+        if self.square_p_init is not None and not 0 < self.square_p_init <= 1:
+            raise UsageError(f"{path}.square_p_init: give a share in (0, 1]")
         if not self.attacks:
             raise UsageError(f"{path}.attacks: give at least one attack")
-        if not self.eps or any(e <= 0 for e in self.eps):
-            raise UsageError(f"{path}.eps: give at least one eps, all > 0")
-        if list(self.eps) != sorted(set(self.eps)):
-            raise UsageError(f"{path}.eps: list the eps values in increasing order without repeats")
-        ints = ("pgd_steps", "pgd_restarts", "apgd_steps", "apgd_restarts", "n_targets", "probe_points",
-                "square_queries", "square_points", "batch_size")
+        if self.eps is not None:  # None: resolved by the whole config from the threat model
+            if not self.eps or any(e <= 0 for e in self.eps):
+                raise UsageError(f"{path}.eps: give at least one eps, all > 0")
+            if list(self.eps) != sorted(set(self.eps)):
+                raise UsageError(f"{path}.eps: list the eps values in increasing order without repeats")
+        ints = ("pgd_steps", "pgd_restarts", "apgd_steps", "apgd_restarts", "n_targets", "fab_steps",
+                "fab_restarts", "square_queries", "square_restarts", "probe_points", "square_points", "batch_size")
         bad = [k for k in ints if getattr(self, k) < 1]
         if bad:
             raise UsageError(f"{path}: {', '.join(bad)} must be >= 1")
@@ -74,18 +90,31 @@ class AttackConfig:
             out.update(steps=self.pgd_steps, restarts=self.pgd_restarts)
         elif family == "apgd":
             out.update(steps=self.apgd_steps, restarts=self.apgd_restarts)
+        elif family == "fab":
+            out.update(steps=self.fab_steps, restarts=self.fab_restarts)
+        elif family == "score":
+            out.update(queries=self.square_queries, restarts=self.square_restarts, p_init=self.square_p_init)
         if attack.endswith("_t"):
             out["n_targets"] = self.n_targets
         return out
 
     def describe(self, attack: str) -> str:
-        """'PGD-20 x 1 restart, step 2.5 eps/20' style text for the report."""
+        """'PGD, 20 steps x 1 restart(s), step 2.5 eps/steps' style text for the report."""
         p = self.params(attack)
+        family = ATTACK_FAMILY[attack]
         label = ATTACK_LABELS[attack]
-        if ATTACK_FAMILY[attack] == "single":
-            return f"{label} (one step of size eps)"
-        text = f"{label}, {p['steps']} steps x {p['restarts']} restart(s)"
-        text += ", step 2.5 eps/steps" if ATTACK_FAMILY[attack] == "pgd" else ", step from 2 eps, halved adaptively"
+        if family == "single":
+            text = f"{label} (one step of size eps)"
+        elif family == "score":
+            text = (f"{label}, {p['queries']:,} queries x {p['restarts']} restart(s), p_init {p['p_init']:g}, "
+                    f"margin loss, score-based (no gradients)")
+        else:
+            text = f"{label}, {p['steps']} steps x {p['restarts']} restart(s)"
+            text += {"pgd": ", step 2.5 eps/steps", "apgd": ", step from 2 eps, halved adaptively",
+                     "fab": ", minimal-norm boundary steps (alpha_max 0.1, eta 1.05, beta 0.9)"}[family]
         if "n_targets" in p:
             text += f", {p['n_targets']} target classes"
+        if attack in self.chain and self.chain.index(attack) > 0:
+            text += f"; on the points {', '.join(ATTACK_LABELS[a] for a in self.chain[:self.chain.index(attack)])} " \
+                    f"left robust"
         return text

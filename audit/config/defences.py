@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from attacks.training import ADVERSARY_METHODS
+from attacks.adversaries import ADVERSARY_METHODS
+from attacks.recipes import SELECT
 from audit.config.sections import finite
 from audit.core.errors import UsageError
 
@@ -17,14 +18,17 @@ class DefenceConfig:
     checkpoint the user already trained (``weights``, read like model.weights).
 
     method: "none" (regularisers only), "pgd" (Madry PGD adversarial training), "fgsm_rs" (FGSM with random
-    start, Wong et al. 2020, with the catastrophic-overfitting guard) or "trades" (Zhang et al. 2019, ``beta``).
+    start, Wong et al. 2020, with the catastrophic-overfitting guard), "fgsm" (Goodfellow et al. 2015, from the
+    clean point: prone to catastrophic overfitting, guarded the same way) or "trades" (Zhang et al. 2019, ``beta``).
+    Recipe: ``warmup_epochs`` of linear eps warm-up, the weights of the ``select``-ed epoch, judged on ``holdout``
+    of the training rows set aside (attacks/recipes.py).
     Regularisers, combinable with any method: weight_decay (L2), l1, label_smoothing, mixup_alpha, input_noise
     (Gaussian std in input units), grad_clip (max gradient norm).
     """
 
     name: str
     method: str = "pgd"
-    eps: float = 0.1
+    eps: float | None = None   # None: the threat model's eps (else 0.1)
     steps: int = 7
     beta: float = 6.0
     weight_decay: float = 0.0
@@ -33,19 +37,26 @@ class DefenceConfig:
     mixup_alpha: float = 0.0
     input_noise: float = 0.0
     grad_clip: float = 0.0
+    warmup_epochs: float | None = None  # None: 40% of the epochs for adversarial training, 0 otherwise
+    select: str = "best"                # "best": the epoch with the best held-out PGD accuracy; "last"
+    holdout: float = 0.1                # share of the training rows held out to monitor epochs (at most 512)
     weights: str = ""
 
     def validate(self, path: str) -> None:
         finite(path, eps=self.eps, beta=self.beta, weight_decay=self.weight_decay, l1=self.l1,
                label_smoothing=self.label_smoothing, mixup_alpha=self.mixup_alpha, input_noise=self.input_noise,
-               grad_clip=self.grad_clip)
+               grad_clip=self.grad_clip, holdout=self.holdout, warmup_epochs=self.warmup_epochs)
         if self.method not in DEFENCE_METHODS:
             raise UsageError(f"{path}.method: {self.method!r} is not valid; valid: {', '.join(DEFENCE_METHODS)}")
-        if self.eps <= 0 or self.steps < 1 or self.beta < 0:
+        if (self.eps is not None and self.eps <= 0) or self.steps < 1 or self.beta < 0:
             raise UsageError(f"{path}: eps must be > 0, steps >= 1 and beta >= 0")
         if min(self.weight_decay, self.l1, self.mixup_alpha, self.input_noise, self.grad_clip) < 0 or \
                 not 0 <= self.label_smoothing < 1:
             raise UsageError(f"{path}: regulariser strengths must be >= 0 (label_smoothing below 1)")
+        if self.select not in SELECT:
+            raise UsageError(f"{path}.select: {self.select!r} is not valid; valid: {', '.join(map(repr, SELECT))}")
+        if not 0 <= self.holdout <= 0.5 or (self.warmup_epochs is not None and self.warmup_epochs < 0):
+            raise UsageError(f"{path}: holdout must be in [0, 0.5] and warmup_epochs >= 0")
         if not self.name or self.name == "baseline":
             raise UsageError(f"{path}.name: give each defence a name other than 'baseline'")
 
@@ -54,6 +65,8 @@ class DefenceConfig:
                   f"{self.eps:g} eps, {self.steps} steps",
                   "fgsm_rs": f"FGSM adversarial training with random start (Wong et al. 2020), {self.eps:g} eps, "
                              f"catastrophic-overfitting guard",
+                  "fgsm": f"FGSM adversarial training (Goodfellow et al. 2015), {self.eps:g} eps, "
+                          f"catastrophic-overfitting guard",
                   "trades": f"TRADES (Zhang et al. 2019), {self.eps:g} eps, {self.steps} steps, beta {self.beta:g}"}
         text = labels[self.method]
         regs = [f"{k.replace('_', ' ')} {getattr(self, k):g}" for k in

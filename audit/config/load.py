@@ -63,7 +63,13 @@ def load_config(path: Path, overrides: list[str] = ()) -> AuditConfig:
 
 
 def demo_config(base_dir: Path | None = None) -> AuditConfig:
-    """The built-in demo: the small CNN on scikit-learn's digits, with and without PGD adversarial training."""
+    """The built-in demo: the small CNN on scikit-learn's 8x8 digits under a declared Linf 0.1 threat model, with
+    and without PGD adversarial training; every check on, the "quick" attack preset (native Square still checks
+    for gradient masking)."""
+    from audit.config.attacks import AttackConfig
     from audit.config.defences import DefenceConfig
-    return resolve_paths(AuditConfig(defences=(DefenceConfig(name="pgd_at", method="pgd", eps=0.1, steps=7),),
+    from audit.config.threat import ThreatModelConfig
+    return resolve_paths(AuditConfig(threat_model=ThreatModelConfig(eps=0.1, name="digits-8x8-linf-0.1"),
+                                     attacks=AttackConfig(preset="quick"),
+                                     defences=(DefenceConfig(name="pgd_at", method="pgd", steps=7),),
                                      candidate="pgd_at"), base_dir or Path.cwd())

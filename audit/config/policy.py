@@ -6,6 +6,7 @@ decides the verdict (the candidate's and the data's).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import tomllib
@@ -23,17 +24,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Threshold:
-    """One threshold on one metric. Higher is better with min/warn_min; lower is better with max/warn_max."""
+    """One threshold on one metric. Higher is better with min/warn_min; lower is better with max/warn_max.
+    ``eps`` picks the metric at one eps of the grid; ``eps_factor`` states it relative to the declared threat
+    model (1.0: at the threat eps), and wins over ``eps`` when a threat model is declared."""
 
     metric: str
     eps: float | None = None
+    eps_factor: float | None = None
     min: float | None = None
     warn_min: float | None = None
     max: float | None = None
     warn_max: float | None = None
 
     def validate(self, path: str) -> None:
-        finite(path, eps=self.eps, min=self.min, warn_min=self.warn_min, max=self.max, warn_max=self.warn_max)
+        finite(path, eps=self.eps, eps_factor=self.eps_factor, min=self.min, warn_min=self.warn_min, max=self.max,
+               warn_max=self.warn_max)
+        if self.eps_factor is not None and self.eps_factor <= 0:
+            raise UsageError(f"{path}.eps_factor: {self.eps_factor} must be > 0")
         lower = self.min is not None or self.warn_min is not None
         upper = self.max is not None or self.warn_max is not None
         if lower == upper:
@@ -63,7 +70,8 @@ class ValidityThresholds:
     all-zero input gradient; reference_max_accuracy: C11 warns when the undefended reference keeps more;
     catastrophic_drop: C14 fails when training-probe PGD accuracy falls this much between epochs;
     black_box_fail_share / black_box_fail_points: C6 fails when Square breaks more than this share (and at least
-    this many) of the probe points every white-box attack missed.
+    this many) of the probe points every white-box attack missed; single_step_gap: C16 fails when FGSM robust
+    accuracy exceeds the strongest iterative attack's by more than this at any eps.
     """
 
     tolerance: float = 0.01
@@ -76,6 +84,7 @@ class ValidityThresholds:
     catastrophic_drop: float = 0.2
     black_box_fail_share: float = 0.01
     black_box_fail_points: int = 2
+    single_step_gap: float = 0.2
 
     def validate(self, path: str) -> None:
         values = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "black_box_fail_points"}
@@ -114,6 +123,15 @@ class Policy:
     source: str = ""
     text: str = ""  # the policy file exactly as read (its SHA-256 is ``sha256``); copied into the evidence bundle
 
+    def for_threat(self, threat) -> "Policy":
+        """The thresholds with every ``eps_factor`` turned into an eps of the declared threat model (unchanged
+        when none is declared: their ``eps`` applies)."""
+        if not threat.declared:
+            return self
+        t = {k: dataclasses.replace(v, eps=v.eps_factor * threat.eps) if v.eps_factor is not None else v
+             for k, v in self.thresholds.items()}
+        return dataclasses.replace(self, thresholds=t)
+
 
 DERIVED = ("sha256", "source", "text")
 
@@ -143,5 +161,4 @@ def load_policy(spec: str) -> Policy:
         log.warning("policy %s: [gates.*] is now called [thresholds.*]; read as such", source)
         data["thresholds"] = data.pop("gates")
     policy = from_data(Policy, data, "policy")
-    import dataclasses
     return dataclasses.replace(policy, sha256=hashlib.sha256(raw).hexdigest(), source=source, text=text)

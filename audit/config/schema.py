@@ -10,11 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from attacks.base import Norm
 from audit.config.attacks import AttackConfig
 from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig,
                                       TestOutliersConfig)
 from audit.config.defences import DefenceConfig
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
+from audit.config.threat import LEGACY_DEFENCE_EPS, LEGACY_GRID, ThreatModelConfig
 from audit.core.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -28,6 +30,7 @@ class AuditConfig:
     importable, and every relative path in the file was resolved against it).
     """
 
+    threat_model: ThreatModelConfig = field(default_factory=ThreatModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     input: InputConfig = field(default_factory=InputConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -47,6 +50,22 @@ class AuditConfig:
     seed: int = 0
     device: str = "auto"
     base_dir: str = ""
+
+    def __post_init__(self):
+        """Settings left unset take the threat model's values (or the generic defaults when none is declared);
+        set ones stay, so loading a resolved config again gives the same config."""
+        tm, a = self.threat_model, self.attacks
+        if a.norm is not None and tm.declared and Norm(a.norm) is not Norm(tm.norm):
+            raise UsageError(f"attacks.norm: {Norm(a.norm).value!r} contradicts threat_model.norm "
+                             f"{Norm(tm.norm).value!r}; the attacks measure the declared threat")
+        if a.eps is None or a.norm is None:
+            grid = a.eps if a.eps is not None else (tm.grid() if tm.declared else LEGACY_GRID)
+            norm = a.norm if a.norm is not None else tm.norm
+            object.__setattr__(self, "attacks", dataclasses.replace(a, eps=tuple(grid), norm=Norm(norm)))
+        if any(d.eps is None for d in self.defences):
+            eps = tm.eps if tm.declared else LEGACY_DEFENCE_EPS
+            object.__setattr__(self, "defences", tuple(d if d.eps is not None else dataclasses.replace(d, eps=eps)
+                                                       for d in self.defences))
 
     @property
     def variant_names(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from attacks.recipes import OPTIMIZERS, SCHEDULES
 from audit.core.errors import UsageError
 
 
@@ -121,16 +122,30 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Training budget shared by the baseline and every defence (same epochs, batch and optimiser)."""
+    """Training budget and optimiser shared by the baseline and every defence (attacks/recipes.py).
+
+    optimizer: "adam" or "sgd" (with ``momentum``); schedule: "constant", "onecycle" or "piecewise" learning rate;
+    precision: "bf16" autocasts training on a GPU (fp32 on a CPU).
+    """
 
     epochs: int = 30
     batch_size: int = 64
     lr: float = 2e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    schedule: str = "constant"
+    precision: str = "fp32"
 
     def validate(self, path: str) -> None:
-        finite(path, lr=self.lr)
+        finite(path, lr=self.lr, momentum=self.momentum)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise UsageError(f"{path}: epochs and batch_size must be >= 1 and lr > 0")
+        for key, value, valid in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+                                  ("precision", self.precision, ("fp32", "bf16"))):
+            if value not in valid:
+                raise UsageError(f"{path}.{key}: {value!r} is not valid; valid: {', '.join(map(repr, valid))}")
+        if not 0 <= self.momentum < 1:
+            raise UsageError(f"{path}.momentum: give a value in [0, 1)")
 
 
 @dataclass(frozen=True)

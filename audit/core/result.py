@@ -158,6 +158,22 @@ class PolicyInfo:
 
 
 @dataclass(frozen=True)
+class ThreatModelInfo:
+    """The threat model the numbers answer: declared by the config (norm, eps, name, knowledge) or not, and what
+    every attack of the audit assumes."""
+
+    declared: bool
+    name: str
+    norm: str
+    eps: float | None
+    knowledge: str
+    goal: str
+    capability: str
+    labels: str
+    reference: str
+
+
+@dataclass(frozen=True)
 class NotMeasured:
     threat: str
     reference: str
@@ -180,7 +196,7 @@ class AuditResult:
     findings: tuple[Finding, ...]
     nist: tuple[SubcategoryStatus, ...]
     not_measured: tuple[NotMeasured, ...] = ()
-    threat_model: dict[str, str] = field(default_factory=dict)
+    threat_model: ThreatModelInfo | None = None
     residual_risk: tuple[str, ...] = ()
     reviewer: dict[str, str] = field(default_factory=dict)
     frameworks: dict[str, str] = field(default_factory=dict)  # editions the IDs refer to (ATLAS release pinned)

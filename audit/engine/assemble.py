@@ -12,7 +12,7 @@ import torch
 from audit.core.version import __version__
 from audit.core.metrics import WORST_CASE, Accuracy, pack_bits, same_eps
 from audit.core.result import (SCHEMA_VERSION, AuditResult, DatasetInfo, ModelInfo, NotMeasured, PolicyInfo,
-                               SplitHashes, Status, VariantResult)
+                               SplitHashes, Status, ThreatModelInfo, VariantResult)
 from audit.core.serde import to_data
 from audit.core.stats import expected_calibration_error
 from audit.engine.context import Context
@@ -20,14 +20,19 @@ from audit.engine.judge import verdict
 from audit.frameworks.controls import coverage, editions, nist_status
 from audit.models.adapters import unwrap
 
-THREAT_MODEL = {
-    "knowledge": "white-box: architecture, weights and gradients known to the attacker",
-    "goal": "integrity violation: untargeted misclassification",
-    "capability": "testing-data control: each test input perturbed within the eps-ball of the norm, "
-                  "inside the valid input range",
-    "labels": "attacks and scoring use the true labels",
-    "reference": "NIST AI 100-2 §2.1-2.2.1 (NISTAML.022 evasion)",
-}
+def threat_model(config) -> ThreatModelInfo:
+    tm, a = config.threat_model, config.attacks
+    knowledge = {"white-box": "white-box: architecture, weights and gradients known to the attacker",
+                 "black-box": "black-box: the attacker only queries the model; the audit's white-box attacks are "
+                              "stronger, so its numbers bound this attacker from below"}[tm.knowledge]
+    return ThreatModelInfo(
+        declared=tm.declared, name=tm.label(), norm=a.norm.value, eps=tm.eps, knowledge=knowledge,
+        goal="integrity violation: untargeted misclassification",
+        capability=(f"testing-data control: each test input perturbed within the {a.norm.value} eps-ball"
+                    + (f" of radius {tm.eps:g}" if tm.declared else " of each eps of the grid")
+                    + ", inside the valid input range"),
+        labels="attacks and scoring use the true labels",
+        reference="NIST AI 100-2 §2.1-2.2.1 (NISTAML.022 evasion)")
 
 
 def environment(device: torch.device) -> dict[str, str]:
@@ -77,16 +82,22 @@ def mark_best(variants, findings, policy):
     return tuple(dataclasses.replace(v, best=v.name == best) for v in variants)
 
 
-def residual_risk(findings, variants, candidate: str, not_measured) -> tuple[str, ...]:
+def residual_risk(findings, variants, candidate: str, not_measured, threat=None) -> tuple[str, ...]:
     """Plain statements of what risk remains for the candidate after the audit's mitigations."""
     out = []
     v = next((v for v in variants if v.name == candidate), None)
     worst = [p for p in (v.robustness if v else ()) if p.attack == WORST_CASE]
-    if worst:
+    at_threat = [p for p in worst if threat is not None and threat.declared and same_eps(p.eps, threat.eps)]
+    if at_threat:
+        p = at_threat[0]
+        out.append(f"Under the declared threat model ({threat.name}; {threat.knowledge.split(':')[0]}), the "
+                   f"candidate '{candidate}' misclassifies {1 - p.robust_accuracy:.1%} of test points "
+                   f"(95% CI {1 - p.ci_high:.1%}-{1 - p.ci_low:.1%}).")
+    elif worst:
         top = worst[-1]
-        out.append(f"Under white-box attack at {top.norm} eps {top.eps:g} (the largest tested), the candidate "
-                   f"'{candidate}' misclassifies {1 - top.robust_accuracy:.1%} of test points "
-                   f"(95% CI {1 - top.ci_high:.1%}-{1 - top.ci_low:.1%}).")
+        out.append(f"No threat model was declared. Under white-box attack at {top.norm} eps {top.eps:g} (the "
+                   f"largest tested), the candidate '{candidate}' misclassifies {1 - top.robust_accuracy:.1%} of "
+                   f"test points (95% CI {1 - top.ci_high:.1%}-{1 - top.ci_low:.1%}).")
     if v and v.clean_accuracy:
         c = v.clean_accuracy
         out.append(f"Without attack it misclassifies {1 - c.value:.1%} of test points "
@@ -136,6 +147,6 @@ def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
         policy=PolicyInfo(name=policy.name, version=policy.version, sha256=policy.sha256, source=policy.source,
                           thresholds={k: t.describe() for k, t in policy.thresholds.items()}),
         config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
-        nist=nist_status(findings), not_measured=not_measured, threat_model=THREAT_MODEL,
-        residual_risk=residual_risk(findings, variants, config.candidate, not_measured),
+        nist=nist_status(findings), not_measured=not_measured, threat_model=threat_model(config),
+        residual_risk=residual_risk(findings, variants, config.candidate, not_measured, threat_model(config)),
         reviewer=to_data(config.reviewer), frameworks=editions(), duration_seconds=round(seconds, 2))

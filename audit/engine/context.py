@@ -127,11 +127,13 @@ class Context:
         return self._memo.get(f"robustness:{variant}")
 
     def gated_eps(self) -> float:
-        """The policy's robustness-threshold eps when the grid has it, else the grid's middle eps."""
+        """The eps the audit judges and headlines: the policy's robustness threshold's when the grid has it, else
+        the declared threat model's, else the grid's middle one."""
         grid = self.config.attacks.eps
         t = self.policy.thresholds.get("robustness")
-        if t is not None and t.eps is not None:
-            match = [e for e in grid if same_eps(t.eps, e)]
+        tm = self.config.threat_model
+        for eps in (t.eps if t is not None else None, tm.eps):
+            match = [e for e in grid if eps is not None and same_eps(eps, e)]
             if match:
                 return match[0]
         return grid[len(grid) // 2]

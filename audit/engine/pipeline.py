@@ -57,7 +57,7 @@ def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | No
     """Load policy, data and model and check them against each other: every bad-input error happens here,
     before anything is trained or written."""
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
-    policy = policy or load_policy(config.policy)
+    policy = (policy or load_policy(config.policy)).for_threat(config.threat_model)
     check_policy_fits(policy, config)
     user = load_user_model(config.model, base_dir)  # before the data: a bad model file fails without reading it
     data = data or load_data(config.data, config.input, base_dir, config.seed)

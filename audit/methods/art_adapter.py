@@ -26,13 +26,29 @@ def art_classifier(model: torch.nn.Module, input_shape, num_classes: int, clip):
                              device_type="gpu" if model_device(model).type == "cuda" else "cpu")
 
 
-def art_attack(name: str, classifier, *, eps: float, norm: str, steps: int, batch_size: int):
-    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+ART_NAMES = {"fgsm": "FastGradientMethod", "pgd": "ProjectedGradientDescent",
+             "apgd_ce": "AutoProjectedGradientDescent", "square": "SquareAttack"}
+
+
+def art_attack(name: str, classifier, *, eps: float, norm: str, params: dict, batch_size: int):
+    """ART's nearest equivalent of our attack ``name`` with the same settings (``params``: ours)."""
+    from art.attacks.evasion import (AutoProjectedGradientDescent, FastGradientMethod, ProjectedGradientDescent,
+                                     SquareAttack)
     art_norm = np.inf if norm == "linf" else 2
     if name == "fgsm":
         return FastGradientMethod(classifier, norm=art_norm, eps=eps, batch_size=batch_size)
-    return ProjectedGradientDescent(classifier, norm=art_norm, eps=eps, eps_step=default_step_size(eps, steps),
-                                    max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
+    if name == "pgd":
+        steps = params["steps"]
+        return ProjectedGradientDescent(classifier, norm=art_norm, eps=eps, eps_step=default_step_size(eps, steps),
+                                        max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
+    if name == "apgd_ce":
+        return AutoProjectedGradientDescent(classifier, norm=art_norm, eps=eps, eps_step=2 * eps,
+                                            max_iter=params["steps"], targeted=False, nb_random_init=1,
+                                            batch_size=batch_size, loss_type="cross_entropy", verbose=False)
+    if name == "square":
+        return SquareAttack(classifier, norm=art_norm, eps=eps, max_iter=params["queries"], p_init=params["p_init"],
+                            nb_restarts=1, batch_size=batch_size, verbose=False)
+    raise ValueError(f"no ART equivalent of {name!r}")
 
 
 def one_hot(y: torch.Tensor, num_classes: int) -> np.ndarray:
@@ -47,9 +63,12 @@ def still_correct(model, x_adv, y: torch.Tensor) -> np.ndarray:
         return (model(x_adv.to(device)).argmax(1).cpu() == y.cpu()).numpy()
 
 
-def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps: int, clip,
-                     num_classes: int, seed: int, attacks=("fgsm", "pgd"), batch_size: int = 512) -> dict:
-    """Robust accuracy of ours and ART's per attack on the same points; returns {attack: {ours, art, shortfall}}."""
+def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, params: dict, clip,
+                     num_classes: int, seed: int, batch_size: int = 512) -> dict:
+    """Robust accuracy of ours and ART's per attack on the same points, settings and true labels.
+
+    ``params``: attack name -> our keyword settings (steps, queries, ...); returns {attack: {ours, art,
+    shortfall}} with shortfall = ours - art (positive: ART found more adversarial examples)."""
     was = model.training
     device = model_device(model)
     clf = art_classifier(model, x.shape[1:], num_classes, clip)
@@ -57,12 +76,12 @@ def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, nor
     out = {}
     try:
         clean_ok = still_correct(model, x, y)
-        for name in attacks:
-            gen = torch.Generator().manual_seed(seed)
-            ours = ATTACKS[name](model, x.to(device), y.to(device), eps=eps, norm=norm, clip=ours_clip, steps=steps,
-                                 generator=gen).x_adv
-            with seeded(seed):  # ART draws its random start from numpy's global generator
-                adv = art_attack(name, clf, eps=eps, norm=norm, steps=steps, batch_size=batch_size).generate(
+        for name, p in params.items():
+            gen = torch.Generator(device=device).manual_seed(seed)
+            ours = ATTACKS[name](model, x.to(device), y.to(device), eps=eps, norm=norm, clip=ours_clip,
+                                 generator=gen, **p).x_adv
+            with seeded(seed):  # ART draws its random starts from numpy's global generator
+                adv = art_attack(name, clf, eps=eps, norm=norm, params=p, batch_size=batch_size).generate(
                     x=x.numpy(), y=one_hot(y, num_classes))
             ours_acc = float((still_correct(model, ours, y) & clean_ok).mean())
             art_acc = float((still_correct(model, adv, y) & clean_ok).mean())

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from attacks import ATTACKS, MIN_CLASSES
+from attacks import ATTACKS, IMAGES_ONLY, MIN_CLASSES
 from attacks.base import Norm, frozen_eval
 from audit.core.metrics import WORST_CASE, RobustnessPoint
 
@@ -69,64 +69,88 @@ def clean_correct(model, x: torch.Tensor, y: torch.Tensor, device, batch_size: i
                                .numpy() for i in range(0, x.shape[0], batch_size)])
 
 
+def skipped_attacks(settings, num_classes: int, input_shape) -> dict[str, str]:
+    """attack -> why it cannot run on this model and data (too few classes for DLR, no image for Square)."""
+    out = {a: f"needs at least {MIN_CLASSES[a]} classes; the model has {num_classes}"
+           for a in settings.attacks if MIN_CLASSES.get(a, 0) > num_classes}
+    if len(input_shape) != 3 or min(input_shape[1:], default=0) < 3:
+        out.update({a: "perturbs square windows of images (N, C, H, W), at least 3x3" for a in settings.attacks
+                    if a in IMAGES_ONLY})
+    return out
+
+
 def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, settings, clip, device: torch.device,
                         seed: int, num_classes: int | None = None, desc: str = "attack") -> RobustnessEval:
     """Run every attack of ``settings`` (an AttackConfig) at every eps on (x, y) with the true labels.
 
     With ``settings.early_stop`` only clean-correct points are attacked (a clean error is never robust) and each
     attack stops on a point once it is misclassified: the robust accuracy is the same, the passes far fewer.
+    Attacks of ``settings.chain`` run in order, each only on the points the earlier ones left robust (AutoAttack):
+    the accuracy reported for one of them is that of the chain so far.
     """
-    norm = Norm(settings.norm)
+    norm = Norm(settings.norm or Norm.LINF)  # a standalone AttackConfig leaves it to the threat model: linf
     if isinstance(clip[0], torch.Tensor):  # per-feature bounds
         clip = (clip[0].to(device), clip[1].to(device))
     bs = settings.batch_size
     if num_classes is None:
         with frozen_eval(model), torch.no_grad():
             num_classes = int(model(x[:1].to(device)).shape[1])
-    skipped = {a: f"needs at least {MIN_CLASSES[a]} classes; the model has {num_classes}"
-               for a in settings.attacks if MIN_CLASSES.get(a, 0) > num_classes}
+    skipped = skipped_attacks(settings, num_classes, tuple(x.shape[1:]))
     attacks = tuple(a for a in settings.attacks if a not in skipped)
+    chain = tuple(a for a in (settings.chain or ()) if a in attacks)
     correct: dict = {}
     passes: dict = {}
-    max_ratio, out_of_range, non_finite = 0.0, 0, 0
+    forwards: dict = {}
+    stats = [0.0, 0, 0]  # max norm ratio, values out of range, non-finite values
     clean_ok = clean_correct(model, x, y, device, bs)
     jobs = [(a, e) for e in settings.eps for a in attacks]
     with attack_mode(model, device, settings.precision, settings.channels_last):
         for attack, eps in tqdm(jobs, desc=desc, unit="attack", disable=None, leave=False):
-            gen = torch.Generator().manual_seed(seed)
-            params = settings.params(attack)
-            mask, total = np.zeros(x.shape[0], dtype=bool), 0
-            for i in range(0, x.shape[0], bs):
-                ok = torch.from_numpy(clean_ok[i:i + bs])
-                rows = torch.arange(i, min(i + bs, x.shape[0]))
-                if settings.early_stop:
-                    rows = rows[ok]
-                if rows.numel() == 0:
-                    continue
-                xb = _prepare(x[rows].to(device), settings.channels_last)
-                yb = y[rows].to(device)
-                out = ATTACKS[attack](model, xb, yb, eps=eps, norm=norm, clip=clip, generator=gen, **params)
-                total += out.example_passes
-                x_adv = out.x_adv.float()
-                with frozen_eval(model), torch.no_grad():
-                    still = (model(x_adv).argmax(1) == yb).cpu().numpy()
-                mask[rows.numpy()] = still & clean_ok[rows.numpy()]
-                delta = (x_adv - xb.float())
-                max_ratio = max(max_ratio, float(perturbation_norm(delta, norm).max()) / eps)
-                out_of_range += int(((x_adv < clip[0]) | (x_adv > clip[1])).sum())
-                non_finite += int((~torch.isfinite(x_adv)).sum())
-            correct[(attack, eps)] = mask
-            passes[(attack, eps)] = total
+            gen = torch.Generator(device=device).manual_seed(seed)
+            attacked = clean_ok if attack not in chain or chain.index(attack) == 0 else \
+                correct[(chain[chain.index(attack) - 1], eps)]
+            mask, total, fwd = _attack_rows(model, x, y, attack, eps, norm, clip, device, gen, settings,
+                                            attacked if settings.early_stop or attack in chain else None, stats)
+            correct[(attack, eps)] = mask & attacked
+            passes[(attack, eps)], forwards[(attack, eps)] = total, fwd
     points = []
     for eps in settings.eps:
         for attack in attacks:
-            points.append(_point(attack, norm, eps, correct[(attack, eps)], passes[(attack, eps)]))
+            points.append(_point(attack, norm, eps, correct[(attack, eps)], passes[(attack, eps)],
+                                 forwards[(attack, eps)]))
         worst = np.logical_and.reduce([correct[(a, eps)] for a in attacks])
         correct[(WORST_CASE, eps)] = worst
-        points.append(_point(WORST_CASE, norm, eps, worst, sum(passes[(a, eps)] for a in attacks)))
+        points.append(_point(WORST_CASE, norm, eps, worst, sum(passes[(a, eps)] for a in attacks),
+                             sum(forwards[(a, eps)] for a in attacks)))
     return RobustnessEval(points=tuple(points), correct=correct,
-                          validity=ValidityStats(max_ratio, out_of_range, non_finite), skipped=skipped)
+                          validity=ValidityStats(stats[0], stats[1], stats[2]), skipped=skipped)
 
 
-def _point(attack: str, norm: Norm, eps: float, mask: np.ndarray, passes: int) -> RobustnessPoint:
-    return RobustnessPoint.of(attack, norm.value, eps, mask, passes)
+def _attack_rows(model, x, y, attack, eps, norm, clip, device, gen, settings, only, stats):
+    """Robust-correct mask of every row under one attack at one eps (rows outside ``only`` are not attacked and
+    count as not robust), with the passes spent; ``stats`` accumulates the perturbations' validity."""
+    bs = settings.batch_size
+    params = settings.params(attack)
+    mask, total, fwd = np.zeros(x.shape[0], dtype=bool), 0, 0
+    for i in range(0, x.shape[0], bs):
+        rows = torch.arange(i, min(i + bs, x.shape[0]))
+        if only is not None:
+            rows = rows[torch.from_numpy(only[i:i + bs])]
+        if rows.numel() == 0:
+            continue
+        xb = _prepare(x[rows].to(device), settings.channels_last)
+        yb = y[rows].to(device)
+        out = ATTACKS[attack](model, xb, yb, eps=eps, norm=norm, clip=clip, generator=gen, **params)
+        total, fwd = total + out.example_passes, fwd + out.forward_passes + rows.numel()
+        x_adv = out.x_adv.float()
+        with frozen_eval(model), torch.no_grad():
+            mask[rows.numpy()] = (model(x_adv).argmax(1) == yb).cpu().numpy()
+        delta = (x_adv - xb.float())
+        stats[0] = max(stats[0], float(perturbation_norm(delta, norm).max()) / eps)
+        stats[1] += int(((x_adv < clip[0]) | (x_adv > clip[1])).sum())
+        stats[2] += int((~torch.isfinite(x_adv)).sum())
+    return mask, total, fwd
+
+
+def _point(attack: str, norm: Norm, eps: float, mask: np.ndarray, passes: int, forwards: int) -> RobustnessPoint:
+    return RobustnessPoint.of(attack, norm.value, eps, mask, passes, forwards)

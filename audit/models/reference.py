@@ -43,6 +43,30 @@ class MLP(nn.Module):
         return self.head(self.body(x))
 
 
+class MadryCNN(nn.Module):
+    """The MNIST network of Madry et al. 2018: two 5x5 convolutions (32, 64 channels) with 2x2 max-pooling, a
+    1024-unit dense layer; for (N, C, H, W) inputs with H, W divisible by 4. Outputs raw logits."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, width: int = 32,
+                 hidden: int = 1024):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(2 * width * (image_size // 4) ** 2, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def build_madry_cnn(**kwargs) -> nn.Module:
+    return MadryCNN(**kwargs)
+
+
 def build_small_cnn(**kwargs) -> nn.Module:
     """Factory in the ``module:function`` form that configs name."""
     return SmallCNN(**kwargs)

@@ -99,11 +99,12 @@ def test_targets_are_the_highest_ranked_wrong_classes(trained_cnn, eval_batch):
 def test_presets_fill_unset_keys_and_explicit_keys_win():
     q, s, t = AttackConfig(preset="quick"), AttackConfig(), AttackConfig(preset="thorough")
     assert q.attacks == ("fgsm", "pgd") and q.pgd_steps == 10
-    assert "apgd_dlr" in s.attacks and s.apgd_steps == 50
-    assert "apgd_t" in t.attacks and t.pgd_restarts == 3 and t.n_targets == 9
+    assert s.attacks == ("fgsm", "apgd_ce", "apgd_t", "fab_t", "square") and s.apgd_steps == 100  # AutoAttack's
+    assert s.chain == ("apgd_ce", "apgd_t", "fab_t", "square") and s.square_queries == 5000 and s.n_targets == 9
+    assert {"apgd_dlr", "fab"} <= set(t.attacks) and t.pgd_restarts == 3 and t.apgd_restarts == 5
     own = AttackConfig(preset="thorough", pgd_steps=7, attacks=("pgd",))
     assert own.pgd_steps == 7 and own.attacks == ("pgd",) and own.apgd_steps == 100
-    assert own.params("pgd") == {"early_stop": True, "steps": 7, "restarts": 3}
+    assert own.params("pgd") == {"early_stop": True, "steps": 7, "restarts": 3} and own.chain == ()
     assert "9 target classes" in t.describe("apgd_t")
     with pytest.raises(UsageError, match="attacks.preset: 'fast' is not a preset"):
         from_data(AttackConfig, {"preset": "fast"}, "attacks")
@@ -114,9 +115,11 @@ def test_dlr_is_skipped_with_a_reason_on_a_binary_model():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 2)).eval()
     x, y = torch.rand(32, 4), torch.randint(0, 2, (32,))
-    ev = evaluate_robustness(model, x, y, settings=AttackConfig(eps=(0.1,), apgd_steps=5), clip=(0.0, 1.0),
-                             device=torch.device("cpu"), seed=0)
+    settings = AttackConfig(preset="thorough", eps=(0.1,), attacks=("fgsm", "pgd", "apgd_ce", "apgd_dlr", "square"),
+                            apgd_steps=5, pgd_steps=5, apgd_restarts=1, pgd_restarts=1)
+    ev = evaluate_robustness(model, x, y, settings=settings, clip=(0.0, 1.0), device=torch.device("cpu"), seed=0)
     assert "apgd_dlr" in ev.skipped and "3 classes" in ev.skipped["apgd_dlr"]
+    assert "square" in ev.skipped and "images" in ev.skipped["square"]  # tabular rows have no square windows
     assert {p.attack for p in ev.points} == {"fgsm", "pgd", "apgd_ce", "worst_case"}
 
 

@@ -1,20 +1,23 @@
-"""Our native FGSM/PGD against ART's FastGradientMethod/ProjectedGradientDescent on the same model and points.
+"""Our native attacks against ART's on the same model, points and settings: FGSM/FastGradientMethod,
+PGD/ProjectedGradientDescent, APGD-CE/AutoProjectedGradientDescent and Square/SquareAttack.
 
-Tolerance: FGSM is deterministic, so both must agree within 1 point; PGD is random-started, so ours must agree
-within 4 points and never be weaker than ART's by more than 3 points (the same bound the default policy gates).
+Tolerance: FGSM is deterministic, so both must agree within 1 point; PGD and APGD are random-started, so ours must
+agree within 4 points and never be weaker than ART's by more than 3 points (the bound the default policy judges);
+Square is a random search: never weaker by more than 5 points on 200 points (bench/square_vs_art.py measures it
+on more points and queries).
 """
 import pytest
 
-from audit.checks.art_agreement import compare_with_art
+from audit.methods.art_adapter import compare_with_art
 
-FGSM_TOL, PGD_TOL, WEAKER_TOL = 0.01, 0.04, 0.03
+FGSM_TOL, PGD_TOL, WEAKER_TOL, SEARCH_TOL = 0.01, 0.04, 0.03, 0.05
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.15])
 def test_native_attacks_agree_with_art(trained_cnn, digits, eps):
     x, y = digits.x_test[:300], digits.y_test[:300]
-    res = compare_with_art(trained_cnn, x, y, eps=eps, norm="linf", steps=20, clip=(0.0, 1.0), num_classes=10,
-                           seed=0)
+    res = compare_with_art(trained_cnn, x, y, eps=eps, norm="linf", params={"fgsm": {}, "pgd": {"steps": 20}},
+                           clip=(0.0, 1.0), num_classes=10, seed=0)
     assert abs(res["fgsm"]["shortfall"]) <= FGSM_TOL, res
     assert abs(res["pgd"]["shortfall"]) <= PGD_TOL, res
     assert res["pgd"]["shortfall"] <= WEAKER_TOL, res
@@ -23,6 +26,18 @@ def test_native_attacks_agree_with_art(trained_cnn, digits, eps):
 
 def test_l2_attacks_agree_with_art(trained_cnn, digits):
     x, y = digits.x_test[:300], digits.y_test[:300]
-    res = compare_with_art(trained_cnn, x, y, eps=1.0, norm="l2", steps=20, clip=(0.0, 1.0), num_classes=10, seed=0)
+    res = compare_with_art(trained_cnn, x, y, eps=1.0, norm="l2", params={"fgsm": {}, "pgd": {"steps": 20}},
+                           clip=(0.0, 1.0), num_classes=10, seed=0)
     assert abs(res["fgsm"]["shortfall"]) <= FGSM_TOL, res
     assert res["pgd"]["shortfall"] <= WEAKER_TOL, res
+
+
+@pytest.mark.slow
+def test_apgd_and_square_agree_with_arts(trained_cnn, digits):
+    x, y = digits.x_test[:200], digits.y_test[:200]
+    res = compare_with_art(trained_cnn, x, y, eps=0.1, norm="linf",
+                           params={"apgd_ce": {"steps": 50}, "square": {"queries": 300, "p_init": 0.8}},
+                           clip=(0.0, 1.0), num_classes=10, seed=0)
+    assert abs(res["apgd_ce"]["shortfall"]) <= PGD_TOL and res["apgd_ce"]["shortfall"] <= WEAKER_TOL, res
+    assert res["square"]["shortfall"] <= SEARCH_TOL, res
+    assert res["square"]["art"] < 0.9, "Square did nothing: the comparison would be vacuous"

@@ -7,6 +7,7 @@ import torch
 
 import attacks.training as training
 from attacks.trades import trades_perturb
+from attacks.recipes import Recipe
 from attacks.training import Adversary, Regularisers, train
 from audit.models.reference import SmallCNN
 
@@ -54,11 +55,65 @@ def test_the_overfitting_guard_restores_the_best_epoch(small, monkeypatch):
 
     def fake(model, *args):
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        return next(accuracies)
-    monkeypatch.setattr(training, "_pgd_accuracy", fake)
+        return 0.9, next(accuracies)
+    monkeypatch.setattr(training, "_monitor", fake)
     torch.manual_seed(0)
     model = SmallCNN()
     stats = train(model, x, y, epochs=4, adversary=Adversary("fgsm_rs", 0.1), seed=0)
     assert stats.epochs == 3 and "catastrophic overfitting" in stats.stopped_early
     best = snapshots[1]
     assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("method", ["fgsm", "fgsm_rs"])
+def test_both_fgsm_methods_are_guarded(small, monkeypatch, method):
+    x, y = small
+    accuracies = iter([0.5, 0.1])
+    monkeypatch.setattr(training, "_monitor", lambda *a: (0.9, next(accuracies)))
+    stats = train(SmallCNN(), x, y, epochs=3, adversary=Adversary(method, 0.1), seed=0)
+    assert stats.epochs == 2 and stats.selected_epoch == 1 and stats.guard_history == (0.5, 0.1)
+
+
+def test_select_best_keeps_the_epoch_with_the_best_held_out_robust_accuracy(small, monkeypatch):
+    x, y = small
+    scores = iter([0.2, 0.7, 0.4])
+    kept = []
+
+    def fake(model, *args):
+        kept.append({k: v.clone() for k, v in model.state_dict().items()})
+        return 0.9, next(scores)
+    monkeypatch.setattr(training, "_monitor", fake)
+    model = SmallCNN()
+    stats = train(model, x, y, adversary=Adversary("pgd", 0.1, steps=2), seed=0,
+                  recipe=Recipe(epochs=3, select="best", holdout=32))
+    assert stats.selected_epoch == 2 and stats.monitor == "held-out (32 rows)"
+    assert all(torch.equal(v, kept[1][k]) for k, v in model.state_dict().items())
+    assert [h.monitor_robust for h in stats.history] == [0.2, 0.7, 0.4]
+
+
+def test_the_eps_warms_up_linearly_and_the_learning_rate_follows_its_schedule():
+    r = Recipe(epochs=10, warmup_epochs=4, schedule="onecycle", lr=1.0)
+    per_epoch = 5
+    assert r.eps_factor(0, per_epoch) == pytest.approx(1 / 20) and r.eps_factor(19, per_epoch) == 1.0
+    assert r.eps_factor(9, per_epoch) == pytest.approx(0.5) and r.eps_factor(40, per_epoch) == 1.0
+    assert r.lr_factor(0, 100) < 0.01 and r.lr_factor(40, 100) == pytest.approx(1.0)
+    assert r.lr_factor(70, 100) == pytest.approx(0.5) and r.lr_factor(100, 100) == 0.0
+    p = Recipe(epochs=10, schedule="piecewise")
+    assert (p.lr_factor(10, 100), p.lr_factor(60, 100), p.lr_factor(90, 100)) == (1.0, 0.1, 0.01)
+
+
+def test_warm_up_grows_the_training_eps_epoch_by_epoch(small):
+    x, y = small
+    stats = train(SmallCNN(), x, y, adversary=Adversary("pgd", 0.3, steps=2), seed=0,
+                  recipe=Recipe(epochs=3, warmup_epochs=2, batch_size=128))
+    assert [round(h.eps, 4) for h in stats.history] == [0.15, 0.3, 0.3]
+
+
+def test_a_diverging_run_stops_and_is_marked(small):
+    x, y = small
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[1].weight.fill_(1e38)  # the first step overflows: what a far too large learning rate does
+    stats = train(model, x, y, seed=0, recipe=Recipe(epochs=3))
+    assert stats.diverged and "non-finite" in stats.stopped_early and stats.history[-1].loss is None

@@ -52,11 +52,13 @@ def test_label_issues_use_out_of_fold_probabilities(demo_result):
     assert len(ranked) == len(set(ranked)) == int(f.metrics["label_issues"])
 
 
-def test_residual_risk_statement_matches_the_candidates_numbers(demo_result):
+def test_residual_risk_statement_matches_the_candidates_numbers_at_the_declared_threat(demo_result):
     cand = demo_result.variant(demo_result.candidate)
-    top = max((p for p in cand.robustness if p.attack == WORST_CASE), key=lambda p: p.eps)
+    tm = demo_result.threat_model
+    assert tm.declared and tm.eps == 0.1 and tm.name == "digits-8x8-linf-0.1"
+    at = next(p for p in cand.robustness if p.attack == WORST_CASE and p.eps == tm.eps)
     text = " ".join(demo_result.residual_risk)
-    assert f"{1 - top.robust_accuracy:.1%}" in text and f"eps {top.eps:g}" in text
+    assert f"{1 - at.robust_accuracy:.1%}" in text and "declared threat model (digits-8x8-linf-0.1" in text
     assert "not measured" in text.lower()
 
 

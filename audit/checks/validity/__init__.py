@@ -1,4 +1,4 @@
-"""The validity checks C1-C15 on a robustness evaluation, one per file. ``VALIDITY_CHECKS`` is the only registry:
+"""The validity checks C1-C16 on a robustness evaluation, one per file. ``VALIDITY_CHECKS`` is the only registry:
 id -> check, in report order."""
 from audit.checks.validity.base import Probe, ValidityResult, worst
 from audit.checks.validity.c01_monotone import Monotone
@@ -16,9 +16,11 @@ from audit.checks.validity.c12_worst_case import WorstCase
 from audit.checks.validity.c13_eps_units import EpsUnits
 from audit.checks.validity.c14_catastrophic_overfitting import CatastrophicOverfitting
 from audit.checks.validity.c15_true_labels import TrueLabels
+from audit.checks.validity.c16_single_step_gap import SingleStepGap
 
 VALIDITY_CHECKS = {c.id: c for c in (Monotone(), Iterative(), Convergence(), Unbounded(), Noise(), BlackBox(),
                                      GradientHealth(), Determinism(), Logits(), PerturbationValidity(), Reference(),
-                                     WorstCase(), EpsUnits(), CatastrophicOverfitting(), TrueLabels())}
+                                     WorstCase(), EpsUnits(), CatastrophicOverfitting(), TrueLabels(),
+                                     SingleStepGap())}
 
 __all__ = ["VALIDITY_CHECKS", "Probe", "ValidityResult", "worst"]

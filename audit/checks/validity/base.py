@@ -79,7 +79,7 @@ class Probe:
 
     @property
     def norm(self) -> Norm:
-        return Norm(self.settings.norm)
+        return Norm(self.settings.norm or Norm.LINF)
 
     def accuracy(self) -> dict:
         """(attack, eps) -> robust accuracy of the full grid."""

@@ -10,7 +10,7 @@ class CatastrophicOverfitting(ValidityCheck):
 
     def evaluate(self, p: Probe) -> ValidityResult:
         d = p.defence
-        if d is None or d.method != "fgsm_rs":
+        if d is None or d.method not in ("fgsm_rs", "fgsm"):
             return self.result(SKIPPED, "not trained with FGSM")
         if p.training is None:
             return self.result(SKIPPED, "trained outside this audit (checkpoint)")

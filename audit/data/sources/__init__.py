@@ -10,14 +10,14 @@ from audit.data.splits import Splits, standardise
 from audit.core.errors import UsageError
 from audit.data.memory import return_freed_memory
 from audit.data.rows import scan
-from audit.data.sources.builtin import load_breast_cancer, load_digits
+from audit.data.sources.builtin import load_breast_cancer, load_digits, load_digits28
 from audit.data.sources.factory import load_factory
 from audit.data.sources.folder import load_folder
 from audit.data.sources.npy import load_npy
 from audit.data.sources.npz import load_npz, load_ood
 from audit.data.sources.table import load_table
 
-BUILTIN = {"digits": load_digits, "breast-cancer": load_breast_cancer}
+BUILTIN = {"digits": load_digits, "digits28": load_digits28, "breast-cancer": load_breast_cancer}
 SOURCES = {**BUILTIN, "npz": load_npz, "npy": load_npy, "folder": load_folder, "table": load_table,
            "factory": load_factory}
 NEEDS_PATH = ("npz", "npy", "folder", "table")

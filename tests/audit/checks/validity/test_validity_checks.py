@@ -185,3 +185,16 @@ def test_a_gradient_masked_model_gets_a_failing_validity_finding(trained_cnn, di
     results = run_validity_checks(masked)
     assert worst(results) == "fail"
     assert {"C4", "C6", "C7"} <= {r.id for r in results if r.status == "fail"}
+
+
+def test_c16_fails_when_fgsm_is_far_above_the_strongest_iterative_attack(healthy):
+    ok = VALIDITY_CHECKS["C16"].evaluate(healthy)
+    assert ok.status == "pass" and ok.values["max_gap"] <= 0.2
+    bad = with_points(healthy, lambda p: dataclasses.replace(p, robust_accuracy=0.75)
+                      if p.attack == "fgsm" and p.eps == 0.2 else p)
+    r = VALIDITY_CHECKS["C16"].evaluate(bad)
+    assert r.status == "fail" and "eps 0.2" in r.evidence and "catastrophic overfitting" in r.evidence
+    only_fgsm = dataclasses.replace(healthy, settings=dataclasses.replace(QUICK, attacks=("fgsm",)),
+                                    grid=dataclasses.replace(healthy.grid, points=tuple(
+                                        p for p in healthy.grid.points if p.attack == "fgsm")))
+    assert VALIDITY_CHECKS["C16"].evaluate(only_fgsm).status == "skipped"

@@ -1,0 +1,118 @@
+"""Training health of every variant this audit trained: did the recipe converge to a usable model?
+
+Failures (the variant is NO-GO when it is the candidate, and never "best"): divergence (a non-finite loss) and
+collapse (near-constant predictions, or clean accuracy near chance). Warnings: catastrophic overfitting caught by
+the FGSM guard (the best epoch was restored), and robust overfitting (held-out PGD accuracy fell well below its
+peak by the last epoch; a warning only when the final weights are the last epoch's). Each condition names its cause
+and a remedy. A supplied checkpoint was not trained here: C16 checks it for single-step overfitting instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attacks.training import EpochRecord
+from audit.checks.base import AuditContext, controls
+from audit.core.result import Details, Measurement, Status
+
+CHANCE_MARGIN = 0.1        # clean accuracy within this of chance is a collapse
+CONSTANT_SHARE = 0.9       # one class predicted for this share of the test points is a collapse ...
+SKEW_MARGIN = 0.3          # ... unless the test labels are nearly that skewed themselves
+ROBUST_DROP = 0.1          # held-out PGD accuracy this far below its peak at the last epoch: robust overfitting
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str            # "divergence", "collapse", "catastrophic overfitting", "robust overfitting"
+    status: str          # "pass", "warn" or "fail"
+    evidence: str
+    remedy: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingHealthDetails(Details):
+    conditions: tuple[Condition, ...]
+    history: tuple[EpochRecord, ...]
+    selected_epoch: int
+    epochs: int
+    monitor: str
+    majority_share: float        # share of test points given the most frequent predicted class
+    clean_accuracy: float
+
+
+def conditions(stats, ok: np.ndarray, pred: np.ndarray, y: np.ndarray, k: int, method: str) -> list[Condition]:
+    out = []
+    out.append(Condition("divergence", "fail", stats.stopped_early, "lower training.lr, set grad_clip, or use "
+                         "optimizer 'sgd'") if stats.diverged else
+               Condition("divergence", "pass", "the training loss stayed finite"))
+    acc, share = float(ok.mean()), float(np.bincount(pred, minlength=k).max() / len(pred))
+    label_share = float(np.bincount(y, minlength=k).max() / len(y))
+    chance = 1.0 / k
+    if acc <= chance + CHANCE_MARGIN or (share >= CONSTANT_SHARE and share > label_share + SKEW_MARGIN):
+        out.append(Condition("collapse", "fail", f"clean accuracy {acc:.1%} (chance {chance:.1%}); one class "
+                             f"predicted for {share:.1%} of the test points",
+                             "a linear eps warm-up (defences.warmup_epochs), a lower training.lr or schedule "
+                             "'onecycle', more epochs; check the data's labels and clip range"))
+    else:
+        out.append(Condition("collapse", "pass", f"clean accuracy {acc:.1%}; the most frequent prediction covers "
+                             f"{share:.1%} of the test points"))
+    if "catastrophic" in stats.stopped_early:
+        out.append(Condition("catastrophic overfitting", "warn", stats.stopped_early,
+                             "train with method 'pgd', or 'fgsm_rs' with a longer warm-up or a smaller eps"))
+    elif method in ("fgsm", "fgsm_rs"):
+        out.append(Condition("catastrophic overfitting", "pass", "the FGSM guard saw no collapse of PGD accuracy"))
+    robust = [h.monitor_robust for h in stats.history if h.monitor_robust is not None]
+    if robust:
+        peak, last = max(robust), robust[-1]
+        kept_best = stats.selected_epoch != stats.epochs
+        text = (f"held-out PGD accuracy peaked at {peak:.1%} (epoch {robust.index(peak) + 1}) and ended at "
+                f"{last:.1%}")
+        if peak - last > ROBUST_DROP:
+            out.append(Condition("robust overfitting", "pass" if kept_best else "warn",
+                                 text + ("; the best epoch's weights are kept" if kept_best else ""),
+                                 "" if kept_best else "set defences.select = 'best' or train fewer epochs"))
+        else:
+            out.append(Condition("robust overfitting", "pass", text))
+    return out
+
+
+class TrainingHealth:
+    id = "training_health"
+    title = "Training health (convergence of the trained variants)"
+    scope = "variant"
+    controls = controls(MEASURE_2_3="supporting", MEASURE_2_7="supporting", MANAGE_1_3="supporting")
+    description = ("Divergence, collapse to a constant or chance-level predictor, catastrophic and robust "
+                   "overfitting of every variant this audit trained, each with its cause and a remedy.")
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    Details = TrainingHealthDetails
+
+    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+        v = ctx.variants[variant]
+        stats = v.train_stats
+        if stats is None:
+            return Measurement(check=self.id, variant=variant, skipped="not trained by this audit (a supplied "
+                               "model); validity check C16 looks for single-step overfitting instead")
+        ok = ctx.clean_correct(variant)
+        pred = ctx.test_logits(variant).argmax(1).numpy()
+        y = ctx.data.y_test.numpy()
+        k = ctx.data.num_classes
+        method = v.defence.method if v.defence is not None else "none"
+        conds = conditions(stats, ok, pred, y, k, method)
+        failed = [c for c in conds if c.status == "fail"]
+        warned = [c for c in conds if c.status == "warn"]
+        share = float(np.bincount(pred, minlength=k).max() / len(pred))
+        summary = ("training failed: " + "; ".join(f"{c.name}: {c.evidence} (remedy: {c.remedy})" for c in failed)
+                   if failed else f"converged: {', '.join(c.name for c in conds if c.status == 'pass')} fine")
+        if warned and not failed:
+            summary += "; " + "; ".join(f"{c.name}: {c.evidence}" for c in warned)
+        return Measurement(
+            check=self.id, variant=variant,
+            metrics={"training_failures": float(len(failed)), "training_warnings": float(len(warned)),
+                     "majority_prediction_share": share},
+            details=TrainingHealthDetails(conditions=tuple(conds), history=stats.history,
+                                          selected_epoch=stats.selected_epoch, epochs=stats.epochs,
+                                          monitor=stats.monitor, majority_share=share,
+                                          clean_accuracy=float(ok.mean())),
+            summary=summary, at_best=Status.WARN if warned else None)
