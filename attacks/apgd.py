@@ -10,7 +10,9 @@ The checkpoints are kept in the simplified integer form of the reference impleme
 shrinking by 0.03 * steps to at least 0.06 * steps).
 
 Per example the first misclassified iterate is kept (over steps and restarts); ``early_stop`` stops spending
-passes on an example once it is broken (same result, fewer passes). Losses: "ce" (APGD-CE) and "dlr" (APGD-DLR,
+passes on an example once it is broken (same result, fewer passes): broken examples are dropped from the batch
+every ``compact_every(device)`` steps, the loop's only host synchronisation; all other updates are masked, so no step
+waits for the device. Losses: "ce" (APGD-CE) and "dlr" (APGD-DLR,
 needs >= 3 classes). ``target`` gives targeted runs (APGD-T uses the targeted DLR loss).
 
 Shapes: x (N, ...) in the clip range, y (N,) int64 true labels. Cost: at most (steps + 1) * restarts
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks.base import (AttackOutput, Norm, _flat_norm, ascent_direction, attack_with_restarts, clip_to, draw,
+from attacks.base import (AttackOutput, Norm, compact_every, _flat_norm, ascent_direction, attack_with_restarts, clip_to, draw,
                           project)
 from attacks.losses import LOSSES
 
@@ -69,10 +71,12 @@ def _single_run(model, x, y, target, *, eps, norm, clip, steps, loss_fn, early_s
     interval = max(int(0.22 * steps), 1)
     min_interval, decrease = max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
     since_check = 0
+    active, every = all_idx, compact_every(x.device)
     for i in range(steps):
-        active = (~done).nonzero().squeeze(1) if early_stop else all_idx
-        if active.numel() == 0:
-            break
+        if early_stop and i % every == 0:  # the only host synchronisation of the loop
+            active = active[~done[active]]
+            if active.numel() == 0:
+                break
         a = MOMENTUM if i > 0 else 1.0
         xa, xp = x_adv[active], x_prev[active]
         z = proj(xa + step[active].view(shape1) * ascent_direction(grad[active], norm), active)
@@ -82,13 +86,14 @@ def _single_run(model, x, y, target, *, eps, norm, clip, steps, loss_fn, early_s
         passes += active.numel()
         grad[active] = g_new
         hit = lg.argmax(1).ne(y[active]) & ~done[active]
-        found[active[hit]] = new[hit]
-        done[active[hit]] = True
+        found[active] = torch.where(hit.view(shape1), new, found[active])
+        done[active] = done[active] | hit
         increases[active] += (l_new > loss_last[active]).float()
         loss_last[active] = l_new
         better = l_new > loss_best[active]
-        idx = active[better]
-        x_best[idx], grad_best[idx], loss_best[idx] = new[better], g_new[better], l_new[better]
+        x_best[active] = torch.where(better.view(shape1), new, x_best[active])
+        grad_best[active] = torch.where(better.view(shape1), g_new, grad_best[active])
+        loss_best[active] = torch.where(better, l_new, loss_best[active])
         since_check += 1
         if since_check == interval:
             oscillating = increases <= interval * RHO
@@ -96,13 +101,13 @@ def _single_run(model, x, y, target, *, eps, norm, clip, steps, loss_fn, early_s
             reduce = oscillating | stalled
             reduced_at_check = reduce
             loss_best_at_check = loss_best.clone()
-            step[reduce] /= 2.0
-            x_adv[reduce] = x_best[reduce]
-            grad[reduce] = grad_best[reduce]
+            step = torch.where(reduce, step / 2.0, step)
+            x_adv = torch.where(reduce.view(shape1), x_best, x_adv)
+            grad = torch.where(reduce.view(shape1), grad_best, grad)
             increases.zero_()
             since_check = 0
             interval = max(interval - decrease, min_interval)
-    found[~done] = x_best[~done]
+    found = torch.where(done.view(shape1), found, x_best)
     return found, done, passes
 
 

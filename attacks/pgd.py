@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks.base import (AttackOutput, Norm, ascent_direction, attack_with_restarts, clip_to, project,
+from attacks.base import (AttackOutput, Norm, compact_every, ascent_direction, attack_with_restarts, clip_to, project,
                           random_start)
 
 
@@ -53,11 +53,12 @@ def _success(logits, y, legacy_targeted):
 
 
 def _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, legacy, early_stop, keep_adv,
-             generator):
+             generator, need_last=True):
     """One run from one start; returns (x kept, success mask, example passes).
 
     Fixed steps run on the whole batch with masked updates (no host synchronisation inside the loop); early stop
-    compacts the batch to the still-unbroken examples after each step (one synchronisation per step).
+    drops the broken examples from the batch every ``compact_every(device)`` steps (its only synchronisation), with
+    masked updates in between, so the kept point of every example is the fixed-step run's.
     """
     xa = clip_to(xs + random_start(xs, eps, norm, generator), clip) if random_init else xs.clone()
     found = xa.clone()
@@ -72,30 +73,34 @@ def _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, lega
                 done = done | hit
             xa = clip_to(xs + project(xa + alpha * ascent_direction(grad, norm) - xs, eps, norm), clip).detach()
         passes = steps * xs.shape[0]
+        if not keep_adv and not need_last:  # adversarial training: the last iterate, no extra forward pass
+            return xa, None, passes
         with torch.no_grad():
             last = _success(model(xa), ys, legacy)
         if not keep_adv:
             return xa, last, passes
         return torch.where(done.view(shape1), found, xa), done | last, passes
-    active = torch.arange(xs.shape[0], device=xs.device)
+    active, every = torch.arange(xs.shape[0], device=xs.device), compact_every(xs.device)
     passes = 0
-    for _ in range(steps):
+    for i in range(steps):
+        if i and i % every == 0:  # the loop's only host synchronisation
+            active = active[~done[active]]
+            if active.numel() == 0:
+                break
         grad, logits = _grad(model, xa[active], ys[active], None if ts is None else ts[active], legacy)
         passes += active.numel()
-        hit = _success(logits, ys[active], legacy)
-        found[active[hit]] = xa[active[hit]]
-        done[active[hit]] = True
-        active, grad = active[~hit], grad[~hit]
-        if active.numel() == 0:
-            break
-        x0 = xs[active]
-        moved = xa[active] + alpha * ascent_direction(grad, norm)
-        xa[active] = clip_to(x0 + project(moved - x0, eps, norm), clip).detach()
-    with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
-        last_ok = _success(model(xa[active]), ys[active], legacy)
-    found[active[last_ok]] = xa[active[last_ok]]
-    done[active[last_ok]] = True
-    found[~done] = xa[~done]
+        xs_a, xa_a = xs[active], xa[active]
+        hit = _success(logits, ys[active], legacy) & ~done[active]
+        found[active] = torch.where(hit.view(shape1), xa_a, found[active])
+        done[active] = done[active] | hit
+        xa[active] = clip_to(xs_a + project(xa_a + alpha * ascent_direction(grad, norm) - xs_a, eps, norm),
+                             clip).detach()
+    if active.numel():
+        with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
+            last_ok = _success(model(xa[active]), ys[active], legacy) & ~done[active]
+        found[active] = torch.where(last_ok.view(shape1), xa[active], found[active])
+        done[active] = done[active] | last_ok
+    found = torch.where(done.view(shape1), found, xa)
     return found, done, passes
 
 
@@ -109,4 +114,4 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     return attack_with_restarts(
         model, x, y, target, restarts,
         lambda xs, ys, ts: _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, targeted,
-                                    early_stop, keep_adversarial, generator))
+                                    early_stop, keep_adversarial, generator, need_last=restarts > 1))

@@ -8,7 +8,8 @@ optimizer: "adam" or "sgd" (momentum, Nesterov off); schedule: "constant", "onec
 first 40% of the steps, then down to 0; Smith & Topin 2019, as in Wong et al. 2020) or "piecewise" (``lr``, then
 /10 at 50% and /100 at 75% of the epochs; Madry et al. / Rice et al.); warmup_epochs: epochs over which the
 training eps grows linearly from 0 to eps, per step; precision: "bf16" autocasts forward and backward on a GPU
-(on a CPU it is fp32); select: "last" or "best" (by held-out robust accuracy for adversarial training, held-out
+(on a CPU it is fp32); channels_last: trains a 4-d model and its batches in the channels-last memory format
+(faster convolutions on GPUs with tensor cores; the weights are handed back contiguous); select: "last" or "best" (by held-out robust accuracy for adversarial training, held-out
 clean accuracy otherwise); holdout: rows of the training data set aside to monitor every epoch (0: none; the
 catastrophic-overfitting guard then uses a 256-row training probe).
 """
@@ -36,6 +37,7 @@ class Recipe:
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     precision: str = "fp32"
+    channels_last: bool = False
     select: str = "last"
     holdout: int = 0
 

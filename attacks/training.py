@@ -105,6 +105,9 @@ def train(model: torch.nn.Module, x, y: torch.Tensor, *, epochs: int | None = No
     if isinstance(x, torch.Tensor):
         x = x.to(device)
     y = y.to(device)
+    layout = torch.channels_last if recipe.channels_last and len(x.shape) == 4 else None
+    if layout is not None:
+        model.to(memory_format=layout)
     if isinstance(clip[0], torch.Tensor):
         clip = (clip[0].to(device), clip[1].to(device))
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -133,6 +136,8 @@ def train(model: torch.nn.Module, x, y: torch.Tensor, *, epochs: int | None = No
         for i in range(0, n, recipe.batch_size):
             idx = order[i:i + recipe.batch_size]
             xb, yb = x[idx].to(device), y[idx.to(device)]
+            if layout is not None:
+                xb = xb.contiguous(memory_format=layout)
             if reg.input_noise > 0:
                 noise = torch.randn(xb.shape, generator=gen, device=gen.device).to(device, xb.dtype)
                 xb = clip_to(xb + reg.input_noise * noise, clip)
@@ -200,6 +205,8 @@ def train(model: torch.nn.Module, x, y: torch.Tensor, *, epochs: int | None = No
         selected = best_epoch
     elif stopped and best_state is not None:
         selected = best_epoch
+    if layout is not None:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     stats = TrainStats(seconds=time.perf_counter() - start, epochs=done, example_passes=passes,
                        stopped_early=stopped, guard_history=tuple(guard), history=tuple(history),

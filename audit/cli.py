@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -50,11 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="audit the built-in demo (small CNN on scikit-learn digits)")
     d.add_argument("--out", type=Path, default=Path("advaudit-demo"), help="output directory")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (auto: a GPU if any)")
+    d.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     _output_options(d)
     r = sub.add_parser("run", help="audit with a config file")
     r.add_argument("--config", type=Path, required=True)
     r.add_argument("--out", type=Path, default=Path("advaudit-out"))
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    r.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
     r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
     _output_options(r)
@@ -80,14 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(config, out: Path, config_path: Path | None = None) -> int:
-    from audit.api.outputs import check_output, write
+def _run(config, out: Path, config_path: Path | None = None, start: float | None = None,
+         profile: bool = False) -> int:
+    from audit.api.outputs import check_output, render, write
+    from audit.core.result import StageRecord
     from audit.engine.pipeline import run_audit_with_context
+    from audit.engine.record import Recorder, profile_table
     o = config.output
     key = check_output(out, tuple(o.formats), o.sign_key)
-    result, ctx = run_audit_with_context(config)
+    recorder = Recorder(start=start)
+    recorder.add(StageRecord("load libraries and config", round(time.perf_counter() - recorder.start, 4)))
+    result, ctx = run_audit_with_context(config, recorder=recorder)
+    with recorder.stage("render the report"):  # timed once; the written files are rendered again with the record
+        render(result, tuple(f for f in o.formats if f != "pdf"))
+    result = dataclasses.replace(result, run_record=recorder.record())
+    t = time.perf_counter()
     written = write(result, out, tuple(o.formats), ctx=ctx, config_path=config_path,
                     include_weights=o.include_weights, sign_key=key)
+    if profile:
+        print(profile_table(result.run_record))
+        print(f"then writing the outputs and the evidence bundle took {time.perf_counter() - t:.2f} s "
+              "(not in the record it writes)")
     print(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
     print(f"report: {written['html']}")
     print(f"results: {written['json']}" + (f"  summary: {written['md']}" if "md" in written else "")
@@ -140,18 +158,19 @@ def _init(path: Path) -> int:
     return EXIT_OK
 
 
-def dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
     from audit import config as cfg
     from audit.engine import configure
     if args.command == "demo":
-        return _run(_with_output_options(cfg.replace(cfg.demo_config(), seed=args.seed), args), args.out)
+        return _run(_with_output_options(cfg.replace(cfg.demo_config(), seed=args.seed, device=args.device), args), args.out,
+                    start=start, profile=args.profile)
     if args.command == "run":
         policy = args.policy if args.policy in (None, "default") else str(Path(args.policy).resolve())
         overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
                                             (("seed", args.seed), ("policy", policy), ("device", args.device))
                                             if v is not None]
         config = _with_output_options(configure.load(args.config, overrides), args)
-        return _run(config, args.out, config_path=args.config)
+        return _run(config, args.out, config_path=args.config, start=start, profile=args.profile)
     if args.command == "verify":
         from audit.evidence.manifest import verify
         problems = verify(args.bundle, args.key)
@@ -178,6 +197,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
     debug = False
     with warnings.catch_warnings():
         try:
@@ -190,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.verbose:
                 for noisy in ("art", "cleanlab", "torch"):
                     logging.getLogger(noisy).setLevel(logging.ERROR)
-            return dispatch(args)
+            return dispatch(args, start)
         except UsageError as e:
             print(f"advaudit: error: {e}", file=sys.stderr)
             return EXIT_USAGE

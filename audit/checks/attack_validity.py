@@ -3,6 +3,7 @@ number trustworthy? Each validity check is reported with its status and evidence
 the failed ones (the policy judges it) and a warning makes the finding at best a warning."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -55,12 +56,15 @@ def build_probe(ctx: AuditContext, variant: str) -> Probe:
                  reference=ref, reference_reason=why, training=v.train_stats, defence=v.defence)
 
 
-def run_validity_checks(probe: Probe, checks=None) -> list[ValidityResult]:
+def run_validity_checks(probe: Probe, checks=None, stage=None) -> list[ValidityResult]:
+    """Every validity check on ``probe``; ``stage(id)`` (a context manager) times each one in the run record."""
     out = []
     for cid, check in (checks or VALIDITY_CHECKS).items():
         start = time.perf_counter()
         try:
-            out.append(dataclasses.replace(check.evaluate(probe), seconds=round(time.perf_counter() - start, 3)))
+            with stage(cid) if stage is not None else contextlib.nullcontext():
+                result = check.evaluate(probe)
+            out.append(dataclasses.replace(result, seconds=round(time.perf_counter() - start, 3)))
         except Exception as e:  # a validity check that cannot run is reported, never silently passed
             log.warning("validity check %s could not run: %s", cid, e)
             out.append(ValidityResult(cid, check.name, "fail", f"the validity check could not run: "
@@ -83,7 +87,7 @@ class AttackValidity:
 
     def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
         probe = build_probe(ctx, variant)
-        results = run_validity_checks(probe)
+        results = run_validity_checks(probe, stage=lambda cid: ctx.stage(f"validity {cid}:{variant}"))
         failed = [r for r in results if r.status == "fail"]
         warned = [r for r in results if r.status == "warn"]
         summary = (f"{len(results) - len(failed) - len(warned)} of {len(results)} validity checks pass or do not "

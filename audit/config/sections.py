@@ -125,7 +125,8 @@ class TrainingConfig:
     """Training budget and optimiser shared by the baseline and every defence (attacks/recipes.py).
 
     optimizer: "adam" or "sgd" (with ``momentum``); schedule: "constant", "onecycle" or "piecewise" learning rate;
-    precision: "bf16" autocasts training on a GPU (fp32 on a CPU).
+    precision: "bf16" autocasts training on a GPU (fp32 on a CPU); channels_last: trains 4-d models in the
+    channels-last memory format (meant for GPUs).
     """
 
     epochs: int = 30
@@ -135,6 +136,7 @@ class TrainingConfig:
     momentum: float = 0.9
     schedule: str = "constant"
     precision: str = "fp32"
+    channels_last: bool = False
 
     def validate(self, path: str) -> None:
         finite(path, lr=self.lr, momentum=self.momentum)

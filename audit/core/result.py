@@ -181,6 +181,36 @@ class NotMeasured:
 
 
 @dataclass(frozen=True)
+class StageRecord:
+    """One stage of the run: wall seconds, the model passes it cost (over every model this run built), the peak
+    memory during it, and where it ran. ``parent`` names the enclosing stage (its time is inside the parent's)."""
+
+    name: str
+    seconds: float
+    example_passes: int = 0        # forward+backward, summed over examples
+    forward_passes: int = 0        # forward only, summed over examples
+    peak_host_mb: float | None = None
+    peak_device_mb: float | None = None
+    parent: str = ""
+    node: str = ""                 # the machine that ran it (executors that spread work)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where the time went. ``wall_seconds`` runs from the command's start to the end of rendering;
+    ``accounted`` is the share of it the top-level stages cover."""
+
+    stages: tuple[StageRecord, ...]
+    wall_seconds: float
+    accounted: float
+    device: str
+    executor: str
+    threads: int
+    peak_host_mb: float | None = None
+    peak_device_mb: float | None = None
+
+
+@dataclass(frozen=True)
 class AuditResult:
     schema_version: str
     tool: dict[str, str]
@@ -201,6 +231,7 @@ class AuditResult:
     reviewer: dict[str, str] = field(default_factory=dict)
     frameworks: dict[str, str] = field(default_factory=dict)  # editions the IDs refer to (ATLAS release pinned)
     duration_seconds: float = 0.0
+    run_record: RunRecord | None = None
 
     def to_dict(self) -> dict:
         return to_data(self)

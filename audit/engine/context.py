@@ -21,6 +21,7 @@ from audit.core.errors import UsageError
 from audit.core.metrics import same_eps
 from audit.core.result import Measurement
 from audit.data.splits import Splits
+from audit.engine.record import Recorder
 from audit.methods.corruptions import corruption_errors
 from audit.methods.evaluation import RobustnessEval, evaluate_robustness
 from audit.methods.label_issues import find_issues
@@ -63,6 +64,7 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     measurements: dict[str, Measurement] = field(default_factory=dict)  # data-scope checks that already ran
     user_pred_probs: np.ndarray | None = None  # label_issues.pred_probs, read and checked at preflight
+    recorder: Recorder = field(default_factory=Recorder)
     _memo: dict = field(default_factory=dict, repr=False)
 
     # --- models and randomness -------------------------------------------------------------------------------
@@ -78,9 +80,15 @@ class Context:
             yield
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """``model`` inside the declared input preprocessing, on the run's device."""
+        """``model`` inside the declared input preprocessing, on the run's device, its passes counted."""
         d = self.data
-        return input_wrapper(model, self.config.input, d.kind, d.input_shape, d.preprocessing).to(self.device)
+        wrapped = input_wrapper(model, self.config.input, d.kind, d.input_shape, d.preprocessing).to(self.device)
+        self.recorder.counter.attach(wrapped)
+        return wrapped
+
+    def stage(self, name: str):
+        """A timed stage of the run record (``with ctx.stage("..."):``)."""
+        return self.recorder.stage(name)
 
     def build_model(self) -> torch.nn.Module:
         """A fresh, untrained model from the factory, wrapped in the declared input preprocessing."""
@@ -94,9 +102,14 @@ class Context:
                    for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
 
-    def _once(self, key: str, compute):
+    def _once(self, key: str, compute, stage: str = ""):
+        """``compute()`` once per run; ``stage`` names it in the run record (nested in whichever check asked)."""
         if key not in self._memo:
-            self._memo[key] = compute()
+            if stage:
+                with self.stage(stage):
+                    self._memo[key] = compute()
+            else:
+                self._memo[key] = compute()
         return self._memo[key]
 
     # --- shared intermediates (typed accessors) --------------------------------------------------------------
@@ -121,7 +134,7 @@ class Context:
                                        settings=a, clip=self.data.attack_clip, device=self.device,
                                        seed=self.config.seed, num_classes=self.data.num_classes,
                                        desc=f"attack {variant}")
-        return self._once(f"robustness:{variant}", compute)
+        return self._once(f"robustness:{variant}", compute, stage=f"attack grid:{variant}")
 
     def robustness_if_computed(self, variant: str) -> RobustnessEval | None:
         return self._memo.get(f"robustness:{variant}")
@@ -144,7 +157,7 @@ class Context:
             x = self.data.x_train if split == "train" else self.data.x_test
             e = penultimate(self.variants["baseline"].model, x, device=self.device)
             return None if e is None else e.numpy()
-        return self._once(f"embedding:{split}", compute)
+        return self._once(f"embedding:{split}", compute, stage=f"embeddings:{split}")
 
     def embedding_unavailable(self) -> str:
         """Why the baseline's embeddings cannot be had ('' when they can): the skip reason of checks using them."""
@@ -161,7 +174,7 @@ class Context:
             xtr, xte = d.x_train.flatten(1).float(), d.x_test.flatten(1).float()
             thr = calibrated_threshold(xtr, quantile=self.config.leakage.quantile, seed=self.config.seed)
             return thr, find_leaks(xtr, d.y_train.numpy(), xte, d.y_test.numpy(), threshold=thr)
-        return self._once("input_leaks", compute)
+        return self._once("input_leaks", compute, stage="input-space neighbours")
 
     def test_label_issues(self) -> np.ndarray:
         """Ranked test rows whose label cleanlab doubts, from the baseline's out-of-sample probabilities."""
@@ -173,14 +186,14 @@ class Context:
         without ``compute``, whatever an earlier caller computed (None if none did)."""
         if compute is None:
             return self._memo.get("label_probabilities")
-        return self._once("label_probabilities", compute)
+        return self._once("label_probabilities", compute, stage="out-of-fold probabilities")
 
     def corruption_errors(self, variant: str) -> dict:
         """(corruption, severity) -> error rate of ``variant`` (the same seeded corruptions for every variant)."""
         d = self.data
         return self._once(f"corruptions:{variant}", lambda: corruption_errors(
             self.variants[variant].model, d.x_test, d.y_test, clip=d.attack_clip, kind=d.kind,
-            seed=self.config.seed, device=self.device))
+            seed=self.config.seed, device=self.device), stage=f"corruptions:{variant}")
 
     def measurement(self, check: str) -> Measurement | None:
         """The measurement of a data-scope check that already ran (declare it in ``requires``), or None."""

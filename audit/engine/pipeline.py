@@ -1,6 +1,7 @@
 """config -> Context -> measurements -> findings -> AuditResult. The one pipeline of every command."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -19,6 +20,7 @@ from audit.engine.context import Context, pick_device
 from audit.engine.judge import judge
 from audit.engine.plan import enabled_checks, execution_order
 from audit.engine.preflight import check_eps, check_model, check_pred_probs
+from audit.engine.record import Recorder
 from audit.engine.variants import train_variants
 from audit.models.loading import load_user_model
 
@@ -53,16 +55,25 @@ def check_policy_fits(policy: Policy, config: AuditConfig) -> None:
                              f"is not in the grid {list(config.attacks.eps)}; add it or use another policy")
 
 
-def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> Context:
+def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
+            recorder: Recorder | None = None) -> Context:
     """Load policy, data and model and check them against each other: every bad-input error happens here,
     before anything is trained or written."""
+    recorder = recorder or Recorder()
+    with recorder.stage("prepare (policy, data, model, pre-flight)"):
+        return _prepare(config, data, policy, recorder)
+
+
+def _prepare(config, data, policy, recorder) -> Context:
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
     policy = (policy or load_policy(config.policy)).for_threat(config.threat_model)
     check_policy_fits(policy, config)
     user = load_user_model(config.model, base_dir)  # before the data: a bad model file fails without reading it
     data = data or load_data(config.data, config.input, base_dir, config.seed)
     check_eps(config.attacks.eps, config.attacks.norm, data)
-    ctx = Context(config=config, policy=policy, data=data, device=pick_device(config.device), user_model=user)
+    device = pick_device(config.device)
+    recorder.device = device
+    ctx = Context(config=config, policy=policy, data=data, device=device, user_model=user, recorder=recorder)
     probe = ctx.wrap(user.module) if user.pretrained else ctx.build_model()
     explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
                     or config.data.source in ("folder", "table"))
@@ -82,7 +93,8 @@ def run_checks(ctx: Context) -> tuple[Finding, ...]:
         check = CHECKS[check_id]
         targets = list(ctx.variants) if check.scope == "variant" else [None]
         for variant in targets:
-            m = measure_safely(check, ctx, variant)
+            with ctx.stage(f"check {check_id}" + (f":{variant}" if variant else "")):
+                m = measure_safely(check, ctx, variant)
             if variant is None:
                 ctx.measurements[check_id] = m
             gating = variant is None or variant == config.candidate
@@ -95,11 +107,18 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
     return run_audit_with_context(config, data, policy)[0]
 
 
-def run_audit_with_context(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None
-                           ) -> tuple[AuditResult, Context]:
-    """``run_audit``, also returning the context (trained variants, data) the evidence bundle is made from."""
+def run_audit_with_context(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
+                           recorder: Recorder | None = None) -> tuple[AuditResult, Context]:
+    """``run_audit``, also returning the context (trained variants, data) the evidence bundle is made from.
+    ``recorder`` times the stages (its start is the command's start when the CLI passes one)."""
+    recorder = recorder or Recorder()
     start = time.perf_counter()
-    ctx = prepare(config, data, policy)
-    train_variants(ctx)
-    findings = run_checks(ctx)
-    return assemble(ctx, findings, time.perf_counter() - start), ctx
+    ctx = prepare(config, data, policy, recorder)
+    try:
+        train_variants(ctx)
+        findings = run_checks(ctx)
+        with ctx.stage("assemble the result"):
+            result = assemble(ctx, findings, time.perf_counter() - start)
+    finally:
+        recorder.counter.detach()  # a model handed in by the caller leaves without advaudit's hooks
+    return dataclasses.replace(result, run_record=recorder.record()), ctx

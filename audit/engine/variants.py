@@ -26,7 +26,8 @@ def recipe_for(config, defence, n_train: int) -> Recipe:
     selection (the baseline and supplied-free natural training keep the last epoch, with nothing held out)."""
     t = config.training
     base = dict(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, optimizer=t.optimizer, momentum=t.momentum,
-                schedule=t.schedule, precision=t.precision)
+                schedule=t.schedule, precision=t.precision,
+                channels_last=t.channels_last)
     if defence is None:
         return Recipe(**base)
     adversarial = defence.method != "none"
@@ -60,7 +61,9 @@ def train_variants(ctx: Context) -> None:
         ctx.variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
                                            ctx.wrap(user.module).eval(), None, None)
     else:
-        ctx.variants["baseline"] = train_variant(ctx, "baseline", "natural training (no defence)", None)
+        with ctx.stage("train baseline"):
+            ctx.variants["baseline"] = train_variant(ctx, "baseline", "natural training (no defence)", None)
     for d in ctx.config.defences:
-        ctx.variants[d.name] = supplied_checkpoint(ctx, d) if d.weights else train_variant(ctx, d.name,
-                                                                                          d.describe(), d)
+        with ctx.stage(f"{'load' if d.weights else 'train'} {d.name}"):
+            ctx.variants[d.name] = supplied_checkpoint(ctx, d) if d.weights else train_variant(ctx, d.name,
+                                                                                              d.describe(), d)

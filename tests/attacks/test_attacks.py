@@ -16,7 +16,7 @@ def accuracy(model, x, y):
 def test_perturbation_stays_in_ball_and_clip_range(trained_cnn, eval_batch, name, norm, eps):
     x, y = eval_batch
     out = ATTACKS[name](trained_cnn, x, y, eps=eps, norm=norm, clip=(0.0, 1.0), steps=5,
-                        generator=torch.Generator().manual_seed(0))
+                        queries=300, generator=torch.Generator().manual_seed(0))
     assert out.x_adv.shape == x.shape
     assert torch.isfinite(out.x_adv).all()
     assert out.x_adv.min() >= 0.0 and out.x_adv.max() <= 1.0
@@ -30,7 +30,7 @@ def test_attack_never_mutates_the_model_and_restores_its_mode(trained_cnn, eval_
     before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
     trained_cnn.train()
     try:
-        ATTACKS[name](trained_cnn, x, y, eps=0.1, steps=3)
+        ATTACKS[name](trained_cnn, x, y, eps=0.1, steps=3, queries=50)
         assert trained_cnn.training, "train mode was not restored"
         assert all(p.requires_grad for p in trained_cnn.parameters())
         assert all(torch.equal(before[k], v) for k, v in trained_cnn.state_dict().items())

@@ -1,0 +1,156 @@
+"""The run record: every stage's wall time, model passes and peak memory, so a user sees where the time went.
+
+Passes are counted by hooks on every model the run wraps (forward rows; backward rows when gradients flow
+through the model, for an attack's input gradient as for a training step), so no attack or trainer has to report
+them. Peak host memory is read from the kernel (VmHWM, reset per stage through /proc/self/clear_refs where Linux
+allows it), peak device memory from torch's allocator.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from audit.core.result import RunRecord, StageRecord
+
+log = logging.getLogger(__name__)
+SMALL_SHARE = 0.01  # the table folds nested stages under 1% of the wall time into one line
+warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+
+
+@dataclass
+class PassCounter:
+    forward: int = 0
+    backward: int = 0
+    handles: list = field(default_factory=list)
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Count ``model``'s forward and backward rows (ScriptModules take no hooks: their passes go uncounted)."""
+        try:
+            self.handles.append(model.register_forward_hook(self._on_forward))
+            self.handles.append(model.register_full_backward_hook(self._on_backward))
+        except RuntimeError as e:
+            log.info("passes of %s are not counted: %s", type(model).__name__, e)
+
+    def _on_forward(self, _m, inputs, _out):
+        if inputs and isinstance(inputs[0], torch.Tensor):
+            self.forward += inputs[0].shape[0]
+
+    def _on_backward(self, _m, _gin, gout):
+        if gout and isinstance(gout[0], torch.Tensor):
+            self.backward += gout[0].shape[0]
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+
+def _reset_host_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _host_peak_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Recorder:
+    """Times stages (``with recorder.stage(name):``), nested ones with their parent named."""
+
+    def __init__(self, start: float | None = None, device: torch.device | None = None, executor: str = "local"):
+        self.start = start if start is not None else time.perf_counter()
+        self.device = device
+        self.executor = executor
+        self.counter = PassCounter()
+        self.stages: list[StageRecord] = []
+        self._open: list[str] = []
+        self._peak_host = 0.0
+        self._peak_device = 0.0
+
+    @contextlib.contextmanager
+    def stage(self, name: str, node: str = ""):
+        parent = self._open[-1] if self._open else ""
+        self._open.append(name)
+        cuda = self.device is not None and self.device.type == "cuda"
+        if not parent:
+            _reset_host_peak()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(self.device)
+        fwd, bwd = self.counter.forward, self.counter.backward
+        slot = len(self.stages)
+        self.stages.append(None)  # stages are listed in the order they start: a parent before its children
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - t
+            self._open.pop()
+            host = _host_peak_mb()
+            dev = torch.cuda.max_memory_allocated(self.device) / 2**20 if cuda else None
+            self._peak_host = max(self._peak_host, host)
+            self._peak_device = max(self._peak_device, dev or 0.0)
+            dbwd = self.counter.backward - bwd
+            self.stages[slot] = (StageRecord(name=name, seconds=round(seconds, 4), example_passes=dbwd,
+                                           forward_passes=self.counter.forward - fwd - dbwd,
+                                           peak_host_mb=round(host, 1), peak_device_mb=None if dev is None
+                                           else round(dev, 1), parent=parent, node=node))
+
+    def add(self, record: StageRecord) -> None:
+        """A stage measured elsewhere (a worker of a distributed executor)."""
+        self.stages.append(record)
+
+    def record(self, end: float | None = None) -> RunRecord:
+        wall = (end if end is not None else time.perf_counter()) - self.start
+        done = [s for s in self.stages if s is not None]  # a stage still open (the caller's) is not in it
+        top = sum(s.seconds for s in done if not s.parent)
+        return RunRecord(stages=tuple(done), wall_seconds=round(wall, 3),
+                         accounted=round(min(top / wall, 1.0) if wall > 0 else 1.0, 4),
+                         device=str(self.device) if self.device is not None else "", executor=self.executor,
+                         threads=torch.get_num_threads(), peak_host_mb=round(self._peak_host, 1),
+                         peak_device_mb=round(self._peak_device, 1) if self._peak_device else None)
+
+
+def profile_table(record: RunRecord) -> str:
+    """The record as a plain-text table (``advaudit run --profile``), slowest stages first within their parent."""
+    lines = [f"{'stage':48s} {'seconds':>9s} {'share':>6s} {'fwd+bwd':>12s} {'fwd':>12s} {'host MB':>8s}"]
+    by_parent: dict[str, list[StageRecord]] = {}
+    for s in record.stages:
+        by_parent.setdefault(s.parent, []).append(s)
+
+    def emit(parent: str, depth: int):
+        shown = sorted(by_parent.get(parent, []), key=lambda s: -s.seconds)
+        small = [s for s in shown if parent and s.seconds < SMALL_SHARE * record.wall_seconds]
+        for s in shown:
+            if s in small:
+                continue
+            lines.append(f"{'  ' * depth + s.name:48.48s} {s.seconds:9.2f} {s.seconds / record.wall_seconds:6.1%} "
+                         f"{s.example_passes:12,d} {s.forward_passes:12,d} "
+                         f"{(s.peak_host_mb or 0):8.0f}")
+            emit(s.name, depth + 1)
+        if small:
+            t = sum(s.seconds for s in small)
+            lines.append(f"{'  ' * depth + f'({len(small)} more, each under {SMALL_SHARE:.0%})':48.48s} {t:9.2f} "
+                         f"{t / record.wall_seconds:6.1%}")
+    emit("", 0)
+    lines.append(f"{'wall':48s} {record.wall_seconds:9.2f}   (stages account for {record.accounted:.1%}; device "
+                 f"{record.device}, executor {record.executor}, {record.threads} threads, peak host "
+                 f"{record.peak_host_mb or 0:.0f} MB)")
+    return "\n".join(lines)
