@@ -12,7 +12,7 @@ $(BIN)/advaudit: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,ray]"
 	touch $@
 
 demo: $(BIN)/advaudit

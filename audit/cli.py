@@ -43,6 +43,24 @@ def _with_output_options(config, args):
         o, formats=formats, sign_key=sign, include_weights=o.include_weights and not args.no_weights))
 
 
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default=None, choices=("local", "ray"),
+                   help="where the independent units run (overrides [execution] executor)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="Ray cluster: 'auto', 'host:6379' or 'ray://host:10001' (default: a local cluster)")
+
+
+def _with_executor(config, args):
+    e = config.execution
+    if args.executor is None and args.ray_address is None:
+        return config
+    executor = args.executor or ("ray" if args.ray_address is not None else e.executor)
+    address = args.ray_address if args.ray_address is not None else e.address
+    changed = dataclasses.replace(e, executor=executor, address=address)
+    changed.validate("execution")
+    return dataclasses.replace(config, execution=changed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="advaudit", description="Adversarial-robustness and data audit for PyTorch classifiers.")
     p.add_argument("--version", action="version", version=f"advaudit {__version__}")
@@ -53,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("advaudit-demo"), help="output directory")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (auto: a GPU if any)")
+    _executor_options(d)
     d.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     _output_options(d)
     r = sub.add_parser("run", help="audit with a config file")
@@ -62,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
     r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
+    _executor_options(r)
     _output_options(r)
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set attacks.eps=[0.05,0.1] (repeatable)")
@@ -162,14 +182,15 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
     from audit import config as cfg
     from audit.engine import configure
     if args.command == "demo":
-        return _run(_with_output_options(cfg.replace(cfg.demo_config(), seed=args.seed, device=args.device), args), args.out,
+        config = _with_executor(cfg.replace(cfg.demo_config(), seed=args.seed, device=args.device), args)
+        return _run(_with_output_options(config, args), args.out,
                     start=start, profile=args.profile)
     if args.command == "run":
         policy = args.policy if args.policy in (None, "default") else str(Path(args.policy).resolve())
         overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
                                             (("seed", args.seed), ("policy", policy), ("device", args.device))
                                             if v is not None]
-        config = _with_output_options(configure.load(args.config, overrides), args)
+        config = _with_executor(_with_output_options(configure.load(args.config, overrides), args), args)
         return _run(config, args.out, config_path=args.config, start=start, profile=args.profile)
     if args.command == "verify":
         from audit.evidence.manifest import verify

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attacks.training import train
 from audit.checks.base import AuditContext, controls
 from audit.core.result import Details, Measurement, Status
+from audit.core.units import Unit
 from audit.methods.backdoor import add_trigger, auroc, poison_plan, rates, recall_at_fpr, screen
+from audit.methods.units import train_unit
 from audit.models.embeddings import penultimate
 
 MAX_LISTED = 25
@@ -131,10 +132,15 @@ def self_test(ctx: AuditContext) -> BackdoorSelfTest:
     truth[rows] = True
     t = ctx.config.training
     epochs = cfg.selftest_epochs or t.epochs
+    kw = dict(epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed + SELFTEST_SEED_OFFSET,
+              desc="backdoor self-test")
+    (state, _), = ctx.run_units([Unit("train the backdoored copy", train_unit,
+                                      (ctx.model_spec(), ctx.seed_of(SELFTEST_SEED_OFFSET), torch.from_numpy(x),
+                                       torch.from_numpy(yp), kw))])
     with ctx.seeded(SELFTEST_SEED_OFFSET):
         model = ctx.build_model()
-        train(model, torch.from_numpy(x), torch.from_numpy(yp), epochs=epochs, batch_size=t.batch_size, lr=t.lr,
-              seed=ctx.config.seed + SELFTEST_SEED_OFFSET, desc="backdoor self-test")
+    model.load_state_dict(state)
+    model.eval()
     # attack success: test rows of each source class, triggered, predicted as that class's target
     yt = d.y_test.numpy()
     xt = add_trigger(d.x_test.numpy(), d.kind, value)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attacks.training import train
 from audit.checks.base import AuditContext, controls
 from audit.core.errors import UsageError
 from audit.core.result import Details, Measurement, Status
+from audit.core.units import Unit
 from audit.data.rows import take
-from audit.methods.label_issues import (find_issues, flip_labels, in_sample_suspected, out_of_fold,
+from audit.methods.units import fold_unit
+from audit.methods.label_issues import (find_issues, flip_labels, fold_assignment, in_sample_suspected,
                                         precision_recall, proxy_probabilities)
 
 MAX_LISTED = 25
@@ -82,18 +83,27 @@ class LabelIssuesDetails(Details):
     selftest: FlipSelfTest | None = None
 
 
-def kfold_probabilities(ctx: AuditContext, labels: np.ndarray) -> np.ndarray:
-    """Out-of-fold probabilities from K-fold training of the audited architecture (each fold its own seed)."""
+def kfold_probabilities(ctx: AuditContext, *label_sets: np.ndarray) -> list[np.ndarray]:
+    """Out-of-fold probabilities from K-fold training of the audited architecture, for each set of labels (the
+    given ones, the self-test's flipped copy): every fold of every set is an independent unit of the run's
+    executor, all submitted together, each with its fold's seed."""
     cfg, t = ctx.config.label_issues, ctx.config.training
-    yt = torch.from_numpy(labels)
-
-    def fit_predict(k: int, fit: np.ndarray, held: np.ndarray) -> np.ndarray:
-        with ctx.seeded(FOLD_SEED_OFFSET + k):
-            model = ctx.build_model()
-            train(model, take(ctx.data.x_train, fit), yt[fit], epochs=cfg.epochs, batch_size=t.batch_size,
-                  lr=t.lr, seed=ctx.config.seed + k, desc=f"fold {k + 1}/{cfg.folds}")
-        return torch.softmax(ctx.logits(model, take(ctx.data.x_train, held)), 1).double().numpy()
-    return out_of_fold(labels, cfg.folds, ctx.config.seed, ctx.data.num_classes, fit_predict)
+    spec, x = ctx.model_spec(), ctx.share(ctx.data.x_train)
+    units, held_rows = [], []
+    for j, labels in enumerate(label_sets):
+        fold_of = fold_assignment(labels, cfg.folds, ctx.config.seed)
+        y = torch.from_numpy(labels)
+        for k in range(cfg.folds):
+            fit, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
+            kw = dict(epochs=cfg.epochs, batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed + k,
+                      desc=f"fold {k + 1}/{cfg.folds}")
+            units.append(Unit(f"{'self-test ' if j else ''}fold {k + 1}/{cfg.folds}", fold_unit,
+                              (spec, ctx.seed_of(FOLD_SEED_OFFSET + k), x, y, fit, held, kw)))
+            held_rows.append((j, held))
+    probs = [np.zeros((len(labels), ctx.data.num_classes), dtype=np.float64) for labels in label_sets]
+    for (j, held), p in zip(held_rows, ctx.run_units(units)):
+        probs[j][held] = p
+    return probs
 
 
 class LabelIssues:
@@ -116,7 +126,7 @@ class LabelIssues:
             if e is None:
                 raise UsageError("label_issues.method 'proxy' needs a model with a final nn.Linear layer")
             return proxy_probabilities(e, labels, ctx.data.num_classes, cfg.folds, ctx.config.seed)
-        return kfold_probabilities(ctx, labels)
+        return kfold_probabilities(ctx, labels)[0]
 
     def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
         from cleanlab.rank import get_label_quality_scores
@@ -129,11 +139,21 @@ class LabelIssues:
             method = "proxy"
         labels = ctx.data.y_train.numpy()
         k = ctx.data.num_classes
+        flips = None if cfg.selftest_flip_rate <= 0 or ctx.user_pred_probs is not None else \
+            flip_labels(labels, cfg.selftest_flip_rate, k, ctx.config.seed + SELFTEST_SEED_OFFSET)
+        noisy_probs: list = []
+
+        def compute() -> np.ndarray:
+            if method != "kfold" or flips is None:
+                return self._probs(ctx, labels, method)
+            probs, noisy = kfold_probabilities(ctx, labels, flips[0])  # one batch of units: 2K folds at once
+            noisy_probs.append(noisy)
+            return probs
         if ctx.user_pred_probs is not None:
             probs = ctx.label_probabilities(lambda: ctx.user_pred_probs)
             source = f"user-supplied probabilities ({cfg.pred_probs})"
         else:
-            probs = ctx.label_probabilities(lambda: self._probs(ctx, labels, method))
+            probs = ctx.label_probabilities(compute)
             source = {"kfold": f"{cfg.folds}-fold training of the audited architecture",
                       "proxy": f"{cfg.folds}-fold logistic regression on the baseline's penultimate embeddings"}[method]
         guard = in_sample_suspected(probs, labels, self._reference(ctx), max_accuracy=cfg.in_sample_accuracy,
@@ -156,8 +176,9 @@ class LabelIssues:
         if test is not None:
             metrics["test_label_issue_rate"] = test.rate
         selftest = None
-        if cfg.selftest_flip_rate > 0 and ctx.user_pred_probs is None:
-            selftest = self._self_test(ctx, labels, method, cfg.selftest_flip_rate)
+        if flips is not None:
+            selftest = self._self_test(ctx, flips, method, cfg.selftest_flip_rate,
+                                       noisy_probs[0] if noisy_probs else None)
             metrics["selftest_f1"] = selftest.f1
         details = LabelIssuesDetails(
             indices_ranked=tuple(int(i) for i in ranked), top_issues=listed, per_class_issues=per_class,
@@ -205,10 +226,12 @@ class LabelIssues:
             top_issues=tuple(SuspectLabel(index=int(i), given_label=names[labels[i]],
                                           predicted_label=names[int(probs[i].argmax())]) for i in ranked[:MAX_LISTED]))
 
-    def _self_test(self, ctx: AuditContext, labels: np.ndarray, method: str, rate: float) -> FlipSelfTest:
-        noisy, flipped = flip_labels(labels, rate, ctx.data.num_classes, ctx.config.seed + SELFTEST_SEED_OFFSET)
-        found = np.zeros(len(labels), dtype=bool)
-        found[find_issues(noisy, self._probs(ctx, noisy, method))] = True
+    def _self_test(self, ctx: AuditContext, flips: tuple[np.ndarray, np.ndarray], method: str, rate: float,
+                   noisy_probs: np.ndarray | None) -> FlipSelfTest:
+        noisy, flipped = flips
+        found = np.zeros(len(noisy), dtype=bool)
+        probs = noisy_probs if noisy_probs is not None else self._probs(ctx, noisy, method)
+        found[find_issues(noisy, probs)] = True
         tp, precision, recall, f1 = precision_recall(found, flipped)
         return FlipSelfTest(flip_rate=rate, flipped=int(flipped.sum()), flagged=int(found.sum()), true_positives=tp,
                             precision=precision, recall=recall, f1=f1, method=method,

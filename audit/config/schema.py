@@ -15,6 +15,7 @@ from audit.config.attacks import AttackConfig
 from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig,
                                       TestOutliersConfig)
 from audit.config.defences import DefenceConfig
+from audit.config.execution import ExecutionConfig
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
 from audit.config.threat import LEGACY_DEFENCE_EPS, LEGACY_GRID, ThreatModelConfig
 from audit.core.errors import UsageError
@@ -44,6 +45,7 @@ class AuditConfig:
     backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     checks: tuple[str, ...] = ()
     candidate: str = "baseline"
     policy: str = "default"

@@ -21,12 +21,15 @@ from audit.core.errors import UsageError
 from audit.core.metrics import same_eps
 from audit.core.result import Measurement
 from audit.data.splits import Splits
+from audit.core.units import Executor, Unit
+from audit.engine.execution.local import LocalExecutor
 from audit.engine.record import Recorder
 from audit.methods.corruptions import corruption_errors
 from audit.methods.evaluation import RobustnessEval, evaluate_robustness
 from audit.methods.label_issues import find_issues
 from audit.methods.leakage import Leaks, calibrated_threshold, find_leaks
 from audit.methods.seeding import seeded, unit_seed
+from audit.methods.units import ModelSpec
 from audit.models.adapters import input_wrapper
 from audit.models.embeddings import penultimate
 from audit.models.loading import LoadedModel, build_from_factory
@@ -65,7 +68,12 @@ class Context:
     measurements: dict[str, Measurement] = field(default_factory=dict)  # data-scope checks that already ran
     user_pred_probs: np.ndarray | None = None  # label_issues.pred_probs, read and checked at preflight
     recorder: Recorder = field(default_factory=Recorder)
+    executor: Executor | None = None  # where units run (audit/engine/execution); in-process when not set
     _memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.executor is None:
+            self.executor = LocalExecutor(recorder=self.recorder)
 
     # --- models and randomness -------------------------------------------------------------------------------
     @property
@@ -89,6 +97,23 @@ class Context:
     def stage(self, name: str):
         """A timed stage of the run record (``with ctx.stage("..."):``)."""
         return self.recorder.stage(name)
+
+    def model_spec(self) -> ModelSpec:
+        """How a unit of work (on any executor) builds a fresh model of the audited architecture."""
+        m, d = self.config.model, self.data
+        return ModelSpec(m.factory, dict(m.kwargs), self.config.base_dir, self.config.input, d.kind,
+                         tuple(d.input_shape), d.preprocessing, str(self.device))
+
+    def run_units(self, units: list[Unit]) -> list:
+        """The values of independent units of work, in order, computed by the run's executor."""
+        return self.executor.map(units)
+
+    def share(self, obj):
+        """``obj`` as the executor hands it to units (stored once on a cluster)."""
+        return self.executor.share(obj)
+
+    def seed_of(self, offset: int) -> int:
+        return unit_seed(self.config.seed, offset)
 
     def build_model(self) -> torch.nn.Module:
         """A fresh, untrained model from the factory, wrapped in the declared input preprocessing."""
@@ -133,7 +158,8 @@ class Context:
             return evaluate_robustness(self.variants[variant].model, self.data.x_test, self.data.y_test,
                                        settings=a, clip=self.data.attack_clip, device=self.device,
                                        seed=self.config.seed, num_classes=self.data.num_classes,
-                                       desc=f"attack {variant}")
+                                       desc=f"attack {variant}", executor=self.executor,
+                                       shards=self.config.execution.shards or self.executor.workers)
         return self._once(f"robustness:{variant}", compute, stage=f"attack grid:{variant}")
 
     def robustness_if_computed(self, variant: str) -> RobustnessEval | None:

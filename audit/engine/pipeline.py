@@ -17,6 +17,7 @@ from audit.data.sources import BUILTIN, load_data
 from audit.data.splits import Splits
 from audit.engine.assemble import assemble
 from audit.engine.context import Context, pick_device
+from audit.engine.execution import make_executor
 from audit.engine.judge import judge
 from audit.engine.plan import enabled_checks, execution_order
 from audit.engine.preflight import check_eps, check_model, check_pred_probs
@@ -80,6 +81,8 @@ def _prepare(config, data, policy, recorder) -> Context:
     ctx.data, ctx.warnings = check_model(probe, data, ctx.device, explicit_classes=explicit,
                                          was_training=user.was_training, pretrained=user.pretrained)
     ctx.user_pred_probs = check_pred_probs(config.label_issues, ctx.data)
+    ctx.executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
+    recorder.executor = ctx.executor.name
     return ctx
 
 
@@ -120,5 +123,6 @@ def run_audit_with_context(config: AuditConfig, data: Splits | None = None, poli
         with ctx.stage("assemble the result"):
             result = assemble(ctx, findings, time.perf_counter() - start)
     finally:
-        recorder.counter.detach()  # a model handed in by the caller leaves without advaudit's hooks
+        recorder.counter.detach()
+        ctx.executor.close()  # a model handed in by the caller leaves without advaudit's hooks
     return dataclasses.replace(result, run_record=recorder.record()), ctx

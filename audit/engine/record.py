@@ -8,6 +8,7 @@ allows it), peak device memory from torch's allocator.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import resource
@@ -45,6 +46,17 @@ class PassCounter:
     def _on_backward(self, _m, _gin, gout):
         if gout and isinstance(gout[0], torch.Tensor):
             self.backward += gout[0].shape[0]
+
+    @contextlib.contextmanager
+    def suspended(self):
+        """Its hooks off while inside (a model is pickled for another process without them), then back on."""
+        models = [h.hooks_dict_ref() for h in self.handles]
+        saved = [(d, h.id, d.pop(h.id)) for d, h in zip(models, self.handles) if d is not None and h.id in d]
+        try:
+            yield
+        finally:
+            for d, key, fn in saved:
+                d[key] = fn
 
     def detach(self) -> None:
         for h in self.handles:
@@ -114,7 +126,9 @@ class Recorder:
                                            else round(dev, 1), parent=parent, node=node))
 
     def add(self, record: StageRecord) -> None:
-        """A stage measured elsewhere (a worker of a distributed executor)."""
+        """A stage measured elsewhere (a worker of a distributed executor), nested in the stage open here."""
+        if not record.parent and self._open:
+            record = dataclasses.replace(record, parent=self._open[-1])
         self.stages.append(record)
 
     def record(self, end: float | None = None) -> RunRecord:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from attacks.recipes import Recipe, auto_warmup
-from attacks.training import Adversary, Regularisers, train
+from attacks.training import Adversary, Regularisers
+from audit.core.units import Unit
 from audit.engine.context import Context, Variant
+from audit.methods.units import train_unit
 from audit.models.loading import apply_weights, build_from_factory, read_state_dict
 
 
@@ -37,33 +39,46 @@ def recipe_for(config, defence, n_train: int) -> Recipe:
     return Recipe(**base, warmup_epochs=warmup, select=defence.select, holdout=holdout)
 
 
-def train_variant(ctx: Context, name: str, description: str, defence) -> Variant:
+def _train_job(ctx: Context, name: str, defence) -> Unit:
+    """The unit that trains one variant (the baseline when ``defence`` is None) from the run's seed."""
     adversary = None if defence is None or defence.method == "none" else \
         Adversary(defence.method, defence.eps, norm=ctx.config.attacks.norm, steps=defence.steps, beta=defence.beta)
     reg = Regularisers() if defence is None else Regularisers(
         weight_decay=defence.weight_decay, l1=defence.l1, label_smoothing=defence.label_smoothing,
         mixup_alpha=defence.mixup_alpha, input_noise=defence.input_noise, grad_clip=defence.grad_clip)
     recipe = recipe_for(ctx.config, defence, int(ctx.data.x_train.shape[0]))
+    kw = dict(recipe=recipe, adversary=adversary, clip=ctx.data.attack_clip, seed=ctx.config.seed,
+              desc=f"train {name}", reg=reg)
+    return Unit(f"train {name}", train_unit, (ctx.model_spec(), ctx.seed_of(0), ctx.share(ctx.data.x_train),
+                                             ctx.share(ctx.data.y_train), kw))
+
+
+def _variant(ctx: Context, name: str, description: str, defence, state: dict, stats) -> Variant:
     with ctx.seeded():
         model = ctx.build_model()
-        stats = train(model, ctx.data.x_train, ctx.data.y_train, recipe=recipe, adversary=adversary,
-                      clip=ctx.data.attack_clip, seed=ctx.config.seed, desc=f"train {name}", reg=reg)
+    model.load_state_dict(state)
     if stats.stopped_early:
         ctx.warnings.append(f"{name}: {stats.stopped_early}")
         description += f" (stopped early: {stats.stopped_early})"
-    return Variant(name, description, model, defence, stats)
+    return Variant(name, description, model.eval(), defence, stats)
 
 
 def train_variants(ctx: Context) -> None:
-    """Fill ``ctx.variants`` in config order: the baseline, then every defence."""
+    """Fill ``ctx.variants`` in config order: the baseline, then every defence. The trainings are independent
+    units of the run's executor (each from the same seed, as if trained alone)."""
     user = ctx.user_model
-    if user is not None and user.pretrained:
+    pretrained = user is not None and user.pretrained
+    todo = ([] if pretrained else [("baseline", "natural training (no defence)", None)]) + \
+        [(d.name, d.describe(), d) for d in ctx.config.defences if not d.weights]
+    trained = dict(zip([t[0] for t in todo], ctx.run_units([_train_job(ctx, n, d) for n, _, d in todo])))
+    if pretrained:
         ctx.variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
                                            ctx.wrap(user.module).eval(), None, None)
     else:
-        with ctx.stage("train baseline"):
-            ctx.variants["baseline"] = train_variant(ctx, "baseline", "natural training (no defence)", None)
+        ctx.variants["baseline"] = _variant(ctx, "baseline", todo[0][1], None, *trained["baseline"])
     for d in ctx.config.defences:
-        with ctx.stage(f"{'load' if d.weights else 'train'} {d.name}"):
-            ctx.variants[d.name] = supplied_checkpoint(ctx, d) if d.weights else train_variant(ctx, d.name,
-                                                                                              d.describe(), d)
+        if d.weights:
+            with ctx.stage(f"load {d.name}"):
+                ctx.variants[d.name] = supplied_checkpoint(ctx, d)
+        else:
+            ctx.variants[d.name] = _variant(ctx, d.name, d.describe(), d, *trained[d.name])

@@ -80,39 +80,40 @@ def skipped_attacks(settings, num_classes: int, input_shape) -> dict[str, str]:
 
 
 def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, settings, clip, device: torch.device,
-                        seed: int, num_classes: int | None = None, desc: str = "attack") -> RobustnessEval:
+                        seed: int, num_classes: int | None = None, desc: str = "attack", executor=None,
+                        shards: int = 1) -> RobustnessEval:
     """Run every attack of ``settings`` (an AttackConfig) at every eps on (x, y) with the true labels.
 
     With ``settings.early_stop`` only clean-correct points are attacked (a clean error is never robust) and each
     attack stops on a point once it is misclassified: the robust accuracy is the same, the passes far fewer.
     Attacks of ``settings.chain`` run in order, each only on the points the earlier ones left robust (AutoAttack):
     the accuracy reported for one of them is that of the chain so far.
+
+    The test set is cut into ``shards`` runs of whole batches, each a unit of ``executor`` (in this process when
+    none is given). Every batch draws from a generator seeded by the run's seed, the attack, the eps and the
+    batch's position in the test set, so the bits do not depend on the sharding nor on where a shard runs.
     """
     norm = Norm(settings.norm or Norm.LINF)  # a standalone AttackConfig leaves it to the threat model: linf
     if isinstance(clip[0], torch.Tensor):  # per-feature bounds
         clip = (clip[0].to(device), clip[1].to(device))
-    bs = settings.batch_size
     if num_classes is None:
         with frozen_eval(model), torch.no_grad():
             num_classes = int(model(x[:1].to(device)).shape[1])
     skipped = skipped_attacks(settings, num_classes, tuple(x.shape[1:]))
     attacks = tuple(a for a in settings.attacks if a not in skipped)
     chain = tuple(a for a in (settings.chain or ()) if a in attacks)
-    correct: dict = {}
-    passes: dict = {}
-    forwards: dict = {}
-    stats = [0.0, 0, 0]  # max norm ratio, values out of range, non-finite values
-    clean_ok = clean_correct(model, x, y, device, bs)
-    jobs = [(a, e) for e in settings.eps for a in attacks]
-    with attack_mode(model, device, settings.precision, settings.channels_last):
-        for attack, eps in tqdm(jobs, desc=desc, unit="attack", disable=None, leave=False):
-            gen = torch.Generator(device=device).manual_seed(seed)
-            attacked = clean_ok if attack not in chain or chain.index(attack) == 0 else \
-                correct[(chain[chain.index(attack) - 1], eps)]
-            mask, total, fwd = _attack_rows(model, x, y, attack, eps, norm, clip, device, gen, settings,
-                                            attacked if settings.early_stop or attack in chain else None, stats)
-            correct[(attack, eps)] = mask & attacked
-            passes[(attack, eps)], forwards[(attack, eps)] = total, fwd
+    bounds = shard_bounds(x.shape[0], settings.batch_size, shards)
+    args = (settings, norm, clip, device, seed, attacks, chain, desc)
+    if executor is None:
+        parts = [grid_shard(model, x, y, *args, a, b) for a, b in bounds]
+    else:
+        from audit.core.units import Unit
+        m, xs, ys = executor.share(model), executor.share(x), executor.share(y)
+        parts = executor.map([Unit(f"attack shard {i + 1}/{len(bounds)}", grid_shard, (m, xs, ys, *args, a, b))
+                              for i, (a, b) in enumerate(bounds)])
+    correct = {k: np.concatenate([p.correct[k] for p in parts]) for k in parts[0].correct}
+    passes = {k: sum(p.passes[k] for p in parts) for k in parts[0].passes}
+    forwards = {k: sum(p.forwards[k] for p in parts) for k in parts[0].forwards}
     points = []
     for eps in settings.eps:
         for attack in attacks:
@@ -122,14 +123,56 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, settings, cl
         correct[(WORST_CASE, eps)] = worst
         points.append(_point(WORST_CASE, norm, eps, worst, sum(passes[(a, eps)] for a in attacks),
                              sum(forwards[(a, eps)] for a in attacks)))
-    return RobustnessEval(points=tuple(points), correct=correct,
-                          validity=ValidityStats(stats[0], stats[1], stats[2]), skipped=skipped)
+    validity = ValidityStats(max(p.stats[0] for p in parts), sum(p.stats[1] for p in parts),
+                             sum(p.stats[2] for p in parts))
+    return RobustnessEval(points=tuple(points), correct=correct, validity=validity, skipped=skipped)
 
 
-def _attack_rows(model, x, y, attack, eps, norm, clip, device, gen, settings, only, stats):
+def shard_bounds(n: int, batch_size: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` (at most one per batch) contiguous row ranges of whole batches covering ``n`` rows."""
+    batches = max(1, -(-n // batch_size))
+    k = max(1, min(shards, batches))
+    cuts = [round(i * batches / k) * batch_size for i in range(k + 1)]
+    return [(cuts[i], min(cuts[i + 1], n)) for i in range(k)]
+
+
+@dataclass(frozen=True)
+class GridShard:
+    correct: dict    # (attack, eps) -> bool ndarray over the shard's rows
+    passes: dict
+    forwards: dict
+    stats: tuple     # max norm ratio, values out of range, non-finite values
+
+
+def batch_seed(seed: int, job: int, batch: int) -> int:
+    """The generator seed of one batch of one (attack, eps) job: fixed by its identity, not by call order."""
+    return (int(seed) * 1_000_003 + job * 100_003 + batch) % 2**63
+
+
+def grid_shard(model, x, y, settings, norm, clip, device, seed, attacks, chain, desc, start, stop) -> GridShard:
+    """Every (attack, eps) of the grid on test rows [start, stop) (a unit of work; ``start`` is a batch edge)."""
+    xs, ys = x[start:stop], y[start:stop]
+    correct, passes, forwards = {}, {}, {}
+    stats = [0.0, 0, 0]
+    clean_ok = clean_correct(model, xs, ys, device, settings.batch_size)
+    jobs = [(a, e) for e in settings.eps for a in attacks]
+    with attack_mode(model, device, settings.precision, settings.channels_last):
+        for job, (attack, eps) in enumerate(tqdm(jobs, desc=desc, unit="attack", disable=None, leave=False)):
+            attacked = clean_ok if attack not in chain or chain.index(attack) == 0 else \
+                correct[(chain[chain.index(attack) - 1], eps)]
+            mask, total, fwd = _attack_rows(model, xs, ys, attack, eps, norm, clip, device, (seed, job, start),
+                                            settings, attacked if settings.early_stop or attack in chain else None,
+                                            stats)
+            correct[(attack, eps)] = mask & attacked
+            passes[(attack, eps)], forwards[(attack, eps)] = total, fwd
+    return GridShard(correct, passes, forwards, tuple(stats))
+
+
+def _attack_rows(model, x, y, attack, eps, norm, clip, device, seeds, settings, only, stats):
     """Robust-correct mask of every row under one attack at one eps (rows outside ``only`` are not attacked and
     count as not robust), with the passes spent; ``stats`` accumulates the perturbations' validity."""
     bs = settings.batch_size
+    seed, job, offset = seeds
     params = settings.params(attack)
     mask, total, fwd = np.zeros(x.shape[0], dtype=bool), 0, 0
     for i in range(0, x.shape[0], bs):
@@ -138,6 +181,7 @@ def _attack_rows(model, x, y, attack, eps, norm, clip, device, gen, settings, on
             rows = rows[torch.from_numpy(only[i:i + bs])]
         if rows.numel() == 0:
             continue
+        gen = torch.Generator(device=device).manual_seed(batch_seed(seed, job, (offset + i) // bs))
         xb = _prepare(x[rows].to(device), settings.channels_last)
         yb = y[rows].to(device)
         out = ATTACKS[attack](model, xb, yb, eps=eps, norm=norm, clip=clip, generator=gen, **params)

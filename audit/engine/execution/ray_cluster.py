@@ -1,0 +1,114 @@
+"""The Ray executor: units run as Ray tasks, with Ray's retries when a worker dies.
+
+``address``: "" starts a local cluster (a laptop, CI), "auto" joins the cluster this machine belongs to (after
+``ray start --head``), "ray://host:10001" connects a client to a remote head (KubeRay). Each task asks for
+``num_cpus`` CPUs (torch uses that many threads in it) and ``num_gpus`` GPUs. Objects that many units read go
+into the object store once (``share``). A cluster that cannot be reached is a usage error, raised before any work.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from audit.core.errors import UsageError
+from audit.core.result import StageRecord
+from audit.core.units import Unit
+from audit.engine.execution.base import Timed, run_timed
+
+log = logging.getLogger(__name__)
+
+
+def _task(fn, threads: int, *args) -> Timed:
+    """The body of every Ray task: object references among ``args`` arrive resolved (top-level arguments)."""
+    return run_timed(fn, args, threads)
+
+
+CONNECT_TIMEOUT = 5.0
+
+
+def unreachable(address: str) -> str:
+    """Why a "host:port" or "ray://host:port" address cannot be reached ('' if a TCP connection opens).
+    Checked before ``ray.init``, which otherwise retries for minutes."""
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return ""  # "auto" and friends: Ray resolves them and fails fast itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return ""
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, settings, recorder=None, base_dir: str = ""):
+        try:
+            import ray
+        except ImportError:
+            raise UsageError("execution.executor: 'ray' needs Ray; install it with: pip install 'advaudit[ray]'") \
+                from None
+        self.ray, self.settings, self.recorder = ray, settings, recorder
+        self._started = False
+        if not ray.is_initialized():
+            kw: dict[str, Any] = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+                                      logging_level=logging.WARNING, configure_logging=False)
+            if settings.address:
+                kw["address"] = settings.address
+            else:  # a local cluster: its workers import what this process imports (the config's modules too)
+                if settings.cluster_cpus:
+                    kw["num_cpus"] = settings.cluster_cpus
+                paths = [p for p in (base_dir, *sys.path) if p]
+                kw["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
+            why = unreachable(settings.address) if settings.address else ""
+            if why:
+                raise UsageError(f"execution.address: cannot reach the Ray cluster at {settings.address!r}: {why}")
+            try:
+                ray.init(**kw)
+            except Exception as e:  # Ray raises ConnectionError, RuntimeError or ValueError depending on the address
+                where = settings.address or "a new local cluster"
+                raise UsageError(f"execution.address: cannot reach the Ray cluster at {where!r}: "
+                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            self._started = True
+        self._remote = ray.remote(_task).options(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
+                                                 max_retries=settings.max_retries)
+        self._shared: dict[int, tuple[Any, Any]] = {}
+
+    @property
+    def workers(self) -> int:
+        """How many tasks the cluster runs at once at the requested resources."""
+        res = self.ray.cluster_resources()
+        n = int(res.get("CPU", 1) // max(self.settings.num_cpus, 1e-9))
+        if self.settings.num_gpus:
+            n = min(n, int(res.get("GPU", 0) // self.settings.num_gpus))
+        return max(n, 1)
+
+    def share(self, obj: Any) -> Any:
+        key = id(obj)
+        if key not in self._shared:  # the object is kept alive with its reference, so its id is not reused
+            hooks = self.recorder.counter.suspended() if self.recorder is not None else contextlib.nullcontext()
+            with hooks:  # the run record's pass counter stays here
+                self._shared[key] = (obj, self.ray.put(obj))
+        return self._shared[key][1]
+
+    def map(self, units: Sequence[Unit]) -> list[Any]:
+        threads = max(int(self.settings.num_cpus), 1)
+        refs = [self._remote.remote(u.fn, threads, *u.args) for u in units]
+        done = self.ray.get(refs)
+        if self.recorder is not None:
+            for u, r in zip(units, done):
+                self.recorder.add(StageRecord(name=u.name, seconds=round(r.seconds, 4), example_passes=0,
+                                              forward_passes=0, peak_host_mb=None, peak_device_mb=None, parent="",
+                                              node=r.node))
+        return [r.value for r in done]
+
+    def close(self) -> None:
+        self._shared.clear()
+        if self._started:
+            self.ray.shutdown()
