@@ -8,6 +8,7 @@ from audit.checks.clean_accuracy import CleanAccuracy
 from audit.checks.corruptions import Corruptions
 from audit.checks.data_impact import DataImpact
 from audit.checks.datalab import Datalab
+from audit.checks.deployments import Deployments
 from audit.checks.input_validation import InputValidation
 from audit.checks.label_issues import LabelIssues
 from audit.checks.leakage import Leakage
@@ -18,7 +19,7 @@ from audit.checks.test_outliers import TestOutliers
 from audit.checks.training_health import TrainingHealth
 
 CHECKS = {c.id: c for c in (InputValidation(), CleanAccuracy(), TrainingHealth(), Robustness(), AttackValidity(), ArtAgreement(),
-                            Calibration(), Corruptions(), Ood(), LabelIssues(), Leakage(), Datalab(),
+                            Calibration(), Corruptions(), Ood(), Deployments(), LabelIssues(), Leakage(), Datalab(),
                             TestOutliers(), Backdoor(), DataImpact(), RetrainCleaned())}
 
 

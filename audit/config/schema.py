@@ -15,6 +15,7 @@ from audit.config.attacks import AttackConfig
 from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig,
                                       TestOutliersConfig)
 from audit.config.defences import DefenceConfig
+from audit.config.deployments import DeploymentConfig
 from audit.config.execution import ExecutionConfig
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
 from audit.config.threat import LEGACY_DEFENCE_EPS, LEGACY_GRID, ThreatModelConfig
@@ -38,6 +39,7 @@ class AuditConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     attacks: AttackConfig = field(default_factory=AttackConfig)
     defences: tuple[DefenceConfig, ...] = ()
+    deployments: tuple[DeploymentConfig, ...] = ()
     label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
     datalab: DatalabConfig = field(default_factory=DatalabConfig)
@@ -77,6 +79,12 @@ class AuditConfig:
         names = self.variant_names
         if len(set(names)) != len(names):
             raise UsageError("defences: names must be unique")
+        deployed = [d.name for d in self.deployments]
+        if len(set(deployed)) != len(deployed) or set(deployed) & set(names):
+            raise UsageError("deployments: names must be unique and differ from the variants' names")
+        for i, d in enumerate(self.deployments):
+            if d.source and d.source not in names:
+                raise UsageError(f"deployments[{i}].source: {d.source!r} is not a variant; valid: {', '.join(names)}")
         if self.candidate not in names:
             raise UsageError(f"candidate: {self.candidate!r} is not a variant; valid: {', '.join(names)}")
         if self.model.archive and any(not d.weights for d in self.defences):

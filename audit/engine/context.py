@@ -7,6 +7,8 @@ measurements of checks that already ran are available to the checks that declare
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 
 from attacks.base import frozen_eval
-from attacks.training import TrainStats
+from attacks.training import TrainStats, train
 from audit.config import AuditConfig, DefenceConfig
 from audit.config.policy import Policy
 from audit.core.errors import UsageError
@@ -35,6 +37,7 @@ from audit.models.embeddings import penultimate
 from audit.models.loading import LoadedModel, build_from_factory
 
 log = logging.getLogger(__name__)
+FINETUNE_SEED_OFFSET = 303
 
 
 @dataclass
@@ -114,6 +117,21 @@ class Context:
 
     def seed_of(self, offset: int) -> int:
         return unit_seed(self.config.seed, offset)
+
+    def copy_model(self, variant: str) -> torch.nn.Module:
+        """An independent copy of a variant's model (without the run record's hooks), to transform."""
+        with self.recorder.counter.suspended():
+            return copy.deepcopy(self.variants[variant].model)
+
+    def finetune(self, model: torch.nn.Module, variant: str, epochs: int) -> None:
+        """Train ``model`` in place for ``epochs`` more with ``variant``'s recipe and adversary (no warm-up)."""
+        from audit.engine.variants import train_kwargs
+        v = self.variants[variant]
+        kw = train_kwargs(self, variant, v.defence)
+        kw["recipe"] = dataclasses.replace(kw["recipe"], epochs=epochs, warmup_epochs=0.0, select="last", holdout=0)
+        kw["desc"] = f"fine-tune {variant}"
+        with self.seeded(FINETUNE_SEED_OFFSET):
+            train(model, self.data.x_train, self.data.y_train, **kw)
 
     def build_model(self) -> torch.nn.Module:
         """A fresh, untrained model from the factory, wrapped in the declared input preprocessing."""

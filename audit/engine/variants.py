@@ -39,16 +39,22 @@ def recipe_for(config, defence, n_train: int) -> Recipe:
     return Recipe(**base, warmup_epochs=warmup, select=defence.select, holdout=holdout)
 
 
-def _train_job(ctx: Context, name: str, defence) -> Unit:
-    """The unit that trains one variant (the baseline when ``defence`` is None) from the run's seed."""
+def train_kwargs(ctx: Context, name: str, defence) -> dict:
+    """The ``train`` arguments of one variant (the baseline when ``defence`` is None): recipe, adversary,
+    regularisers."""
     adversary = None if defence is None or defence.method == "none" else \
         Adversary(defence.method, defence.eps, norm=ctx.config.attacks.norm, steps=defence.steps, beta=defence.beta)
     reg = Regularisers() if defence is None else Regularisers(
         weight_decay=defence.weight_decay, l1=defence.l1, label_smoothing=defence.label_smoothing,
         mixup_alpha=defence.mixup_alpha, input_noise=defence.input_noise, grad_clip=defence.grad_clip)
     recipe = recipe_for(ctx.config, defence, int(ctx.data.x_train.shape[0]))
-    kw = dict(recipe=recipe, adversary=adversary, clip=ctx.data.attack_clip, seed=ctx.config.seed,
-              desc=f"train {name}", reg=reg)
+    return dict(recipe=recipe, adversary=adversary, clip=ctx.data.attack_clip, seed=ctx.config.seed,
+                desc=f"train {name}", reg=reg)
+
+
+def _train_job(ctx: Context, name: str, defence) -> Unit:
+    """The unit that trains one variant from the run's seed."""
+    kw = train_kwargs(ctx, name, defence)
     return Unit(f"train {name}", train_unit, (ctx.model_spec(), ctx.seed_of(0), ctx.share(ctx.data.x_train),
                                              ctx.share(ctx.data.y_train), kw))
 
