@@ -17,6 +17,8 @@ from pathlib import Path
 
 from audit.core.version import __version__
 from audit.core.errors import UsageError
+from audit.api.options import (_QUIET, _executor_options, _formats, _output_options, _with_executor,
+                                _with_output_options, say)
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -26,46 +28,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", dest="formats", action="append", default=[], choices=("html", "json", "md", "pdf"),
-                   help="also write this format (repeatable); pdf needs Chromium")
-    p.add_argument("--sign", type=Path, default=None, metavar="KEY",
-                   help="sign the evidence bundle with this Ed25519 private key (PEM; see `advaudit keygen`)")
-    p.add_argument("--no-weights", action="store_true", help="do not copy model weights into the bundle")
-
-
-def _with_output_options(config, args):
-    import dataclasses
-    o = config.output
-    formats = tuple(dict.fromkeys((*o.formats, *args.formats)))
-    sign = str(args.sign.resolve()) if args.sign else o.sign_key
-    return dataclasses.replace(config, output=dataclasses.replace(
-        o, formats=formats, sign_key=sign, include_weights=o.include_weights and not args.no_weights))
-
-
-def _executor_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", default=None, choices=("local", "ray"),
-                   help="where the independent units run (overrides [execution] executor)")
-    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
-                   help="Ray cluster: 'auto', 'host:6379' or 'ray://host:10001' (default: a local cluster)")
-
-
-def _with_executor(config, args):
-    e = config.execution
-    if args.executor is None and args.ray_address is None:
-        return config
-    executor = args.executor or ("ray" if args.ray_address is not None else e.executor)
-    address = args.ray_address if args.ray_address is not None else e.address
-    changed = dataclasses.replace(e, executor=executor, address=address)
-    changed.validate("execution")
-    return dataclasses.replace(config, execution=changed)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="advaudit", description="Adversarial-robustness and data audit for PyTorch classifiers.")
     p.add_argument("--version", action="version", version=f"advaudit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (and --json output)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("demo", help="audit the built-in demo (small CNN on scikit-learn digits)")
     d.add_argument("--out", type=Path, default=Path("advaudit-demo"), help="output directory")
@@ -75,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     _output_options(d)
     r = sub.add_parser("run", help="audit with a config file")
-    r.add_argument("--config", type=Path, required=True)
+    r.add_argument("--config", type=Path, default=None, help="the config (default: ./advaudit.toml)")
     r.add_argument("--out", type=Path, default=Path("advaudit-out"))
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
     r.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
@@ -94,19 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("base", type=Path, help="results.json or output directory of the base (e.g. main)")
     c.add_argument("head", type=Path, help="results.json or output directory of the head (e.g. the PR)")
     c.add_argument("--policy", default="default", help="policy whose [compare] rule applies ('default' or a path)")
-    c.add_argument("--out", type=Path, default=None, help="also write the Markdown summary to this file")
+    c.add_argument("--out", type=Path, default=None, help="also write the comparison to this file")
+    c.add_argument("--format", dest="compare_format", choices=("md", "json"), default="md",
+                   help="Markdown (for a PR comment) or JSON (for scripts)")
     k = sub.add_parser("keygen", help="write a new Ed25519 signing key (PATH) and its public key (PATH.pub)")
     k.add_argument("path", type=Path)
     g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
     g.add_argument("results", type=Path)
     g.add_argument("--out", type=Path, required=True)
-    g.add_argument("--format", dest="formats", action="append", default=[], choices=("md", "pdf"),
-                   help="also write this format (repeatable); pdf needs Chromium")
+    g.add_argument("--format", dest="formats", action="append", default=[], type=_formats, metavar="FORMATS",
+                   help="the formats to write (default: every format the run wrote: html, json, md, csv); pdf needs "
+                   "Chromium")
     return p
 
 
+def _summary(result, written: dict) -> str:
+    return json.dumps({"verdict": result.verdict.value.upper(), "exit_code": result.verdict.exit_code,
+                       "candidate": result.candidate,
+                       "findings": [{"id": f.id, "status": f.status.value, "gating": f.gating, "summary": f.summary}
+                                    for f in result.findings],
+                       "outputs": {k: str(v) for k, v in written.items()}}, indent=1)
+
+
 def _run(config, out: Path, config_path: Path | None = None, start: float | None = None,
-         profile: bool = False) -> int:
+         profile: bool = False, json_summary: bool = False) -> int:
     from audit.api.outputs import check_output, render, write
     from audit.core.result import StageRecord
     from audit.engine.pipeline import run_audit_with_context
@@ -123,36 +102,49 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     written = write(result, out, tuple(o.formats), ctx=ctx, config_path=config_path,
                     include_weights=o.include_weights, sign_key=key)
     if profile:
-        print(profile_table(result.run_record))
-        print(f"then writing the outputs and the evidence bundle took {time.perf_counter() - t:.2f} s "
-              "(not in the record it writes)")
-    print(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
-    print(f"report: {written['html']}")
-    print(f"results: {written['json']}" + (f"  summary: {written['md']}" if "md" in written else "")
-          + (f"  pdf: {written['pdf']}" if "pdf" in written else ""))
+        say(profile_table(result.run_record))
+        say(f"then writing the outputs and the evidence bundle took {time.perf_counter() - t:.2f} s "
+            "(not in the record it writes)")
+    if config.tracking.mlflow:
+        from audit.api.mlflow_log import log_run
+        t = config.tracking
+        written["mlflow_run"] = log_run(result, out, t.tracking_uri, t.experiment)
+    if json_summary:
+        print(_summary(result, written))
+        return result.verdict.exit_code
+    say(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
+    say(f"report: {written['html']}")
+    say(f"results: {written['json']}" + (f"  summary: {written['md']}" if "md" in written else "")
+        + (f"  pdf: {written['pdf']}" if "pdf" in written else ""))
     if key is not None:
-        print(f"signed: {out / 'attestation.dsse.json'}")
+        say(f"signed: {out / 'attestation.dsse.json'}")
+    if "mlflow_run" in written:
+        say(f"mlflow run: {written['mlflow_run']} ({config.tracking.tracking_uri or './mlruns'})")
     return result.verdict.exit_code
 
 
 def _render(results: Path, out: Path, formats: tuple[str, ...] = ()) -> int:
     from audit.api.outputs import check_output, write
     from audit.engine.results_io import read_results
-    formats = tuple(dict.fromkeys(("html", "json", "md", *formats)))
+    formats = tuple(dict.fromkeys(("html", "json", *(formats or ("md", "csv")))))
     check_output(out, formats)
     result = read_results(results)
     written = write(result, out, formats)
-    print(f"report: {written['html']}")
+    say(f"report: {written['html']}")
     return result.verdict.exit_code
 
 
-def _compare(base: Path, head: Path, policy: str, out: Path | None) -> int:
+def _compare(base: Path, head: Path, policy: str, out: Path | None, fmt: str = "md") -> int:
     from audit.config.policy import load_policy
     from audit.engine.compare import compare, load_result
     from reports.compare_md import render_comparison
     rule = load_policy(policy).compare
     comparison = compare(load_result(base), load_result(head), rule)
-    text = render_comparison(comparison)
+    if fmt == "json":
+        from audit.core.serde import to_data
+        text = json.dumps(to_data(comparison), indent=1)
+    else:
+        text = render_comparison(comparison)
     if out is not None:
         tmp = out.with_name(f".{out.name}.tmp")
         try:
@@ -174,7 +166,7 @@ def _init(path: Path) -> int:
         raise UsageError(f"{path} already exists; not overwriting it") from None
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    print(f"wrote {path}; edit it, then run: advaudit run --config {path}")
+    say(f"wrote {path}; edit it, then run: advaudit run" + ("" if path == Path("advaudit.toml") else f" --config {path}"))
     return EXIT_OK
 
 
@@ -184,36 +176,42 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
     if args.command == "demo":
         config = _with_executor(cfg.replace(cfg.demo_config(), seed=args.seed, device=args.device), args)
         return _run(_with_output_options(config, args), args.out,
-                    start=start, profile=args.profile)
+                    start=start, profile=args.profile, json_summary=args.json_summary)
     if args.command == "run":
         policy = args.policy if args.policy in (None, "default") else str(Path(args.policy).resolve())
         overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
                                             (("seed", args.seed), ("policy", policy), ("device", args.device))
                                             if v is not None]
-        config = _with_executor(_with_output_options(configure.load(args.config, overrides), args), args)
-        return _run(config, args.out, config_path=args.config, start=start, profile=args.profile)
+        path = args.config
+        if path is None:
+            path = Path("advaudit.toml")
+            if not path.is_file():
+                raise UsageError("no --config given and no ./advaudit.toml here; write one with `advaudit init`")
+        config = _with_executor(_with_output_options(configure.load(path, overrides), args), args)
+        return _run(config, args.out, config_path=path, start=start, profile=args.profile,
+                    json_summary=args.json_summary)
     if args.command == "verify":
         from audit.evidence.manifest import verify
         problems = verify(args.bundle, args.key)
         for p in problems:
-            print(f"FAILED {p}")
+            say(f"FAILED {p}")
         signed = (args.bundle / "attestation.dsse.json").is_file()
         note = "" if not signed else (" and the signature verifies" if args.key else
                                       "; the bundle is signed: give --key PUB.pem to check the signature")
-        print(f"bundle verified: every listed file is unchanged{note}" if not problems else
-              f"bundle verification failed: {len(problems)} problem(s)")
+        say(f"bundle verified: every listed file is unchanged{note}" if not problems else
+            f"bundle verification failed: {len(problems)} problem(s)")
         return EXIT_OK if not problems else EXIT_GATE
     if args.command == "compare":
-        return _compare(args.base, args.head, args.policy, args.out)
+        return _compare(args.base, args.head, args.policy, args.out, args.compare_format)
     if args.command == "keygen":
         from audit.evidence.signing import keygen
         private, public = keygen(args.path)
-        print(f"wrote {private} (private, keep it secret) and {public} (give this to the auditor)")
+        say(f"wrote {private} (private, keep it secret) and {public} (give this to the auditor)")
         return EXIT_OK
     if args.command == "init":
         return _init(args.path)
     if args.command == "render":
-        return _render(args.results, args.out, tuple(args.formats))
+        return _render(args.results, args.out, tuple(f for group in args.formats for f in group))
     raise UsageError(f"unknown command {args.command!r}")
 
 
@@ -224,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = build_parser().parse_args(argv)
             debug = args.debug
+            _QUIET[0] = args.quiet
             if not args.verbose:  # libraries' warnings are noise around a one-line answer; -v shows them
                 warnings.simplefilter("ignore")
             logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

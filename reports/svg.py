@@ -33,6 +33,25 @@ def _frame(title: str, width: int, height: int, left: float, top: float, pw: flo
             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
 
 
+MARKERS = ("circle", "square", "triangle", "diamond", "cross", "triangle-down")
+
+
+def marker(i: int, cx: float, cy: float, r: float, color: str, extra: str = "") -> str:
+    """The i-th series' marker: shapes differ as well as colours (readable without colour, WCAG 1.4.1)."""
+    kind = MARKERS[i % len(MARKERS)]
+    tag = f'data-marker="{kind}" fill="{color}"{extra}'
+    if kind == "circle":
+        return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" {tag}/>'
+    if kind == "square":
+        return f'<rect x="{cx - r:.1f}" y="{cy - r:.1f}" width="{2 * r}" height="{2 * r}" {tag}/>'
+    pts = {"triangle": [(0, -1.2), (1.1, 0.9), (-1.1, 0.9)], "triangle-down": [(0, 1.2), (1.1, -0.9), (-1.1, -0.9)],
+           "diamond": [(0, -1.3), (1.3, 0), (0, 1.3), (-1.3, 0)],
+           "cross": [(-0.4, -1.2), (0.4, -1.2), (0.4, -0.4), (1.2, -0.4), (1.2, 0.4), (0.4, 0.4), (0.4, 1.2),
+                     (-0.4, 1.2), (-0.4, 0.4), (-1.2, 0.4), (-1.2, -0.4), (-0.4, -0.4)]}[kind]
+    points = " ".join(f"{cx + a * r:.1f},{cy + b * r:.1f}" for a, b in pts)
+    return f'<polygon points="{points}" {tag}/>'
+
+
 def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, width: int = 560,
                height: int = 300, y_range: tuple[float, float] = (0.0, 1.0),
                hline: tuple[float, str] | None = None) -> str:
@@ -71,10 +90,11 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
         out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
         for a, b in zip(s.x, s.y):
-            out.append(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.5" fill="{color}"/>')
+            out.append(marker(i, px(a), py(b), 3, color))
         ly = top + 12 + i * 16
         out.append(f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly - 4}" y2="{ly - 4}" '
                    f'stroke="{color}" stroke-width="2"{dash}/>')
+        out.append(marker(i, left + pw + 19, ly - 4, 3, color))
         out.append(f'<text x="{left + pw + 32}" y="{ly}">{escape(s.label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
@@ -100,9 +120,9 @@ def scatter_chart(points: list[tuple[str, float, float, bool]], *, title: str, x
     for i, (label, x, y, hi) in enumerate(points):
         color = PALETTE[i % len(PALETTE)]
         ring = ' stroke="#000" stroke-width="2"' if hi else ""
-        out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{6 if hi else 4}" fill="{color}"{ring}/>')
+        out.append(marker(i, px(x), py(y), 6 if hi else 4, color, ring))
         ly = top + 12 + i * 16
-        out.append(f'<circle cx="{left + pw + 18}" cy="{ly - 4}" r="4" fill="{color}"/>')
+        out.append(marker(i, left + pw + 18, ly - 4, 4, color))
         out.append(f'<text x="{left + pw + 28}" y="{ly}">{escape(label + (" (best)" if hi else ""))}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -17,6 +17,7 @@ from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssues
 from audit.config.defences import DefenceConfig
 from audit.config.deployments import DeploymentConfig
 from audit.config.execution import ExecutionConfig
+from audit.config.tracking import TrackingConfig
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
 from audit.config.threat import LEGACY_DEFENCE_EPS, LEGACY_GRID, ThreatModelConfig
 from audit.core.errors import UsageError
@@ -48,6 +49,7 @@ class AuditConfig:
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checks: tuple[str, ...] = ()
     candidate: str = "baseline"
     policy: str = "default"

@@ -25,6 +25,7 @@ from audit.core.result import Measurement
 from audit.data.splits import Splits
 from audit.core.units import Executor, Unit
 from audit.engine.execution.local import LocalExecutor
+from audit.engine.recipes import train_kwargs
 from audit.engine.record import Recorder
 from audit.methods.corruptions import corruption_errors
 from audit.methods.evaluation import RobustnessEval, evaluate_robustness
@@ -71,6 +72,7 @@ class Context:
     measurements: dict[str, Measurement] = field(default_factory=dict)  # data-scope checks that already ran
     user_pred_probs: np.ndarray | None = None  # label_issues.pred_probs, read and checked at preflight
     recorder: Recorder = field(default_factory=Recorder)
+    trainable: bool | None = None  # set when the model came in memory: whether a factory can rebuild it
     executor: Executor | None = None  # where units run (audit/engine/execution); in-process when not set
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -82,7 +84,7 @@ class Context:
     @property
     def can_train(self) -> bool:
         """Whether models of the audited architecture can be built (a factory, not only an archive)."""
-        return not self.config.model.archive
+        return not self.config.model.archive if self.trainable is None else self.trainable
 
     @contextlib.contextmanager
     def seeded(self, offset: int = 0):
@@ -125,7 +127,6 @@ class Context:
 
     def finetune(self, model: torch.nn.Module, variant: str, epochs: int) -> None:
         """Train ``model`` in place for ``epochs`` more with ``variant``'s recipe and adversary (no warm-up)."""
-        from audit.engine.variants import train_kwargs
         v = self.variants[variant]
         kw = train_kwargs(self, variant, v.defence)
         kw["recipe"] = dataclasses.replace(kw["recipe"], epochs=epochs, warmup_epochs=0.0, select="last", holdout=0)

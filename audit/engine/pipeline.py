@@ -23,7 +23,7 @@ from audit.engine.plan import enabled_checks, execution_order
 from audit.engine.preflight import check_eps, check_model, check_pred_probs
 from audit.engine.record import Recorder
 from audit.engine.variants import train_variants
-from audit.models.loading import load_user_model
+from audit.models.loading import LoadedModel, load_user_model
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,25 @@ def check_policy_fits(policy: Policy, config: AuditConfig) -> None:
 
 
 def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
-            recorder: Recorder | None = None) -> Context:
+            recorder: Recorder | None = None, model: LoadedModel | None = None) -> Context:
     """Load policy, data and model and check them against each other: every bad-input error happens here,
-    before anything is trained or written."""
+    before anything is trained or written. ``model``: an already loaded model (the Python API's in-memory one)."""
     recorder = recorder or Recorder()
     with recorder.stage("prepare (policy, data, model, pre-flight)"):
-        return _prepare(config, data, policy, recorder)
+        return _prepare(config, data, policy, recorder, model)
 
 
-def _prepare(config, data, policy, recorder) -> Context:
+def _prepare(config, data, policy, recorder, model=None) -> Context:
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
     policy = (policy or load_policy(config.policy)).for_threat(config.threat_model)
     check_policy_fits(policy, config)
-    user = load_user_model(config.model, base_dir)  # before the data: a bad model file fails without reading it
+    user = model or load_user_model(config.model, base_dir)  # before the data: a bad model file fails unread
     data = data or load_data(config.data, config.input, base_dir, config.seed)
     check_eps(config.attacks.eps, config.attacks.norm, data)
     device = pick_device(config.device)
     recorder.device = device
-    ctx = Context(config=config, policy=policy, data=data, device=device, user_model=user, recorder=recorder)
+    ctx = Context(config=config, policy=policy, data=data, device=device, user_model=user, recorder=recorder,
+                  trainable=None if model is None else model.trainable)
     probe = ctx.wrap(user.module) if user.pretrained else ctx.build_model()
     explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
                     or config.data.source in ("folder", "table"))
@@ -111,12 +112,13 @@ def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | 
 
 
 def run_audit_with_context(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
-                           recorder: Recorder | None = None) -> tuple[AuditResult, Context]:
+                           recorder: Recorder | None = None,
+                           model: LoadedModel | None = None) -> tuple[AuditResult, Context]:
     """``run_audit``, also returning the context (trained variants, data) the evidence bundle is made from.
     ``recorder`` times the stages (its start is the command's start when the CLI passes one)."""
     recorder = recorder or Recorder()
     start = time.perf_counter()
-    ctx = prepare(config, data, policy, recorder)
+    ctx = prepare(config, data, policy, recorder, model)
     try:
         train_variants(ctx)
         findings = run_checks(ctx)

@@ -1,5 +1,6 @@
 """Adapters between the audited input domain and the user's model: input normalisation inside the differentiated
-graph (so attacks and eps stay in input units), and a loaded ``torch.export`` program as an ``nn.Module``."""
+graph (so attacks and eps stay in input units), logits out of output objects (Hugging Face ``.logits``, tuples,
+dicts), and a loaded ``torch.export`` program as an ``nn.Module``."""
 from __future__ import annotations
 
 import torch
@@ -21,6 +22,29 @@ class InputAffine(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x * self.scale + self.shift)
+
+
+def _logits_of(_module, _inputs, output):
+    """Forward hook: the logits tensor out of whatever the model returned (None keeps a tensor as it is)."""
+    if isinstance(output, torch.Tensor):
+        return None
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, dict) and isinstance(output.get("logits"), torch.Tensor):
+        return output["logits"]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return None  # left to the pre-flight, which names what came back
+
+
+def returns_logits(model: nn.Module) -> nn.Module:
+    """``model`` with a forward hook that hands on only the logits (transformers' output objects with ``.logits``,
+    tuples and dicts); the module, its state-dict keys and its parameters are unchanged. Idempotent."""
+    if not getattr(model, "_advaudit_logits", False) and not isinstance(model, torch.jit.ScriptModule):
+        model.register_forward_hook(_logits_of)
+        object.__setattr__(model, "_advaudit_logits", True)
+    return model
 
 
 class ExportedProgram(nn.Module):
@@ -54,7 +78,9 @@ class ExportedProgram(nn.Module):
 
 def input_wrapper(model: nn.Module, input_cfg, kind: str, input_shape: tuple[int, ...],
                   preprocessing: dict) -> nn.Module:
-    """Wrap ``model`` with the declared preprocessing so attacks and eps stay in input units (or return it)."""
+    """Wrap ``model`` with the declared preprocessing so attacks and eps stay in input units (or return it); its
+    output objects reduced to logits."""
+    model = returns_logits(model)
     if kind == "image" and input_cfg.mean:
         shape = (-1,) + (1,) * (len(input_shape) - 1)
         std, mean = torch.tensor(input_cfg.std).view(shape), torch.tensor(input_cfg.mean).view(shape)

@@ -33,6 +33,7 @@ class LoadedModel:
     source: str              # how it was loaded, for the report
     file_sha256: str = ""    # SHA-256 of the weights / archive file, when one was given
     was_training: bool = False
+    trainable: bool | None = None  # in-memory models: whether the config's factory rebuilds the architecture
 
 
 def build_from_factory(spec: str, kwargs: dict, base_dir: Path | None) -> nn.Module:

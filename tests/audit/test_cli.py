@@ -76,3 +76,49 @@ def test_init_writes_a_template_that_loads_to_the_defaults_and_never_overwrites(
     assert main(["init", str(path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert path.read_text() == "# my edits\n"
+
+
+TINY = """seed = 0
+checks = ["input_validation", "clean_accuracy"]
+[data]
+source = "digits"
+[training]
+epochs = 1
+"""
+
+
+def test_run_finds_advaudit_toml_and_prints_a_json_summary(tmp_path, monkeypatch, capsys):
+    from audit.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "advaudit.toml").write_text(TINY, encoding="utf-8")
+    code = main(["run", "--out", "out", "--json", "--format", "md,csv"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == summary["exit_code"] and summary["verdict"] in ("GO", "NO-GO")
+    assert {f["id"] for f in summary["findings"]} == {"input_validation", "clean_accuracy:baseline"}
+    assert set(summary["outputs"]) == {"html", "json", "md", "csv"}
+    assert (tmp_path / "out" / "triage.csv").is_file()
+
+
+def test_run_without_a_config_here_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from audit.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["run"]) == 2
+    assert "advaudit init" in capsys.readouterr().err
+
+
+def test_quiet_render_reproduces_every_output_and_compare_speaks_json(demo_run, tmp_path, capsys):
+    from audit.cli import main
+    _code, out, results = demo_run
+    capsys.readouterr()
+    assert main(["-q", "render", str(out / "results.json"), "--out", str(tmp_path / "r")]) == results_code(results)
+    assert capsys.readouterr().out == ""
+    assert {"report.html", "results.json", "summary.md", "triage.csv"} <= {p.name for p in (tmp_path / "r").iterdir()}
+    assert main(["compare", str(out), str(out), "--format", "json"]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    assert comparison["n"] == results["dataset"]["n_test"] and comparison["deltas"]
+    assert main(["demo", "--out", str(tmp_path / "x"), "--format", "docx"]) == 2
+    assert "not a format" in capsys.readouterr().err
+
+
+def results_code(results):
+    return {"go": 0, "no-go": 1}.get(results["verdict"], 3)

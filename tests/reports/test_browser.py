@@ -58,3 +58,42 @@ def test_format_pdf_writes_a_multi_page_pdf_listed_in_the_manifest(demo_run, tmp
 def test_demo_report_is_under_2_mb(demo_run):
     _code, out, _ = demo_run
     assert (out / "report.html").stat().st_size < 2_000_000
+
+
+A11Y_PROBE = """<script>
+function lum(c) { const m = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => v / 255)
+  .map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+  return 0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]; }
+function ratio(a, b) { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); }
+window.addEventListener("load", () => {
+  const out = {contrast: [], main: document.querySelectorAll("main").length,
+    tables: document.querySelectorAll("table").length,
+    uncaptioned: [...document.querySelectorAll("table")].filter(t => !t.querySelector("caption")).length,
+    unscoped: [...document.querySelectorAll("th")].filter(th => !th.hasAttribute("scope")).length,
+    shapes: [...document.querySelectorAll("svg")].map(s => new Set([...s.querySelectorAll("[data-marker]")]
+      .map(m => m.getAttribute("data-marker"))).size)};
+  for (const el of document.querySelectorAll(".badge, .verdict")) {
+    const st = getComputedStyle(el);
+    out.contrast.push([el.className, ratio(st.color, st.backgroundColor)]);
+  }
+  const pre = document.createElement("pre"); pre.id = "a11y"; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_the_report_is_accessible_landmark_captions_scopes_contrast_and_shapes(demo_run, tmp_path):
+    import json
+    _code, out, _ = demo_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)  # let the probe run
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", A11Y_PROBE + "</body>"), encoding="utf-8")
+    proc = run_chromium(["--virtual-time-budget=3000", "--dump-dom", probe.as_uri()])
+    found = re.search(r'<pre id="a11y">(.*?)</pre>', proc.stdout, re.S)
+    assert found, "the probe did not run"
+    a = json.loads(found.group(1).replace("&quot;", '"'))
+    assert a["main"] == 1
+    assert a["tables"] > 20 and a["uncaptioned"] == 0 and a["unscoped"] == 0
+    assert a["contrast"] and min(r for _, r in a["contrast"]) >= 4.5, a["contrast"]
+    assert max(a["shapes"]) >= 2  # series differ by marker shape, not only by colour

@@ -24,7 +24,7 @@ def test_demo_marks_exactly_one_best_variant_and_it_meets_its_gates(demo_result)
 
 def test_report_shows_the_matrix_columns_and_the_tradeoff_plot(demo_result):
     html = FORMATS["html"][1](demo_result)
-    assert "<th>ECE</th>" in html and "best under the policy" in html
+    assert ">ECE</th>" in html and "best under the policy" in html
     assert "Clean vs robust accuracy" in html and html.count("<svg") >= 2
 
 

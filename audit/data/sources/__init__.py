@@ -42,6 +42,23 @@ def load_data(cfg, input_cfg, base_dir: Path, seed: int) -> Splits:
     return splits
 
 
+def from_arrays(arrays: dict, cfg, input_cfg, name: str = "in-memory arrays") -> Splits:
+    """Splits from in-memory arrays (x_train, y_train, x_test, y_test, optionally x_val, y_val; numpy or torch),
+    checked like a file's: one-line errors naming the array."""
+    from audit.data.splits import as_inputs, as_labels
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise UsageError(f"data: the arrays lack {', '.join(missing)}")
+    x = {k: as_inputs(arrays[k], f"data[{k!r}]") for k in ("x_train", "x_test", "x_val") if arrays.get(k) is not None}
+    y = {k: as_labels(arrays[k], f"data[{k!r}]") for k in ("y_train", "y_test", "y_val") if arrays.get(k) is not None}
+    kind = cfg.kind or ("tabular" if x["x_train"].dim() == 2 else "image")
+    splits = Splits(name=name, kind=kind, num_classes=0, clip=(0.0, 1.0), class_names=(), **x, **y)
+    ranges = check_shapes(splits)
+    splits = _apply_domain(splits, cfg, input_cfg)
+    check_splits(splits, ranges)
+    return splits
+
+
 def _apply_domain(s: Splits, cfg, input_cfg) -> Splits:
     changes: dict = {}
     if s.kind == "tabular" and s.bounds is None:

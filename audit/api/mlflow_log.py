@@ -1,0 +1,75 @@
+"""One MLflow run per audit: params (config, policy hash, threat model), metrics (per variant clean, robust per
+attack and eps, ECE; every finding's metrics), tags (verdict, candidate) and the output directory (report, JSON,
+evidence bundle) as artifacts. Written through ``MlflowClient`` (no global MLflow state is touched)."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from audit.core.errors import UsageError
+from audit.core.result import AuditResult
+
+ARTIFACT_DIR = "advaudit"
+
+
+def _name(text: str) -> str:
+    """An MLflow metric or param key (letters, digits, _ - . / and spaces)."""
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", text)
+
+
+def metrics_of(result: AuditResult) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for v in result.variants:
+        if v.clean_accuracy is not None:
+            out[f"{v.name}/clean_accuracy"] = v.clean_accuracy.value
+        if v.ece is not None:
+            out[f"{v.name}/ece"] = v.ece
+        for p in v.robustness:
+            out[f"{v.name}/robust/{p.attack}/eps_{p.eps:g}"] = p.robust_accuracy
+    for f in result.findings:
+        for k, value in f.metrics.items():
+            out[f"{f.id}/{k}"] = float(value)
+    return {_name(k): v for k, v in out.items() if v == v}  # NaN cannot be logged
+
+
+def params_of(result: AuditResult) -> dict[str, str]:
+    tm = result.threat_model
+    c = result.config
+    params = {"candidate": result.candidate, "policy": result.policy.name, "policy_sha256": result.policy.sha256,
+              "data": result.dataset.name, "n_train": result.dataset.n_train, "n_test": result.dataset.n_test,
+              "model": result.model.factory or result.model.source, "seed": c.get("seed"),
+              "attacks": ",".join(c.get("attacks", {}).get("attacks", ())),
+              "eps_grid": ",".join(f"{e:g}" for e in c.get("attacks", {}).get("eps", ())),
+              "variants": ",".join(v.name for v in result.variants)}
+    if tm is not None:
+        params.update(threat_model=tm.name or "", threat_norm=tm.norm, threat_eps=tm.eps)
+    return {_name(k): str(v)[:500] for k, v in params.items()}
+
+
+def log_run(result: AuditResult, out: Path | None, tracking_uri: str = "", experiment: str = "advaudit") -> str:
+    """Log ``result`` (and the output directory ``out``) as one MLflow run; returns its run id."""
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps ./mlruns behind this switch
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise UsageError("tracking.mlflow needs MLflow: pip install 'advaudit[mlflow]'") from None
+    uri = tracking_uri or Path("mlruns").resolve().as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    tags = {"verdict": result.verdict.value.upper(), "candidate": result.candidate,
+            "advaudit_version": result.tool.get("version", ""), "exit_code": str(result.verdict.exit_code)}
+    run = client.create_run(exp_id, run_name=f"advaudit {result.candidate} {result.created}", tags=tags)
+    rid, now = run.info.run_id, int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in metrics_of(result).items()]
+    params = [Param(k, v) for k, v in params_of(result).items()]
+    for i in range(0, max(len(metrics), 1), 900):  # MLflow's batch limit is 1,000 entries
+        client.log_batch(rid, metrics=metrics[i:i + 900], params=params if i == 0 else [])
+    client.set_tag(rid, "mlflow.note.content", f"advaudit verdict {tags['verdict']} for {result.candidate}")
+    if out is not None and Path(out).is_dir():
+        client.log_artifacts(rid, str(out), ARTIFACT_DIR)
+    client.set_terminated(rid)
+    return rid

@@ -1,0 +1,78 @@
+"""The result object of the Python API: the typed :class:`AuditResult` with the views a notebook wants."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from audit.core.result import AuditResult
+
+
+class Audit:
+    """``verdict`` ("GO" / "NO-GO" / "ERROR"), ``candidate``, ``result`` (the typed AuditResult), tables as pandas
+    DataFrames, ``to_html()`` (the full report) and ``_repr_html_`` (a summary for notebooks)."""
+
+    def __init__(self, result: AuditResult):
+        self.result = result
+        self.mlflow_run_id: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict.value.upper()
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "GO"
+
+    @property
+    def candidate(self) -> str:
+        return self.result.candidate
+
+    def findings_table(self):
+        import pandas as pd
+        return pd.DataFrame([{"id": f.id, "check": f.check, "variant": f.variant, "status": f.status.value,
+                              "gating": f.gating, "summary": f.summary} for f in self.result.findings])
+
+    def robustness_table(self):
+        """One row per variant, attack and eps: robust accuracy with its 95% interval and the passes spent."""
+        import pandas as pd
+        return pd.DataFrame([{"variant": v.name, "attack": p.attack, "norm": p.norm, "eps": p.eps,
+                              "robust_accuracy": p.robust_accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
+                              "n": p.n, "example_passes": p.example_passes}
+                             for v in self.result.variants for p in v.robustness])
+
+    def variants_table(self):
+        import pandas as pd
+        return pd.DataFrame([{"variant": v.name, "candidate": v.candidate, "best": v.best,
+                              "clean_accuracy": v.clean_accuracy.value if v.clean_accuracy else None,
+                              "ece": v.ece, "description": v.description} for v in self.result.variants])
+
+    def metrics(self) -> dict[str, float]:
+        """Every finding's metrics as "check[:variant].metric" -> value."""
+        return {f"{f.id}.{k}": float(v) for f in self.result.findings for k, v in f.metrics.items()}
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
+
+    def to_html(self) -> str:
+        from reports import FORMATS
+        return FORMATS["html"][1](self.result)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        rows = "".join(f"<tr><td>{escape(f.id)}</td><td>{escape(f.status.value)}</td><td>{escape(f.summary)}</td></tr>"
+                       for f in self.result.findings if f.gating)
+        return (f"<div><strong>advaudit: {escape(self.verdict)}</strong> for candidate "
+                f"<code>{escape(self.candidate)}</code><table><caption>Gating findings</caption><thead><tr>"
+                f"<th scope='col'>Finding</th><th scope='col'>Status</th><th scope='col'>Summary</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table></div>")
+
+    def write(self, out: str | Path, formats: tuple[str, ...] = ("html", "json", "md", "csv"), _ctx=None) -> Path:
+        """The output directory, as ``advaudit run --out`` writes it (with the evidence bundle when the run's
+        context is at hand)."""
+        from audit.api.outputs import check_output, write
+        out = Path(out)
+        check_output(out, formats)
+        write(self.result, out, formats, ctx=_ctx)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<advaudit {self.verdict} for {self.candidate!r}: {len(self.result.findings)} findings>"
