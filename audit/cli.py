@@ -17,10 +17,16 @@ from pathlib import Path
 
 from audit.core.version import __version__
 from audit.core.errors import UsageError
-from audit.api.options import (_QUIET, _executor_options, _formats, _output_options, _with_executor,
-                                _with_output_options, say)
+from audit.api.options import _executor_options, _formats, _output_options, _with_executor, _with_output_options
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+_QUIET = [False]
+
+
+def say(*parts) -> None:
+    """Human output on stdout (none under -q; errors always go to stderr)."""
+    if not _QUIET[0]:
+        print(*parts)
 
 
 class _Parser(argparse.ArgumentParser):

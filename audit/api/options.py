@@ -6,15 +6,6 @@ import dataclasses
 from pathlib import Path
 
 FORMAT_NAMES = ("html", "json", "md", "csv", "pdf")
-_QUIET = [False]
-
-
-def say(*parts) -> None:
-    """Human output on stdout (none under -q; errors always go to stderr)."""
-    if not _QUIET[0]:
-        print(*parts)
-
-
 def _formats(value: str) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
     bad = [n for n in names if n not in FORMAT_NAMES]
