@@ -18,7 +18,7 @@ from attacks.pgd import pgd
 from attacks.square import square
 from audit.checks.base import AuditContext, controls
 from audit.core.metrics import Accuracy
-from audit.core.result import Details, Measurement
+from audit.core.result import Details, Measurement, Status
 from audit.core.stats import expected_calibration_error, mcnemar_exact
 from audit.methods.compression import (cast, dynamic_int8, latency_ms, prune_global, size_bytes, sparsity,
                                        static_int8)
@@ -109,6 +109,7 @@ class Deployments:
                  f"({-r.clean_drop:+.1%}), robust {r.robust.value:.1%} ({-r.robust_drop:+.1%})" for r in rows]
         parts += [f"{name}: failed ({why})" for name, why in failed.items()]
         return Measurement(check=self.id, variant=None, metrics=metrics, details=details,
+                           at_best=Status.WARN if failed else None,  # a deployment not measured is not a pass
                            summary=f"at {norm} eps {eps:g}: " + "; ".join(parts) + f"; worst drop {worst:.1%}")
 
     # --- the source, once ---------------------------------------------------------------------------------------

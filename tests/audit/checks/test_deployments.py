@@ -113,3 +113,17 @@ def test_deployment_names_and_sources_are_checked_at_load(tmp_path):
         dataclasses.replace(c, deployments=(DeploymentConfig("x", "bf16", source="nope"),)).validate("config")
     with pytest.raises(UsageError, match="method"):
         DeploymentConfig("x", "int4").validate("deployments[0]")
+
+
+def test_a_deployment_that_cannot_be_built_is_named_and_never_passes(tmp_path, monkeypatch):
+    from audit.engine.pipeline import run_audit
+    import audit.checks.deployments as dep
+
+    def broken(model, calibration):
+        raise RuntimeError("symbolically traced variables cannot be used as inputs to control flow")
+    monkeypatch.setattr(dep, "static_int8", broken)
+    cfg = config(tmp_path, [DeploymentConfig("int8-static", "static_int8")])
+    result = run_audit(dataclasses.replace(cfg, training=TrainingConfig(epochs=2, batch_size=64, lr=3e-3)))
+    f = finding(result)
+    assert "int8-static" in f.details.failed and "control flow" in f.details.failed["int8-static"]
+    assert f.status.value == "warn" and "failed" in f.summary
