@@ -116,18 +116,16 @@ class Deployments:
     def _measure_source(self, ctx: AuditContext, src: str, eps: float) -> dict:
         model = ctx.variants[src].model
         x, y = ctx.data.x_test, ctx.data.y_test
-        clean = self._predict(model, x, ctx.device) == y.numpy()
+        clean, ece = self._clean(model, x, y, ctx.device)
         adv = self._pgd(ctx, model, x, y, eps, ctx.device)
         white = self._predict(model, adv, ctx.device) == y.numpy()
         sq = self._square(ctx, model, x, y, eps, clean, ctx.device)
         robust = clean & white & sq
         copy_ = ctx.copy_model(src).cpu().eval()
-        return {"adv": adv, "clean": clean, "robust": robust,
-                "size": size_bytes(copy_), "latency": latency_ms(copy_, x[:LATENCY_BATCH].cpu()),
-                "summary": {"clean": float(clean.mean()), "robust": float(robust.mean()),
-                            "size_bytes": float(size_bytes(copy_)),
-                            "latency_ms": latency_ms(copy_, x[:LATENCY_BATCH].cpu()),
-                            "ece": self._ece(model, x, y, ctx.device)}}
+        size, latency = size_bytes(copy_), latency_ms(copy_, x[:LATENCY_BATCH].cpu())
+        return {"adv": adv, "clean": clean, "robust": robust, "size": size, "latency": latency,
+                "summary": {"clean": float(clean.mean()), "robust": float(robust.mean()), "size_bytes": float(size),
+                            "latency_ms": latency, "ece": ece}}
 
     # --- one deployment ------------------------------------------------------------------------------------------
     def _build(self, ctx: AuditContext, dep, src: str):
@@ -156,7 +154,7 @@ class Deployments:
     def _measure(self, ctx: AuditContext, dep, src: str, ev: dict, eps: float, cpu, x, y) -> DeploymentRow:
         model, where, backend, surrogate, note = self._build(ctx, dep, src)
         yn = y.numpy()
-        clean = self._predict(model, x, where) == yn
+        clean, ece = self._clean(model, x, y, where)
         by_attack = {"transfer from source": self._predict(model, ev["adv"], where) == yn}
         if surrogate is None:
             by_attack["white-box PGD"] = self._predict(model, self._pgd(ctx, model, x, y, eps, where), where) == yn
@@ -182,7 +180,7 @@ class Deployments:
             name=dep.name, method=dep.method, source=src, backend=backend, size_bytes=size,
             size_ratio=size / max(ev["size"], 1), sparsity=sparsity(cpu_model), latency_ms=lat,
             latency_ratio=lat / max(ev["latency"], 1e-9), clean=Accuracy.of(clean), robust=Accuracy.of(robust),
-            robust_by_attack=acc, ece=self._ece(model, x, y, where),
+            robust_by_attack=acc, ece=ece,
             corruption_accuracy=1 - float(np.mean(list(err.values()))),
             clean_drop=float(ev["clean"].mean() - clean.mean()), robust_drop=float(ev["robust"].mean() - robust.mean()),
             clean_p_value=_mcnemar(ev["clean"], clean), robust_p_value=_mcnemar(ev["robust"], robust), note=note)
@@ -196,10 +194,11 @@ class Deployments:
     def _predict(self, model, x, device) -> np.ndarray:
         return self._logits(model, x, device).argmax(1).numpy()
 
-    def _ece(self, model, x, y, device) -> float:
-        p = torch.softmax(self._logits(model, x, device), 1)
-        conf, pred = p.max(1)
-        return float(expected_calibration_error(conf.numpy(), (pred == y).numpy()))
+    def _clean(self, model, x, y, device) -> tuple[np.ndarray, float]:
+        """Clean correctness per test point and the ECE, from one pass over the test split."""
+        conf, pred = torch.softmax(self._logits(model, x, device), 1).max(1)
+        correct = (pred == y).numpy()
+        return correct, float(expected_calibration_error(conf.numpy(), correct))
 
     def _pgd(self, ctx: AuditContext, model, x, y, eps, device) -> torch.Tensor:
         a = ctx.config.attacks

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from attacks import ATTACKS, IMAGES_ONLY, MIN_CLASSES
 from attacks.base import Norm, frozen_eval
 from audit.core.metrics import WORST_CASE, RobustnessPoint
+from audit.core.units import Unit
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,6 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, settings, cl
     if executor is None:
         parts = [grid_shard(model, x, y, *args, a, b) for a, b in bounds]
     else:
-        from audit.core.units import Unit
         m, xs, ys = executor.share(model), executor.share(x), executor.share(y)
         parts = executor.map([Unit(f"attack shard {i + 1}/{len(bounds)}", grid_shard, (m, xs, ys, *args, a, b))
                               for i, (a, b) in enumerate(bounds)])

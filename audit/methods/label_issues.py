@@ -7,7 +7,6 @@ guard flags probabilities that look in-sample. ``flip_labels`` makes the self-te
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +22,6 @@ def fold_assignment(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
         idx = rng.permutation(np.flatnonzero(y == c))
         fold_of[idx] = np.arange(len(idx)) % folds
     return fold_of
-
-
-def out_of_fold(y: np.ndarray, folds: int, seed: int, num_classes: int,
-                fit_predict: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    """Probabilities for every row from a model fitted without its fold: ``fit_predict(k, fit_rows, held_rows)``
-    returns (len(held_rows), num_classes) probabilities. Each fold is an independent unit of work."""
-    fold_of = fold_assignment(y, folds, seed)
-    probs = np.zeros((len(y), num_classes), dtype=np.float64)
-    for k in range(folds):
-        fit, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
-        probs[held] = fit_predict(k, fit, held)
-    return probs
 
 
 def proxy_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int,
