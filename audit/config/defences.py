@@ -6,6 +6,7 @@ from pathlib import Path
 
 from attacks.adversaries import ADVERSARY_METHODS
 from attacks.recipes import SELECT
+from audit.config.names import identifier
 from audit.config.sections import finite
 from audit.core.errors import UsageError
 
@@ -59,6 +60,7 @@ class DefenceConfig:
             raise UsageError(f"{path}: holdout must be in [0, 0.5] and warmup_epochs >= 0")
         if not self.name or self.name == "baseline":
             raise UsageError(f"{path}.name: give each defence a name other than 'baseline'")
+        identifier(f"{path}.name", self.name)
 
     def describe(self) -> str:
         labels = {"none": "no adversarial training", "pgd": f"PGD adversarial training (Madry et al. 2018), "

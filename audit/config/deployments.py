@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit.config.names import identifier
 from audit.core.errors import UsageError
 
 DEPLOYMENT_METHODS = ("dynamic_int8", "static_int8", "fp16", "bf16", "prune")
@@ -26,6 +27,7 @@ class DeploymentConfig:
     def validate(self, path: str) -> None:
         if not self.name:
             raise UsageError(f"{path}.name: give each deployment a name")
+        identifier(f"{path}.name", self.name)
         if self.method not in DEPLOYMENT_METHODS:
             raise UsageError(f"{path}.method: {self.method!r} is not valid; valid: "
                              f"{', '.join(map(repr, DEPLOYMENT_METHODS))}")

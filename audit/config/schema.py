@@ -20,6 +20,8 @@ from audit.config.execution import ExecutionConfig
 from audit.config.tracking import TrackingConfig
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
 from audit.config.threat import LEGACY_DEFENCE_EPS, LEGACY_GRID, ThreatModelConfig
+from audit.config.bounds import check_bounds
+from audit.config.names import display, identifier
 from audit.core.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -78,6 +80,14 @@ class AuditConfig:
         return ("baseline",) + tuple(d.name for d in self.defences)
 
     def validate(self, path: str) -> None:
+        identifier("candidate", self.candidate)
+        for i, d in enumerate(self.defences):
+            identifier(f"defences[{i}].name", d.name)
+        for i, d in enumerate(self.deployments):
+            identifier(f"deployments[{i}].name", d.name)
+        for key in ("name", "role", "date"):
+            display(f"reviewer.{key}", getattr(self.reviewer, key))
+        check_bounds(self)
         names = self.variant_names
         if len(set(names)) != len(names):
             raise UsageError("defences: names must be unique")

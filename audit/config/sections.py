@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attacks.recipes import OPTIMIZERS, SCHEDULES
+from audit.config.names import MAX_CLASSES, display
 from audit.core.errors import UsageError
 
 
@@ -49,9 +50,16 @@ class DataConfig:
     num_classes: int = 0                 # 0: from the labels and the model's output width
     test_fraction: float = 0.25
     ood_path: str = ""                   # optional .npz with an array "x" of out-of-distribution inputs
+    max_memory_gb: float = 0.0           # what an in-memory source may declare (0: 80% of the available memory)
 
     def validate(self, path: str) -> None:
-        finite(path, test_fraction=self.test_fraction)
+        finite(path, test_fraction=self.test_fraction, max_memory_gb=self.max_memory_gb)
+        if self.max_memory_gb < 0:
+            raise UsageError(f"{path}.max_memory_gb: give a size in GB >= 0 (0: 80% of the available memory)")
+        if len(self.class_names) > MAX_CLASSES or self.num_classes > MAX_CLASSES:
+            raise UsageError(f"{path}: at most {MAX_CLASSES:,} classes")
+        for i, name in enumerate(self.class_names):
+            display(f"{path}.class_names[{i}]", name)
         if self.source == "factory" and not self.factory:
             raise UsageError(f"{path}.factory: source 'factory' needs factory = 'package.module:function'")
         if self.kind not in ("", "image", "tabular"):

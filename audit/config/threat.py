@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attacks.base import Norm
+from audit.config.names import display
 from audit.config.sections import finite
 from audit.core.errors import UsageError
 
@@ -37,6 +38,7 @@ class ThreatModelConfig:
 
     def validate(self, path: str) -> None:
         finite(path, eps=self.eps)
+        display(f"{path}.name", self.name)
         if self.eps is not None and self.eps <= 0:
             raise UsageError(f"{path}.eps: {self.eps} must be > 0 (in input units, e.g. 0.0313725 for 8/255)")
         if self.knowledge not in KNOWLEDGE:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit.config.names import identifier
 from audit.core.errors import UsageError
 
 
@@ -19,3 +20,5 @@ class TrackingConfig:
     def validate(self, path: str) -> None:
         if self.mlflow and not self.experiment:
             raise UsageError(f"{path}.experiment: give the MLflow experiment a name")
+        if self.experiment:
+            identifier(f"{path}.experiment", self.experiment)

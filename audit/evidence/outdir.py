@@ -88,6 +88,37 @@ def check_output_dir(out: Path) -> Path:
     return out
 
 
+def inside(root: Path, rel: str) -> Path:
+    """The path of ``rel`` inside the output directory ``root``: every file advaudit writes goes through here. A
+    name that is absolute, climbs out (``..``), holds a backslash, NUL or control character, or passes through a
+    symbolic link is refused, so no name in a config or a result can place a file outside ``--out``."""
+    parts = rel.split("/")
+    if (not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts)
+            or any(c == "\\" or ord(c) < 32 or ord(c) == 127 for c in rel)):
+        raise UsageError(f"refusing to write {ascii(rel)}: not a plain relative name inside the output directory")
+    root = Path(os.path.abspath(root))
+    target = root.joinpath(*parts)
+    p = root
+    for part in parts:
+        p = p / part
+        if p.is_symlink():
+            raise UsageError(f"refusing to write {ascii(rel)}: {p} is a symbolic link")
+    if os.path.commonpath([os.path.realpath(target), os.path.realpath(root)]) != os.path.realpath(root):
+        raise UsageError(f"refusing to write {ascii(rel)}: it resolves outside {root}")
+    return target
+
+
+def write_inside(root: Path, rel: str, data: str | bytes) -> Path:
+    """Write ``data`` to ``rel`` inside ``root`` (see ``inside``), creating its folders; never follows a link."""
+    target = inside(root, rel)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(raw)
+    return target
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -14,7 +14,7 @@ from audit.core.errors import UsageError
 from audit.core.result import AuditResult
 from audit.core.serde import to_data
 from audit.evidence.manifest import write_manifest
-from audit.evidence.outdir import check_output_dir, clean_leftovers, new_partial, publish
+from audit.evidence.outdir import check_output_dir, clean_leftovers, inside, new_partial, publish, write_inside
 from audit.evidence.signing import ENVELOPE, sign
 
 
@@ -45,17 +45,14 @@ def write_outputs(result: AuditResult, out: Path, rendered: dict[str, str | byte
     try:
         written = {}
         for name, data in rendered.items():
-            target = tmp / name
-            target.write_bytes(data) if isinstance(data, bytes) else target.write_text(data, encoding="utf-8")
-            written[name] = out / name
+            write_inside(tmp, name, data)
+            written[name] = inside(out, name)
         for rel, data in (files or {}).items():
-            target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            write_inside(tmp, rel, data)
         digests = write_manifest(tmp, result.environment, facts)
         if sign_key is not None:
             envelope = sign(digests, predicate(result), sign_key)
-            (tmp / ENVELOPE).write_text(json.dumps(envelope, indent=1) + "\n", encoding="utf-8")
+            write_inside(tmp, ENVELOPE, json.dumps(envelope, indent=1) + "\n")
         publish(tmp, out)
         return written
     finally:
