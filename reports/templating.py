@@ -6,6 +6,8 @@ from importlib import resources
 
 import jinja2
 
+from audit.core.text import md_inline
+
 
 def _load(name: str) -> str:
     return resources.files("templates").joinpath(name).read_text(encoding="utf-8")
@@ -13,8 +15,11 @@ def _load(name: str) -> str:
 
 @lru_cache(maxsize=2)
 def environment(autoescape: bool) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FunctionLoader(_load), autoescape=autoescape,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    """The environment; filter ``md`` (``audit.core.text.md_inline``) escapes a value for Markdown."""
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(_load), autoescape=autoescape,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["md"] = md_inline
+    return env
 
 
 def render(name: str, autoescape: bool, **ctx) -> str:
