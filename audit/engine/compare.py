@@ -3,7 +3,9 @@
 Both results store per-test-point correctness (clean, and robust per attack and eps) for every variant, so the
 head's candidate can be tested against the base's candidate point by point: McNemar's exact test on the
 discordant pairs (b = correct in base only, c = correct in head only; two-sided binomial with p = 1/2) says
-whether the change is more than chance. Runs on different test data are refused (by the splits' SHA-256).
+whether the change is more than chance. Runs on different test data are refused (by the number of test points
+and the splits' SHA-256), and so are runs with fewer than ``MIN_PAIRED_POINTS`` test points. Both files are read
+by the one hardened reader (``audit.engine.results_io.read_results``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from audit.engine.results_io import read_results
 OTHER = (("calibration", "ece", "lower"), ("calibration", "adversarial_wrong_confidence", "lower"),
          ("corruptions", "mean_corruption_accuracy", "higher"), ("corruptions", "mce", "lower"),
          ("ood", "auroc_msp_min", "higher"))
+MIN_PAIRED_POINTS = 20   # below this a paired exact test cannot tell a change from chance: refused, not reported
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,24 @@ class Comparison:
 
 
 def load_result(path: Path) -> AuditResult:
-    """A results.json, or an output directory holding one (checked against the shipped schema)."""
-    path = Path(path)
-    return read_results(path / "results.json" if path.is_dir() else path)
+    """A results.json, or an output directory holding one (through the hardened reader, checked against the
+    shipped schema)."""
+    return read_results(Path(path))
+
+
+def check_pairable(base: AuditResult, head: AuditResult) -> int:
+    """The number of paired test points; UsageError when base and head are not the same test points or too few."""
+    nb, nh = int(base.dataset.n_test), int(head.dataset.n_test)
+    if nb != nh:
+        raise UsageError(f"base and head were audited on different data (different test sets: base has {nb} test "
+                         f"points, head has {nh}); a paired comparison needs the same test points")
+    if base.dataset.sha256 != head.dataset.sha256:
+        raise UsageError("base and head were audited on different data (split SHA-256 differ); a paired "
+                         "comparison needs the same test points")
+    if nb < MIN_PAIRED_POINTS:
+        raise UsageError(f"too few test points for a paired test: {nb} (a comparison needs at least "
+                         f"{MIN_PAIRED_POINTS})")
+    return nb
 
 
 def _series(result: AuditResult) -> dict:
@@ -88,9 +106,7 @@ def _judge(b: np.ndarray, h: np.ndarray, rule: CompareRule) -> tuple[int, int, f
 
 
 def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparison:
-    if base.dataset.sha256 != head.dataset.sha256:
-        raise UsageError("base and head were audited on different data (split SHA-256 differ); a paired "
-                         "comparison needs the same test points")
+    n = check_pairable(base, head)
     sb, sh = _series(base), _series(head)
     deltas = []
     for key in sorted(set(sb) & set(sh), key=lambda k: (k[0] != "clean_accuracy", k[2] or 0, k[1] != WORST_CASE,
@@ -113,5 +129,5 @@ def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparis
                           "better": better})
     describe = lambda r: {"candidate": r.candidate, "verdict": r.verdict.value, "created": r.created,  # noqa: E731
                           "tool": r.tool.get("version", ""), "policy_sha256": r.policy.sha256}
-    return Comparison(base=describe(base), head=describe(head), rule=rule, n=int(base.dataset.n_test),
+    return Comparison(base=describe(base), head=describe(head), rule=rule, n=n,
                       deltas=tuple(deltas), gate_flips=flips, regression=regression, other=tuple(other))

@@ -13,6 +13,8 @@ from audit.evidence.signing import ENVELOPE, verify_envelope
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 PARTIAL = ".advaudit-partial"   # in a directory being written: the writer's pid (never listed)
+MAX_SUMS_BYTES = 16 * 2**20     # a bundle lists a handful of files; a SHA256SUMS over 16 MiB is not one
+MAX_NAME = 1024                 # a listed name longer than this, or with a control character, is a malformed line
 
 
 ROLES = {"report.html": "report", "results.json": "results", "summary.md": "summary", "report.pdf": "report (PDF)", "triage.csv": "flagged data rows (triage table)",
@@ -76,14 +78,18 @@ def _inside(directory: Path, name: str) -> bool:
 
 
 def verify(directory: Path, public_key: Path | None = None) -> list[str]:
-    """Problems found (empty when every listed file is present and unchanged, every file present is listed, no
-    symbolic link is present, and a signature, when there is one and a key is given, verifies)."""
+    """Problems found (empty when SHA256SUMS lists manifest.json, every listed file is present and unchanged, every
+    file present is listed, no symbolic link is present, and a signature, when there is one and a key is given,
+    verifies). UsageError when ``directory`` is not an evidence directory at all."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory")
     sums = directory / SUMS
     if not sums.is_file() or sums.is_symlink():
         raise UsageError(f"{directory} has no {SUMS}: not an advaudit evidence directory")
+    if sums.stat().st_size > MAX_SUMS_BYTES:
+        raise UsageError(f"{sums}: over the {MAX_SUMS_BYTES // 2**20} MiB limit of a {SUMS}: not an advaudit "
+                         "evidence directory")
     present, links = _plain_files(directory)
     problems = [f"{rel}: a symbolic link (a bundle holds plain files only; what it points at is not checked)"
                 for rel in links]
@@ -96,24 +102,37 @@ def verify(directory: Path, public_key: Path | None = None) -> list[str]:
     listed = set()
     for n, line in enumerate(text.splitlines(), 1):
         digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if (not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
+                or len(name) > MAX_NAME or any(ord(c) < 32 or c == "\x7f" for c in name)):
             problems.append(f"{SUMS} line {n} is malformed")
             continue
         path = directory / name
-        if not _inside(directory, name):
-            problems.append(f"{name}: path outside the bundle or through a link")
-        elif not path.is_file():
-            problems.append(f"{name}: missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{name}: changed (SHA-256 differs)")
+        try:
+            if not _inside(directory, name):
+                problems.append(f"{name}: path outside the bundle or through a link")
+            elif not path.is_file():
+                problems.append(f"{name}: missing")
+            elif sha256_file(path) != digest:
+                problems.append(f"{name}: changed (SHA-256 differs)")
+        except OSError as e:
+            problems.append(f"{name}: cannot be read ({e.strerror or e})")
         listed.add(name)
+    if not listed:
+        problems.append(f"{SUMS}: lists no file (an advaudit bundle lists at least {MANIFEST})")
+    elif MANIFEST not in listed:
+        problems.append(f"{MANIFEST}: not listed in {SUMS} (an advaudit bundle always lists it)")
     for name in present:
-        if name not in listed and name not in (SUMS, ENVELOPE):
+        if name not in listed and name not in (SUMS, ENVELOPE, MANIFEST):
             problems.append(f"{name}: not listed in {SUMS} (added after the run)")
     envelope = directory / ENVELOPE
     if envelope.is_file() and not envelope.is_symlink():
-        actual = {n: sha256_file(directory / n) for n in listed | {SUMS}
-                  if _inside(directory, n) and (directory / n).is_file()}
+        actual = {}
+        for n in listed | {SUMS}:
+            try:
+                if _inside(directory, n) and (directory / n).is_file():
+                    actual[n] = sha256_file(directory / n)
+            except OSError:  # already a problem above
+                pass
         problems.extend(verify_envelope(envelope, actual, public_key))
     elif public_key is not None:
         problems.append(f"{ENVELOPE}: missing, but a key was given: the bundle is not signed")

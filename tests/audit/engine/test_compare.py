@@ -102,7 +102,7 @@ def test_compare_lists_calibration_corruption_and_ood_changes(demo_result):
     got = {(o["check"], o["metric"]) for o in c.other}
     assert {("calibration", "ece"), ("corruptions", "mce"), ("ood", "auroc_msp_min")} <= got
     from reports.compare_md import render_comparison
-    assert "mean_corruption_accuracy" in render_comparison(c)
+    assert "mean\\_corruption\\_accuracy" in render_comparison(c)  # Markdown-escaped
 
 
 def _bits_result(demo_result, correct, name="clean"):
