@@ -68,7 +68,12 @@ class Audit:
     def write(self, out: str | Path, formats: tuple[str, ...] = ("html", "json", "md", "csv"), _ctx=None) -> Path:
         """The output directory, as ``advaudit run --out`` writes it (with the evidence bundle when the run's
         context is at hand)."""
+        import os
+
         from audit.api.outputs import check_output, write
+        from audit.core.errors import UsageError
+        if not isinstance(out, (str, os.PathLike)):
+            raise UsageError(f"out: give the output directory as a str or a pathlib.Path, not {type(out).__name__}")
         out = Path(out)
         check_output(out, formats)
         write(self.result, out, formats, ctx=_ctx)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise UsageError(f"--set {key.strip()}: the value is nested too deeply") from None
     return key.strip().split("."), value
 
 
@@ -43,15 +46,60 @@ def read_toml(path: Path) -> dict:
         raise UsageError(f"config file not found: {path}") from None
     except IsADirectoryError:
         raise UsageError(f"config file {path} is a directory") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise UsageError(f"cannot read config file {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"config file {path} is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise UsageError(f"config file {path}: nested deeper than Python can parse (the limit is "
+                         f"{MAX_CONFIG_DEPTH} levels)") from None
+
+
+MAX_CONFIG_DEPTH = 32  # levels of tables and lists; a real config needs a handful
+
+
+def _children(node: Any) -> list[tuple[Any, Any]] | None:
+    """(key, value) of a table, list or dataclass instance; None for a leaf."""
+    if isinstance(node, dict):
+        return list(node.items())
+    if isinstance(node, (list, tuple)):
+        return list(enumerate(node))
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node)]
+    return None
+
+
+def _key_path(keys: tuple) -> str:
+    return ".".join(map(str, keys)).encode("unicode_escape").decode("ascii")[:120]
+
+
+def check_nesting(data: Any, where: str = "config", limit: int = MAX_CONFIG_DEPTH) -> None:
+    """Refuse data nested more than ``limit`` levels deep (and table keys that are not strings) before any
+    recursive code (``copy.deepcopy``, the strict conversion, JSON) sees it. Iterative, so the input's depth cannot
+    exhaust the stack here; a cycle is refused as too deep. Dataclass instances count as tables."""
+    stack: list[tuple[Any, int, tuple]] = [(data, 1, ())]
+    while stack:
+        node, depth, keys = stack.pop()
+        items = _children(node)
+        if items is None:
+            continue
+        if depth > limit:
+            raise UsageError(f"{where}: nested more than {limit} levels deep (at {_key_path(keys)}...); "
+                             f"the limit is {limit} levels of tables and lists")
+        for key, value in items:
+            if isinstance(node, dict) and not isinstance(key, str):
+                inside = f" in {_key_path(keys)}" if keys else ""
+                raise UsageError(f"{where}: key {ascii(key)[:80]}{inside} is not a string (config keys are TOML "
+                                 f"keys)")
+            if isinstance(value, (dict, list, tuple)) or dataclasses.is_dataclass(value):
+                stack.append((value, depth + 1, keys + (key,)))
 
 
 def config_from_data(data: dict, base_dir: Path, overrides: list[str] = ()) -> AuditConfig:
     """A config from plain data (a parsed TOML file or the Python API's dict), paths relative to ``base_dir``."""
+    check_nesting(data)
     data = apply_overrides(copy.deepcopy(dict(data)), list(overrides))
+    check_nesting(data)
     if "base_dir" in data:
         raise UsageError("base_dir: set by advaudit (the config file's folder), not a key of the file")
     return resolve_paths(from_data(AuditConfig, data), base_dir)
