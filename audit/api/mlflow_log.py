@@ -3,6 +3,7 @@ attack and eps, ECE; every finding's metrics), tags (verdict, candidate) and the
 evidence bundle) as artifacts. Written through ``MlflowClient`` (no global MLflow state is touched)."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -12,6 +13,7 @@ from audit.core.errors import UsageError
 from audit.core.result import AuditResult
 
 ARTIFACT_DIR = "advaudit"
+log = logging.getLogger(__name__)
 
 
 def _name(text: str) -> str:
@@ -46,6 +48,20 @@ def params_of(result: AuditResult) -> dict[str, str]:
     if tm is not None:
         params.update(threat_model=tm.name or "", threat_norm=tm.norm, threat_eps=tm.eps)
     return {_name(k): str(v)[:500] for k, v in params.items()}
+
+
+def log_run_or_warn(result: AuditResult, out: Path | None, tracking_uri: str = "",
+                    experiment: str = "advaudit") -> tuple[str | None, str]:
+    """``log_run``, for after the output is written: (run id, "") or, when it fails (the server went away
+    mid-run), (None, the one warning line); never the output or the verdict's exit code."""
+    try:
+        return log_run(result, out, tracking_uri, experiment), ""
+    except Exception as e:  # noqa: BLE001 - logging is a side channel: the audit's outputs stand
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        problem = (f"could not log the run to MLflow at {tracking_uri or './mlruns'}: {msg} (the output directory "
+                   f"is complete)")
+        log.debug("MLflow logging failed", exc_info=True)
+        return None, problem
 
 
 def log_run(result: AuditResult, out: Path | None, tracking_uri: str = "", experiment: str = "advaudit") -> str:

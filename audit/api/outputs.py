@@ -20,8 +20,11 @@ def check_output(out: Path, formats: tuple[str, ...], sign_key: str = "") -> Pat
             raise UsageError(f"output.formats: {f!r} is not a format; valid: {', '.join(FORMATS)}")
     check_writable(out)
     key = Path(sign_key) if sign_key else None
-    if key is not None and not key.is_file():
-        raise UsageError(f"output.sign_key: key file not found: {key}")
+    if key is not None:
+        if not key.is_file():
+            raise UsageError(f"output.sign_key: key file not found: {key}")
+        from audit.evidence.signing import load_private
+        load_private(key)  # parsed now: an encrypted, public, RSA or random key fails before any work
     if "pdf" in formats:
         from reports.browser import find_chromium
         if find_chromium() is None:

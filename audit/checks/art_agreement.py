@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attacks.base import frozen_eval
 from audit.checks.base import AuditContext, controls
 from audit.core.result import Details, Measurement
 from audit.methods.art_adapter import ART_NAMES, compare_with_art
@@ -23,6 +24,13 @@ from audit.methods.art_adapter import ART_NAMES, compare_with_art
 SLOW_POINTS = 64        # ART's APGD and Square run query by query in NumPy
 SQUARE_QUERIES = 1000
 RANDOM_SEARCH = ("square",)  # two random searches differ by chance on 64 points: reported, not judged
+
+
+def _outputs_probabilities(model, x: torch.Tensor, device) -> bool:
+    """Every output row non-negative and summing to 1 (a softmax head)."""
+    with frozen_eval(model), torch.no_grad():
+        out = model(x.to(device)).float()
+    return bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() < 1e-3).all())
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,10 @@ class ArtAgreement:
         small = min(n, SLOW_POINTS)
         slow = {"apgd_ce": {"steps": a.apgd_steps}}
         settings["apgd_ce"] = f"{a.apgd_steps} steps, cross-entropy, 1 restart, {small} points"
+        if _outputs_probabilities(model, x[:small], ctx.device):
+            del slow["apgd_ce"]  # ART's APGD-CE refuses such a model; C9 reports the softmax output
+            settings["apgd_ce"] = ("not cross-checked: the model outputs probabilities, which ART's APGD with "
+                                   "cross-entropy refuses (validity check C9 reports it)")
         if x.dim() == 4 and min(x.shape[2:]) >= 3 and variant != ctx.config.candidate:
             settings["square"] = ("cross-checked on the candidate only: a random search's agreement with ART "
                                   "tests our implementation, not this model, and ART's NumPy Square costs seconds")

@@ -140,7 +140,8 @@ class Context:
         return self.wrap(build_from_factory(m.factory, dict(m.kwargs), self.config.base_dir or None))
 
     @torch.no_grad()
-    def logits(self, model: torch.nn.Module, x, batch_size: int = 1024) -> torch.Tensor:
+    def logits(self, model: torch.nn.Module, x, batch_size: int | None = None) -> torch.Tensor:
+        batch_size = batch_size or min(1024, self.config.attacks.batch_size)  # the sizes pre-flight probed
         with frozen_eval(model):
             out = [model(x[i:i + batch_size].to(self.device)).float().cpu()
                    for i in range(0, x.shape[0], batch_size)]
@@ -238,7 +239,8 @@ class Context:
         d = self.data
         return self._once(f"corruptions:{variant}", lambda: corruption_errors(
             self.variants[variant].model, d.x_test, d.y_test, clip=d.attack_clip, kind=d.kind,
-            seed=self.config.seed, device=self.device), stage=f"corruptions:{variant}")
+            seed=self.config.seed, device=self.device, batch_size=min(512, self.config.attacks.batch_size)),
+            stage=f"corruptions:{variant}")
 
     def measurement(self, check: str) -> Measurement | None:
         """The measurement of a data-scope check that already ran (declare it in ``requires``), or None."""

@@ -7,8 +7,11 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from audit.checks import CHECKS
 from audit.config import AuditConfig
+from audit.config.bounds import check_data_bounds
 from audit.config.policy import Policy, load_policy
 from audit.core.errors import UsageError
 from audit.core.metrics import same_eps
@@ -20,7 +23,7 @@ from audit.engine.context import Context, pick_device
 from audit.engine.execution import make_executor
 from audit.engine.judge import judge
 from audit.engine.plan import enabled_checks, execution_order
-from audit.engine.preflight import check_eps, check_model, check_pred_probs
+from audit.engine.preflight import check_batch_sizes, check_eps, check_model, check_pred_probs, eval_batch
 from audit.engine.record import Recorder
 from audit.engine.variants import train_variants
 from audit.models.loading import LoadedModel, load_user_model
@@ -68,10 +71,13 @@ def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | No
 def _prepare(config, data, policy, recorder, model=None) -> Context:
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
     policy = (policy or load_policy(config.policy)).for_threat(config.threat_model)
-    check_policy_fits(policy, config)
     user = model or load_user_model(config.model, base_dir)  # before the data: a bad model file fails unread
     data = data or load_data(config.data, config.input, base_dir, config.seed)
-    check_eps(config.attacks.eps, config.attacks.norm, data)
+    check_eps(config.attacks.eps, config.attacks.norm, data)  # "8 exceeds the input range" before the policy's eps
+    check_policy_fits(policy, config)
+    if "label_issues" in enabled_checks(config):
+        counts = np.bincount(data.y_train.numpy())
+        check_data_bounds(config, int(data.y_train.shape[0]), int(counts[counts > 0].min()))
     device = pick_device(config.device)
     recorder.device = device
     ctx = Context(config=config, policy=policy, data=data, device=device, user_model=user, recorder=recorder,
@@ -80,7 +86,10 @@ def _prepare(config, data, policy, recorder, model=None) -> Context:
     explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
                     or config.data.source in ("folder", "table"))
     ctx.data, ctx.warnings = check_model(probe, data, ctx.device, explicit_classes=explicit,
-                                         was_training=user.was_training, pretrained=user.pretrained)
+                                         was_training=user.was_training, pretrained=user.pretrained,
+                                         batch_size=eval_batch(config))
+    check_batch_sizes(probe, ctx.data, ctx.device, {"attacks.batch_size": config.attacks.batch_size,
+                                                    "training.batch_size": config.training.batch_size})
     ctx.user_pred_probs = check_pred_probs(config.label_issues, ctx.data)
     ctx.executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
     recorder.executor = ctx.executor.name

@@ -19,6 +19,7 @@ from audit.data.splits import Splits
 from audit.methods.label_issues import read_pred_probs
 
 PROBE_ROWS = 64
+EVAL_BATCH = 1024  # the largest batch advaudit evaluates with (capped by attacks.batch_size)
 
 
 def check_eps(eps_grid, norm: Norm, data: Splits) -> None:
@@ -32,7 +33,7 @@ def check_eps(eps_grid, norm: Norm, data: Splits) -> None:
                          f"({limit:g}); eps is in input units{hint}")
 
 
-def first_non_finite_row(model: torch.nn.Module, x, device: torch.device, batch_size: int = 1024) -> int:
+def first_non_finite_row(model: torch.nn.Module, x, device: torch.device, batch_size: int = EVAL_BATCH) -> int:
     """The first row of ``x`` whose logits are not all finite, or -1."""
     with frozen_eval(model), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
@@ -42,8 +43,55 @@ def first_non_finite_row(model: torch.nn.Module, x, device: torch.device, batch_
     return -1
 
 
+def eval_batch(config) -> int:
+    """The batch size of every no-gradient evaluation: at most attacks.batch_size, which pre-flight probed."""
+    return min(EVAL_BATCH, config.attacks.batch_size)
+
+
+def check_batch_sizes(model: torch.nn.Module, data: Splits, device: torch.device, sizes: dict[str, int]) -> None:
+    """Run the model once at each batch size the run will use (``key -> rows``, largest first, as many rows as
+    the data has): a model that fails on a large batch is exit 2 naming the size and the key to lower, not a
+    crash an hour in."""
+    rows = max(int(data.x_test.shape[0]), 1)
+    tried: set[int] = set()
+    for key, size in sorted(sizes.items(), key=lambda kv: -kv[1]):
+        n = min(size, max(rows, int(data.x_train.shape[0])))
+        if n in tried or n <= PROBE_ROWS:
+            continue
+        tried.add(n)
+        reps = -(-n // rows)
+        x = data.x_test[:rows]
+        xb = (x if reps == 1 else torch.cat([x] * reps))[:n].to(device)
+        try:
+            with frozen_eval(model), torch.no_grad():
+                out = model(xb)
+            ok = isinstance(out, torch.Tensor) and out.shape[0] == n
+            why = "" if ok else f"its output has {tuple(out.shape) if isinstance(out, torch.Tensor) else out!r}"
+        except Exception as e:  # noqa: BLE001 - any failure at this size is the finding
+            ok, why = False, first_line(e, 120)
+        if not ok:
+            works = _largest_working(model, xb, device, n)
+            raise UsageError(f"{key}: the model fails on a batch of {n} rows ({why}); the largest batch it takes is "
+                             f"{works}: set attacks.batch_size and training.batch_size to at most {works}")
+
+
+def _largest_working(model, xb: torch.Tensor, device, failed: int) -> int:
+    """Halving from ``failed`` down to PROBE_ROWS (which passed): the first size the model takes."""
+    size = failed // 2
+    while size > PROBE_ROWS:
+        try:
+            with frozen_eval(model), torch.no_grad():
+                if model(xb[:size]).shape[0] == size:
+                    return size
+        except Exception:  # noqa: BLE001 - keep halving
+            pass
+        size //= 2
+    return PROBE_ROWS
+
+
 def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, explicit_classes: bool,
-                was_training: bool = False, pretrained: bool = False) -> tuple[Splits, list[str]]:
+                was_training: bool = False, pretrained: bool = False,
+                batch_size: int = EVAL_BATCH) -> tuple[Splits, list[str]]:
     """Probe ``model`` on a few test rows; return the data (num_classes settled) and warnings."""
     warnings = []
     if was_training:
@@ -68,7 +116,7 @@ def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, e
     if not torch.isfinite(out).all():
         raise UsageError("model output: NaN or Inf logits on clean test inputs")
     if pretrained:
-        bad = first_non_finite_row(model, data.x_test, device)
+        bad = first_non_finite_row(model, data.x_test, device, batch_size)
         if bad >= 0:
             raise UsageError(f"model output: NaN or Inf logits on test row {bad} (every test row is checked before "
                              f"any work)")

@@ -15,6 +15,12 @@ from pathlib import Path
 
 from audit.core.errors import UsageError
 
+try:
+    from cryptography.exceptions import UnsupportedAlgorithm
+except ImportError:  # pragma: no cover - signing then fails with the install hint
+    class UnsupportedAlgorithm(Exception):  # type: ignore[no-redef]
+        pass
+
 ENVELOPE = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -57,17 +63,54 @@ def keygen(path: Path) -> tuple[Path, Path]:
     return Path(path), pub
 
 
-def _load_private(path: Path):
+PASSPHRASE_ENV = "ADVAUDIT_SIGN_PASSPHRASE"  # the passphrase of an encrypted signing key, if it is one
+MAX_KEY_BYTES = 64 * 1024
+
+
+def load_private(path: Path):
+    """The Ed25519 private key at ``path`` (PKCS#8 or OpenSSH PEM), checked before any work: an encrypted key needs
+    its passphrase in the environment variable ADVAUDIT_SIGN_PASSPHRASE; a public key, an RSA/EC key, an empty or
+    random file are each refused with the reason."""
     serialization, ed25519 = _crypto()
+    path = Path(path)
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        if path.stat().st_size > MAX_KEY_BYTES:
+            raise UsageError(f"signing key {path} is {path.stat().st_size} bytes: not a PEM key")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"signing key not found: {path}") from None
-    except (OSError, ValueError, TypeError) as e:
-        raise UsageError(f"signing key {path} is not an unencrypted PEM private key ({e})") from None
+    except OSError as e:
+        raise UsageError(f"cannot read signing key {path}: {e.strerror or e}") from None
+    if not data.strip():
+        raise UsageError(f"signing key {path} is empty")
+    if b"PUBLIC KEY" in data or data.lstrip().startswith(b"ssh-"):
+        raise UsageError(f"signing key {path} is a public key; sign with the private key (KEY, not KEY.pub)")
+    secret = os.environ.get(PASSPHRASE_ENV)
+    password = secret.encode("utf-8") if secret else None
+    try:
+        if b"OPENSSH PRIVATE KEY" in data:
+            key = serialization.load_ssh_private_key(data, password=password)
+        else:
+            key = serialization.load_pem_private_key(data, password=password)
+    except TypeError:  # encrypted without a passphrase, or a passphrase for a key that is not encrypted
+        if password is None:
+            raise UsageError(f"signing key {path} is encrypted: put its passphrase in the environment variable "
+                             f"{PASSPHRASE_ENV}") from None
+        raise UsageError(f"signing key {path} is not encrypted: unset {PASSPHRASE_ENV}") from None
+    except (ValueError, UnsupportedAlgorithm) as e:
+        wrong = "passphrase" in str(e).lower() or "decrypt" in str(e).lower() or "bad decrypt" in str(e).lower()
+        if password is not None and wrong:
+            raise UsageError(f"signing key {path}: the passphrase in {PASSPHRASE_ENV} does not decrypt it") from None
+        raise UsageError(f"signing key {path} is not a PEM private key (make one with `advaudit keygen KEY`)") \
+            from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise UsageError(f"signing key {path} is not an Ed25519 key")
+        kind = type(key).__name__.replace("PrivateKey", "").lstrip("_") or "another"
+        raise UsageError(f"signing key {path} is not an Ed25519 key (it is {kind}); advaudit signs with Ed25519 "
+                         f"(`advaudit keygen KEY`)")
     return key
+
+
+_load_private = load_private
 
 
 def load_public(path: Path):

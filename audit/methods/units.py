@@ -63,5 +63,6 @@ def fold_unit(spec: ModelSpec, seed: int, x, y: torch.Tensor, fit: np.ndarray, h
         train(model, take(x, fit), y[torch.from_numpy(fit)], **train_kw)
     xh = take(x, held)
     with frozen_eval(model), torch.no_grad():
-        out = [model(xh[i:i + 1024].to(spec.device)).float().cpu() for i in range(0, xh.shape[0], 1024)]
+        bs = min(1024, int(train_kw.get("batch_size", 1024)))  # a size pre-flight probed
+        out = [model(xh[i:i + bs].to(spec.device)).float().cpu() for i in range(0, xh.shape[0], bs)]
     return torch.softmax(torch.cat(out), 1).double().numpy()

@@ -93,6 +93,9 @@ def load_pt2(path: Path, trust_pickle: bool) -> nn.Module:
     except Refused:
         raise UsageError(f"model.archive: {path.name} needs unpickling to load; refused: {SAFE_EXPORT}") from None
     except Exception as e:  # noqa: BLE001 - any failure of a foreign file is bad input
+        if "weights_only" in str(e) or "npickl" in str(e):  # torch's own hint points at the unsafe option
+            raise UsageError(f"model.archive: {path.name} needs unpickling to load; refused: {SAFE_EXPORT}") \
+                from None
         raise UsageError(f"model.archive: cannot load torch.export program {path.name}: "
                          f"{first_line(e)}") from None
     if not any(True for _ in module.parameters()) and not any(True for _ in module.graph.buffers()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def read_state_dict(path: Path, trust_pickle: bool) -> dict | nn.Module:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
-        first = first_line(e, 160)
+        # torch's own text suggests retrying with weights_only=False, the unsafe option: name only the global
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        first = f"it references the Python object {found.group(1)}" if found else \
+            "it holds Python objects other than tensors"
         raise UsageError(f"model.weights: {path.name} needs full unpickling, which can run arbitrary code; refused "
                          f"({first}). Save model.state_dict() or .safetensors, or set model.trust_pickle = true "
                          f"for a file you trust") from None

@@ -13,11 +13,38 @@ import torch
 
 from audit.data.splits import Splits, as_inputs, as_labels
 from audit.core.errors import UsageError
+from audit.data.limits import check_declared
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
+def declared_bytes(path: Path, members: tuple[str, ...] | None = None) -> int:
+    """The bytes the archive's members declare (the larger of the zip header's size and the ``.npy`` header's
+    shape x dtype), read from the headers alone; a member that claims less than its header's array is corrupt."""
+    total = 0
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if members is not None and name not in members:
+                continue
+            array_bytes = 0
+            with z.open(info) as fh:  # only the header is decompressed
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    shape, _fortran, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                              else np.lib.format.read_array_header_2_0(fh))
+                    array_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                except (ValueError, OSError, EOFError):
+                    pass  # not an array: np.load names it below
+            total += max(int(info.file_size), array_bytes)
+    return total
+
+
 def load_npz(cfg, path: Path, **_) -> Splits:
+    try:
+        check_declared(cfg, declared_bytes(path, REQUIRED + ("x_val", "y_val")), f"{path.name}")
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError):
+        pass  # not a readable zip: np.load says so below
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -55,6 +82,7 @@ def load_npz(cfg, path: Path, **_) -> Splits:
 def load_ood(path: Path, input_shape: tuple[int, ...]) -> torch.Tensor:
     """The user's out-of-distribution inputs: array ``x`` of an .npz (never unpickled), shaped like the data."""
     try:
+        check_declared(None, declared_bytes(path, ("x",)), path.name, "data.ood_path")
         with np.load(path, allow_pickle=False) as z:
             x = np.asarray(z["x"])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:

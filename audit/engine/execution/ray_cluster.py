@@ -28,21 +28,56 @@ def _task(fn, threads: int, *args) -> Timed:
     return run_timed(fn, args, threads)
 
 
-CONNECT_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 3.0
+# HTTP/2 client preface and an empty SETTINGS frame: a Ray head (GCS or Ray Client server, both gRPC) answers with
+# a SETTINGS frame of its own; anything else listening on the port does not, and ray.init would wait for minutes.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def unreachable(address: str) -> str:
-    """Why a "host:port" or "ray://host:port" address cannot be reached ('' if a TCP connection opens).
-    Checked before ``ray.init``, which otherwise retries for minutes."""
+    """Why a "host:port" or "ray://host:port" address is not a Ray cluster ('' if a gRPC server answers there
+    within ``CONNECT_TIMEOUT`` s). Checked before ``ray.init``, which otherwise retries for minutes."""
     hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         return ""  # "auto" and friends: Ray resolves them and fails fast itself
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT) as s:
+            s.sendall(H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = s.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.timeout:
+        return f"something listens there but gives no gRPC answer within {CONNECT_TIMEOUT:g} s (not a Ray head)"
     except OSError as e:
         return e.strerror or type(e).__name__
+    if len(head) < 9 or head[3] != 0x04:
+        return "something listens there but it is not a gRPC server (not a Ray head)"
     return ""
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Ray's C++ core logs to file descriptor 2 while it connects: keep that off the user's terminal (the one-line
+    error says what failed); what it wrote is logged at debug level."""
+    import tempfile
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(20_000).decode("utf-8", "replace").strip()
+            if text:
+                log.debug("ray.init wrote: %s", text)
 
 
 class RayExecutor:
@@ -70,7 +105,8 @@ class RayExecutor:
             if why:
                 raise UsageError(f"execution.address: cannot reach the Ray cluster at {settings.address!r}: {why}")
             try:
-                ray.init(**kw)
+                with quiet_stderr():
+                    ray.init(**kw)
             except Exception as e:  # Ray raises ConnectionError, RuntimeError or ValueError depending on the address
                 where = settings.address or "a new local cluster"
                 raise UsageError(f"execution.address: cannot reach the Ray cluster at {where!r}: "

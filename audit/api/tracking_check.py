@@ -1,0 +1,92 @@
+"""Pre-flight of an MLflow tracking URI: resolved and checked before any work, so a typo or a server that is not
+there is exit 2 in a second, not an exit 3 after the audit.
+
+Checked: the scheme is one MLflow stores runs in; a local store (a path, ``file:``, ``sqlite:``) can be created or
+written; a server (``http(s):``, a database URI with a host) accepts a TCP connection within ``TIMEOUT`` s.
+``databricks`` URIs need credentials this check does not have: only the form is checked.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+from pathlib import Path
+
+from audit.core.errors import UsageError
+from audit.core.text import terminal
+
+TIMEOUT = 3.0
+DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+SCHEMES = ("", "file", "sqlite", "http", "https", "databricks", *DB_PORTS)
+
+
+def _writable_dir(path: Path, uri: str) -> None:
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if p != path and not p.is_dir():
+        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {p} is not a directory")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {path} exists and is not a directory")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {p} is not writable")
+
+
+def _reachable(host: str, port: int, uri: str) -> None:
+    try:
+        socket.create_connection((host, port), timeout=TIMEOUT).close()
+    except OSError as e:
+        raise UsageError(f"tracking.tracking_uri: cannot reach {host}:{port} for {terminal(uri)!r} within "
+                         f"{TIMEOUT:g} s ({e.strerror or type(e).__name__})") from None
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise UsageError naming the problem if runs cannot be logged to ``uri`` ("" = ./mlruns)."""
+    if not isinstance(uri, str):
+        raise UsageError(f"tracking.tracking_uri: give a string, not {type(uri).__name__}")
+    if len(uri) > 2048 or any(ord(c) < 32 for c in uri):
+        raise UsageError(f"tracking.tracking_uri: {terminal(uri[:80])!r} is not a URI (control characters or "
+                         f"over 2,048 characters)")
+    try:
+        import mlflow  # noqa: F401 - the logging needs it; say so now
+    except ImportError:
+        raise UsageError("tracking.mlflow needs MLflow: pip install 'advaudit[mlflow]'") from None
+    if not uri:
+        _writable_dir(Path("mlruns").resolve(), "./mlruns")
+        return
+    parsed = urllib.parse.urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter
+        scheme = ""
+    if scheme not in SCHEMES and not scheme.split("+")[0] in DB_PORTS:
+        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: scheme {scheme!r} is not an MLflow store; "
+                         f"give a path, file:///..., sqlite:///..., http(s)://host:port or a database URI")
+    if not scheme and ":" in uri:
+        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} is neither a path nor a URI (a ':' without a "
+                         f"scheme)")
+    if scheme in ("", "file"):
+        if parsed.netloc and parsed.netloc != "localhost":
+            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: a file URI names a local path "
+                             f"(file:///path)")
+        _writable_dir(Path(urllib.parse.unquote(parsed.path) if scheme else uri).resolve(), uri)
+    elif scheme == "sqlite":
+        rest = uri.split("://", 1)[1] if "://" in uri else ""
+        if not rest.startswith("/") or rest in ("/", "/:memory:"):
+            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: give sqlite:///path/to/mlflow.db")
+        db = Path(rest[1:] if not rest.startswith("//") else rest[1:]).resolve()
+        if db.exists() and not db.is_file():
+            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {db} is not a file")
+        if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {db} is not writable")
+        _writable_dir(db.parent, uri)
+    elif scheme in ("http", "https") or scheme.split("+")[0] in DB_PORTS:
+        try:
+            host, port = parsed.hostname, parsed.port
+        except ValueError:
+            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} has an invalid port") from None
+        if not host:
+            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} names no host")
+        default = {"http": 80, "https": 443}.get(scheme) or DB_PORTS[scheme.split("+")[0]]
+        _reachable(host, port or default, uri)
