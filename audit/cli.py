@@ -17,6 +17,7 @@ from pathlib import Path
 
 from audit.core.version import __version__
 from audit.core.errors import UsageError
+from audit.core.text import terminal
 from audit.api.options import _executor_options, _formats, _output_options, _with_executor, _with_output_options
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -47,12 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (auto: a GPU if any)")
     _executor_options(d)
     d.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
+    d.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate; train and write nothing")
     _output_options(d)
     r = sub.add_parser("run", help="audit with a config file")
     r.add_argument("--config", type=Path, default=None, help="the config (default: ./advaudit.toml)")
     r.add_argument("--out", type=Path, default=Path("advaudit-out"))
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
     r.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
+    r.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate; train and write nothing")
     r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
     r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
     _executor_options(r)
@@ -90,14 +93,31 @@ def _summary(result, written: dict) -> str:
                        "outputs": {k: str(v) for k, v in written.items()}}, indent=1)
 
 
+def _dry_run(config) -> int:
+    from audit.engine.dryrun import dry_run
+    from audit.engine.pipeline import prepare
+    ctx = prepare(config)
+    try:
+        text, _seconds = dry_run(ctx)
+    finally:
+        ctx.executor.close()
+    say(text)
+    return EXIT_OK
+
+
 def _run(config, out: Path, config_path: Path | None = None, start: float | None = None,
-         profile: bool = False, json_summary: bool = False) -> int:
+         profile: bool = False, json_summary: bool = False, dry_run: bool = False) -> int:
     from audit.api.outputs import check_output, render, write
     from audit.core.result import StageRecord
     from audit.engine.pipeline import run_audit_with_context
     from audit.engine.record import Recorder, profile_table
     o = config.output
     key = check_output(out, tuple(o.formats), o.sign_key)
+    if config.tracking.mlflow:
+        from audit.api.tracking_check import check_tracking_uri
+        check_tracking_uri(config.tracking.tracking_uri)
+    if dry_run:
+        return _dry_run(config)
     recorder = Recorder(start=start)
     recorder.add(StageRecord("load libraries and config", round(time.perf_counter() - recorder.start, 4)))
     result, ctx = run_audit_with_context(config, recorder=recorder)
@@ -111,10 +131,14 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
         say(profile_table(result.run_record))
         say(f"then writing the outputs and the evidence bundle took {time.perf_counter() - t:.2f} s "
             "(not in the record it writes)")
-    if config.tracking.mlflow:
-        from audit.api.mlflow_log import log_run
+    if config.tracking.mlflow:  # after the output is written: a store that fails now costs a warning, not it
+        from audit.api.mlflow_log import log_run_or_warn
         t = config.tracking
-        written["mlflow_run"] = log_run(result, out, t.tracking_uri, t.experiment)
+        run_id, problem = log_run_or_warn(result, out, t.tracking_uri, t.experiment)
+        if run_id:
+            written["mlflow_run"] = run_id
+        else:
+            print(f"advaudit: warning: {terminal(problem)}", file=sys.stderr)
     if json_summary:
         print(_summary(result, written))
         return result.verdict.exit_code
@@ -182,7 +206,7 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
     if args.command == "demo":
         config = _with_executor(cfg.replace(cfg.demo_config(), seed=args.seed, device=args.device), args)
         return _run(_with_output_options(config, args), args.out,
-                    start=start, profile=args.profile, json_summary=args.json_summary)
+                    start=start, profile=args.profile, json_summary=args.json_summary, dry_run=args.dry_run)
     if args.command == "run":
         policy = args.policy if args.policy in (None, "default") else str(Path(args.policy).resolve())
         overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
@@ -195,12 +219,12 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
                 raise UsageError("no --config given and no ./advaudit.toml here; write one with `advaudit init`")
         config = _with_executor(_with_output_options(configure.load(path, overrides), args), args)
         return _run(config, args.out, config_path=path, start=start, profile=args.profile,
-                    json_summary=args.json_summary)
+                    json_summary=args.json_summary, dry_run=args.dry_run)
     if args.command == "verify":
         from audit.evidence.manifest import verify
         problems = verify(args.bundle, args.key)
         for p in problems:
-            say(f"FAILED {p}")
+            say(f"FAILED {terminal(p)}")
         signed = (args.bundle / "attestation.dsse.json").is_file()
         note = "" if not signed else (" and the signature verifies" if args.key else
                                       "; the bundle is signed: give --key PUB.pem to check the signature")
@@ -238,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     logging.getLogger(noisy).setLevel(logging.ERROR)
             return dispatch(args, start)
         except UsageError as e:
-            print(f"advaudit: error: {e}", file=sys.stderr)
+            print(f"advaudit: error: {terminal(e)}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("advaudit: interrupted; nothing was written", file=sys.stderr)
@@ -246,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
             if debug:
                 traceback.print_exc()
-            print(f"advaudit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+            print(f"advaudit: internal error: {type(e).__name__}: {terminal(e)} (run with --debug for the traceback)",
                   file=sys.stderr)
             return EXIT_INTERNAL
 
