@@ -1,0 +1,322 @@
+"""Nothing a name, a key or a file can forge (issue 25): hostile names never write outside --out, keys and
+tracking URIs and Ray addresses are checked before any work, sizes are bounded, and the two "audit with a
+warning" inputs give a complete audit."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from audit.cli import main
+from audit.config.names import NAME_PATTERN
+from audit.core.errors import UsageError
+from audit.evidence.outdir import inside, write_inside
+from audit.models.reference import SmallCNN
+from tests.helpers import snapshot
+
+FAST = 'checks = ["input_validation", "clean_accuracy"]\n'
+HOSTILE = ["../evil", "../../etc/x", "a/b", "/abs", ".hidden", "..", "x\ny", "a\\b", "name with space",
+           "<script>", "x" * 65, "", "ok/../../up"]
+
+
+def no_training(*_a, **_k):
+    raise AssertionError("a bad input reached training")
+
+
+@pytest.fixture
+def project(tmp_path, digits, monkeypatch):
+    """A user project inside tmp_path/proj: data.npz, weights.safetensors, and a config writer."""
+    d = tmp_path / "proj"
+    d.mkdir()
+    np.savez(d / "data.npz", x_train=digits.x_train[:120].numpy(), y_train=digits.y_train[:120].numpy(),
+             x_test=digits.x_test[:60].numpy(), y_test=digits.y_test[:60].numpy())
+    torch.manual_seed(0)
+    save_file(SmallCNN().state_dict(), str(d / "w.safetensors"))
+    monkeypatch.setattr("audit.methods.units.train", no_training)
+
+    def config(extra: str = "", checks: str = FAST, data: str = 'path = "data.npz"', model: str = "") -> os.PathLike:
+        (d / "c.toml").write_text(f'{checks}{extra}\n[data]\nsource = "npz"\n{data}\n[model]\n'
+                                  f'weights = "w.safetensors"\n{model}\n', encoding="utf-8")
+        return d / "c.toml"
+    return d, config
+
+
+def every_file(root) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_defence_or_deployment_name_is_exit_2_and_writes_nothing(project, tmp_path, capsys, name):
+    d, config = project
+    before = every_file(tmp_path)
+    toml_name = name.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    for table in (f'[[defences]]\nname = "{toml_name}"\nweights = "w.safetensors"\n',
+                  f'[[deployments]]\nname = "{toml_name}"\nmethod = "fp16"\n'):
+        code = main(["run", "--config", str(config(table)), "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and "name" in err
+        assert every_file(tmp_path) == before | {"proj/c.toml"}
+
+
+def test_the_name_rule_admits_ordinary_names_only():
+    for ok in ("pgd_at", "trades-6", "v1.2", "A", "x" * 64):
+        assert NAME_PATTERN.fullmatch(ok)
+    for bad in HOSTILE:
+        assert not NAME_PATTERN.fullmatch(bad)
+
+
+def test_hostile_display_strings_run_and_stay_inside_out(project, tmp_path, capsys):
+    """Class names and the threat model's name may hold any text: the run writes every format inside --out."""
+    d, config = project
+    names = ", ".join(f'"../../c{i}\\n# advaudit: GO <img src=x onerror=alert(1)> @team ](javascript:x)"'
+                      for i in range(10))
+    cfg = config('[threat_model]\neps = 0.1\nname = "../../tm\\n# advaudit: GO"\n',
+                 data=f'path = "data.npz"\nclass_names = [{names}]')
+    before = every_file(tmp_path)
+    code = main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--format", "md,csv"])
+    assert code in (0, 1), capsys.readouterr().err
+    new = every_file(tmp_path) - before
+    assert new and all(p == "out" or p.startswith("out/") for p in new), new
+    summary = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert not any(line.startswith("# advaudit") for line in summary.splitlines())
+
+
+@pytest.mark.parametrize("rel", ["../x", "/etc/x", "a/../../x", "a//b", "./x", "x\x00y", "x\ny", "a\\b", ""])
+def test_inside_refuses_every_name_that_leaves_the_output(tmp_path, rel):
+    with pytest.raises(UsageError):
+        inside(tmp_path / "out", rel)
+
+
+def test_write_inside_refuses_a_symlinked_folder(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "models").symlink_to(elsewhere)
+    with pytest.raises(UsageError, match="symbolic link"):
+        write_inside(out, "models/x.safetensors", b"1")
+    assert not any(elsewhere.iterdir())
+    assert write_inside(out, "a/b.txt", "hi").read_text() == "hi"
+
+
+def _keys(d):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    ed = ed25519.Ed25519PrivateKey.generate()
+    pem = serialization.Encoding.PEM
+    keys = {
+        "encrypted": ed.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(b"secret")),
+        "rsa": rsa.generate_private_key(65537, 2048).private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                                  serialization.NoEncryption()),
+        "public": ed.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+        "empty": b"", "random": os.urandom(300)}
+    for name, data in keys.items():
+        (d / f"{name}.pem").write_bytes(data)
+    return keys
+
+
+@pytest.mark.parametrize("kind,words", [("encrypted", "ADVAUDIT_SIGN_PASSPHRASE"), ("rsa", "not an Ed25519"),
+                                        ("public", "public key"), ("empty", "empty"),
+                                        ("random", "not a PEM private key")])
+def test_a_bad_signing_key_is_refused_before_any_work(project, tmp_path, capsys, kind, words):
+    d, config = project
+    _keys(d)
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(config()), "--out", str(out)]) in (0, 1)
+    before = snapshot(out)
+    start = time.perf_counter()
+    code = main(["run", "--config", str(config()), "--out", str(out), "--sign", str(d / f"{kind}.pem")])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert time.perf_counter() - start < 10
+    assert snapshot(out) == before
+
+
+def test_an_encrypted_key_signs_with_its_passphrase(project, tmp_path, capsys, monkeypatch):
+    d, config = project
+    _keys(d)
+    monkeypatch.setenv("ADVAUDIT_SIGN_PASSPHRASE", "secret")
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(config()), "--out", str(out), "--sign", str(d / "encrypted.pem")]) in (0, 1)
+    assert (out / "attestation.dsse.json").is_file()
+    monkeypatch.setenv("ADVAUDIT_SIGN_PASSPHRASE", "wrong")
+    assert main(["run", "--config", str(config()), "--out", str(out), "--sign", str(d / "encrypted.pem")]) == 2
+    assert "does not decrypt" in capsys.readouterr().err
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections and never answers (not a Ray head, not an MLflow server)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join()
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_a_port_that_is_not_a_ray_head_is_refused_quickly_and_quietly(silent_port):
+    from audit.engine.execution.ray_cluster import unreachable
+    start = time.perf_counter()
+    why = unreachable(f"127.0.0.1:{silent_port}")
+    assert "not a Ray head" in why
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("uri,words", [("ftp://host/runs", "not an MLflow store"), ("http://", "names no host"),
+                                       ("sqlite://", "sqlite:///"), ("not a uri ::", "neither a path"),
+                                       ("http://127.0.0.1:1", "cannot reach"), ("DATA", "is not a directory")])
+def test_a_bad_tracking_uri_is_exit_2_before_work_and_the_output_stays(project, tmp_path, capsys, uri, words):
+    pytest.importorskip("mlflow")
+    d, config = project
+    uri = str(d / "data.npz") if uri == "DATA" else uri
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(config()), "--out", str(out)]) in (0, 1)
+    before = snapshot(out)
+    cfg = config(f'[tracking]\nmlflow = true\ntracking_uri = "{uri}"\n')
+    code = main(["run", "--config", str(cfg), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert snapshot(out) == before
+
+
+def test_a_tracking_store_that_fails_after_the_audit_costs_one_warning(project, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mlflow")
+    d, config = project
+
+    def gone(*_a, **_k):
+        raise ConnectionError("the server went away\nsecond line")
+    monkeypatch.setattr("audit.api.mlflow_log.log_run", gone)
+    out = tmp_path / "out"
+    code = main(["run", "--config", str(config(f'[tracking]\nmlflow = true\ntracking_uri = "{tmp_path / "m"}"\n')),
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code in (0, 1) and (out / "results.json").is_file()
+    assert "could not log the run to MLflow" in err and "second line" not in err
+
+
+@pytest.mark.parametrize("extra,words", [
+    ("[attacks]\neps = [" + ", ".join(f"{0.0001 * (i + 1):.4f}" for i in range(10_000)) + "]\n", "at most 32"),
+    ("[training]\nepochs = 1000000\n", "training.epochs"),
+    ("[attacks]\nbatch_size = 1000000000000\n", "attacks.batch_size"),
+    ("[label_issues]\nfolds = 100000\n", "label_issues.folds"),
+    ("[[deployments]]\nname = \"p\"\nmethod = \"prune\"\nfinetune_epochs = 1000000000\n", "finetune_epochs"),
+    ("[attacks]\nsquare_queries = 100000000\n", "square_queries"),
+])
+def test_sizes_past_their_bound_are_exit_2_naming_the_bound(project, tmp_path, capsys, extra, words):
+    d, config = project
+    code = main(["run", "--config", str(config(extra)), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "bound" in err, err
+
+
+def test_folds_beyond_the_smallest_class_are_exit_2(project, tmp_path, capsys):
+    d, config = project
+    cfg = config("[label_issues]\nfolds = 50\n", checks='checks = ["input_validation", "label_issues"]\n')
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert "smallest class" in capsys.readouterr().err
+
+
+def _npy_header(shape) -> bytes:
+    b = io.BytesIO()
+    np.lib.format.write_array_header_1_0(b, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return b.getvalue()
+
+
+def test_an_npz_that_declares_more_than_memory_is_refused_unread(project, tmp_path, capsys, monkeypatch):
+    d, config = project
+    base = dict(np.load(d / "data.npz"))
+    with zipfile.ZipFile(d / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        for k in ("y_train", "x_test", "y_test"):
+            b = io.BytesIO()
+            np.save(b, base[k])
+            z.writestr(f"{k}.npy", b.getvalue())
+        with z.open("x_train.npy", "w", force_zip64=True) as fh:
+            fh.write(_npy_header((12_500_000_000,)))  # 50 GB declared
+            fh.write(bytes(1 << 20))
+    read = []
+    monkeypatch.setattr("numpy.lib.format.read_array", lambda *a, **k: read.append(1))
+    code = main(["run", "--config", str(config(data='path = "bomb.npz"')), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "declares 50 GB" in err and not read, err
+
+
+def test_max_memory_gb_bounds_an_honest_archive_too(project, tmp_path, capsys):
+    d, config = project
+    cfg = config(data='path = "data.npz"\nmax_memory_gb = 0.00001')
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert "data.max_memory_gb" in capsys.readouterr().err
+
+
+def test_eps_in_pixel_units_is_named_before_the_policy(project, tmp_path, capsys):
+    d, config = project
+    assert main(["run", "--config", str(config("[attacks]\neps = [8.0]\n")), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "8 exceeds" in err and "policy" not in err, err
+
+
+class FailsOnLargeBatches(SmallCNN):
+    def forward(self, x):
+        if x.shape[0] > 100:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return super().forward(x)
+
+
+def test_a_model_that_fails_on_large_batches_is_named_in_pre_flight(project, tmp_path, capsys):
+    d, config = project
+    (d / "bigfail.py").write_text("from tests.audit.test_forgery import FailsOnLargeBatches\n\n\ndef build():\n"
+                                  "    return FailsOnLargeBatches()\n", encoding="utf-8")
+    config(model='factory = "bigfail:build"')
+    code = main(["run", "--config", str(d / "c.toml"), "--out", str(tmp_path / "o"), "--set",
+                 "attacks.batch_size=512"])
+    err = capsys.readouterr().err
+    assert code == 2 and "batch of" in err and "at most 64" in err, err
+    code = main(["run", "--config", str(d / "c.toml"), "--out", str(tmp_path / "o"), "--set",
+                 "attacks.batch_size=64", "--set", "training.batch_size=64"])
+    assert code in (0, 1), capsys.readouterr().err
+
+
+def test_a_weights_file_that_needs_pickle_does_not_suggest_the_unsafe_retry(project, tmp_path, capsys):
+    d, config = project
+    torch.save({"model": SmallCNN()}, d / "full.pt")
+    cfg = config().read_text(encoding="utf-8").replace("w.safetensors", "full.pt")
+    (d / "c.toml").write_text(cfg, encoding="utf-8")
+    assert main(["run", "--config", str(d / "c.toml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "weights_only" not in err and "\x1b" not in err and "trust_pickle" in err, err
+
+
+def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(project, tmp_path, capsys):
+    d, config = project
+    before = every_file(tmp_path)
+    cfg = config('[[defences]]\nname = "pgd_at"\nmethod = "pgd"\n[threat_model]\neps = 0.1\n', checks="")
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert every_file(tmp_path) == before | {"proj/c.toml"}
+    for words in ("checks, in order:", "eps grid", "train pgd_at", "check robustness:pgd_at", "estimated wall time"):
+        assert words in text, text
+    seconds = float(text.split("estimated wall time: ")[1].split(" s")[0])
+    assert seconds > 0
