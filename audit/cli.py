@@ -101,7 +101,7 @@ def _dry_run(config) -> int:
         text, _seconds = dry_run(ctx)
     finally:
         ctx.executor.close()
-    say(text)
+    say("\n".join(terminal(line) for line in text.splitlines()))  # names in the plan are the user's text
     return EXIT_OK
 
 
@@ -112,6 +112,7 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     from audit.engine.pipeline import run_audit_with_context
     from audit.engine.record import Recorder, profile_table
     o = config.output
+    config.validate("config")  # the demo's config and flag overrides too
     key = check_output(out, tuple(o.formats), o.sign_key)
     if config.tracking.mlflow:
         from audit.api.tracking_check import check_tracking_uri
@@ -176,10 +177,13 @@ def _compare(base: Path, head: Path, policy: str, out: Path | None, fmt: str = "
     else:
         text = render_comparison(comparison)
     if out is not None:
-        tmp = out.with_name(f".{out.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(out)
+        import os
+        import tempfile
+        try:  # a fresh temporary name (O_EXCL: never a file or link planted there), then one rename
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent or ".")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, out)
         except OSError as e:
             raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
     print(text)

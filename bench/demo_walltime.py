@@ -33,6 +33,15 @@ def demo_seconds(runs: int, device: str) -> tuple[list[float], list[dict]]:
     return times, records
 
 
+def dry_run_estimate(device: str) -> float:
+    """The wall time ``advaudit demo --dry-run`` predicts (its own calibration on this machine)."""
+    proc = subprocess.run([sys.executable, "-m", "audit", "demo", "--dry-run", "--device", device],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"dry run failed ({proc.returncode}): {proc.stderr.strip()}")
+    return float(proc.stdout.split("estimated wall time: ")[1].split(" s")[0])
+
+
 def print_shares(record: dict, process_seconds: float) -> None:
     """The stage table of one run: seconds and share of the process's wall time (top-level stages only)."""
     top = [s for s in record["stages"] if not s["parent"]]
@@ -84,6 +93,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     times, records = demo_seconds(args.runs, args.device)
     med = statistics.median(times)
+    estimate = dry_run_estimate(args.device)
+    print(f"advaudit demo --dry-run estimate: {estimate:.1f} s; measured median {med:.1f} s; ratio "
+          f"{estimate / med:.2f} (issue 25 target: within 2x, 0.5-2.0)")
     target = 20 if records[0]["device"].startswith("cuda") else 60
     print(f"advaudit demo wall time: median {med:.1f} s over {len(times)} runs "
           f"(min {min(times):.1f}, max {max(times):.1f}); target <= {target} s: {'MET' if med <= target else 'MISSED'}")

@@ -14,6 +14,17 @@ COLUMNS = ("split", "row", "given_label", "predicted_label", "label_issue", "lab
            "backdoor_clustered", "test_outlier_score")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading quote (OWASP's
+    CSV-injection rule); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _details(result: AuditResult, check: str):
     return next((f.details for f in result.findings if f.check == check and f.details is not None), None)
 
@@ -71,5 +82,5 @@ def render_triage(result: AuditResult) -> str:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for key in sorted(rows, key=lambda k: (k[0] != "train", k[1])):
-        w.writerow({c: rows[key].get(c, "") for c in COLUMNS})
+        w.writerow({c: _cell(rows[key].get(c, "")) for c in COLUMNS})
     return buf.getvalue()

@@ -67,6 +67,7 @@ def log_run_or_warn(result: AuditResult, out: Path | None, tracking_uri: str = "
 def log_run(result: AuditResult, out: Path | None, tracking_uri: str = "", experiment: str = "advaudit") -> str:
     """Log ``result`` (and the output directory ``out``) as one MLflow run; returns its run id."""
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps ./mlruns behind this switch
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # library code does not print
     try:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient

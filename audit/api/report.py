@@ -65,9 +65,10 @@ class Audit:
                 f"<th scope='col'>Finding</th><th scope='col'>Status</th><th scope='col'>Summary</th></tr></thead>"
                 f"<tbody>{rows}</tbody></table></div>")
 
-    def write(self, out: str | Path, formats: tuple[str, ...] = ("html", "json", "md", "csv"), _ctx=None) -> Path:
+    def write(self, out: str | Path, formats: tuple[str, ...] = ("html", "json", "md", "csv"), _ctx=None,
+              sign_key: str | Path = "") -> Path:
         """The output directory, as ``advaudit run --out`` writes it (with the evidence bundle when the run's
-        context is at hand)."""
+        context is at hand; signed when ``sign_key`` names an Ed25519 private key)."""
         import os
 
         from audit.api.outputs import check_output, write
@@ -75,8 +76,8 @@ class Audit:
         if not isinstance(out, (str, os.PathLike)):
             raise UsageError(f"out: give the output directory as a str or a pathlib.Path, not {type(out).__name__}")
         out = Path(out)
-        check_output(out, formats)
-        write(self.result, out, formats, ctx=_ctx)
+        key = check_output(out, tuple(formats), str(sign_key or ""))
+        write(self.result, out, tuple(formats), ctx=_ctx, sign_key=key)
         return out
 
     def __repr__(self) -> str:

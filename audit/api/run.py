@@ -14,7 +14,6 @@ arrays) before anything is loaded into the pipeline or trained.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,9 +90,7 @@ def _config(config: Any, base_dir: Path | None, changes: dict):
         data, where = {}, here
     elif isinstance(config, AuditConfig):
         check_nesting(config)
-        if not changes:
-            return configure.check_names(config)
-        data = to_data(config)
+        data = to_data(config)  # loaded again like a file: every section's checks run, names and bounds included
         data.pop("base_dir", None)  # set by the loader, never a key; the paths in the data are already absolute
         where = Path(config.base_dir) if config.base_dir else here
     elif isinstance(config, (str, os.PathLike)):
@@ -223,7 +220,7 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, factory=factory))
     cfg.validate("config")
     if out_path is not None:
-        check_output(out_path, inspect.signature(Audit.write).parameters["formats"].default)
+        check_output(out_path, cfg.output.formats, cfg.output.sign_key)  # the config's formats and key, as the CLI
     uri_argument = isinstance(mlflow, str) and bool(mlflow)
     uri = mlflow if uri_argument else cfg.tracking.tracking_uri
     if mlflow or cfg.tracking.mlflow:
@@ -236,7 +233,7 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     result, ctx = run_audit_with_context(cfg, splits, model=loaded)
     audit = Audit(result)
     if out_path is not None:
-        audit.write(out_path, _ctx=ctx)
+        audit.write(out_path, cfg.output.formats, _ctx=ctx, sign_key=cfg.output.sign_key)
     if mlflow or cfg.tracking.mlflow:  # after the audit: a store that fails now is a warning, the result stands
         import warnings
         from audit.api.mlflow_log import log_run_or_warn

@@ -8,11 +8,11 @@ written; a server (``http(s):``, a database URI with a host) accepts a TCP conne
 from __future__ import annotations
 
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 
 from audit.core.errors import UsageError
+from audit.core.net import connect_within, redact
 from audit.core.text import terminal
 
 TIMEOUT = 3.0
@@ -36,10 +36,10 @@ def _writable_dir(path: Path, uri: str) -> None:
 
 def _reachable(host: str, port: int, uri: str) -> None:
     try:
-        socket.create_connection((host, port), timeout=TIMEOUT).close()
+        connect_within(host, port, TIMEOUT).close()
     except OSError as e:
-        raise UsageError(f"tracking.tracking_uri: cannot reach {host}:{port} for {terminal(uri)!r} within "
-                         f"{TIMEOUT:g} s ({e.strerror or type(e).__name__})") from None
+        raise UsageError(f"tracking.tracking_uri: cannot reach {terminal(host)}:{port} for "
+                         f"{terminal(redact(uri))!r} within {TIMEOUT:g} s ({e.strerror or e})") from None
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -56,7 +56,10 @@ def check_tracking_uri(uri: str) -> None:
     if not uri:
         _writable_dir(Path("mlruns").resolve(), "./mlruns")
         return
-    parsed = urllib.parse.urlsplit(uri)
+    try:
+        parsed = urllib.parse.urlsplit(uri)
+    except ValueError as e:
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r} is not a URI ({e})") from None
     scheme = parsed.scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter
         scheme = ""
@@ -85,7 +88,8 @@ def check_tracking_uri(uri: str) -> None:
         try:
             host, port = parsed.hostname, parsed.port
         except ValueError:
-            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} has an invalid port") from None
+            raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r} has an invalid host or port") \
+                from None
         if not host:
             raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} names no host")
         default = {"http": 80, "https": 443}.get(scheme) or DB_PORTS[scheme.split("+")[0]]

@@ -46,10 +46,10 @@ def read_toml(path: Path) -> dict:
         raise UsageError(f"config file not found: {path}") from None
     except IsADirectoryError:
         raise UsageError(f"config file {path} is a directory") from None
+    except tomllib.TOMLDecodeError as e:  # before ValueError, its base class
+        raise UsageError(f"config file {path} is not valid TOML: {e}") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise UsageError(f"cannot read config file {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"config file {path} is not valid TOML: {e}") from None
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
         raise UsageError(f"config file {path}: nested deeper than Python can parse (the limit is "
                          f"{MAX_CONFIG_DEPTH} levels)") from None

@@ -14,7 +14,9 @@ ZWSP = "\u200b"
 BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 MD_PUNCT = frozenset("\\`*_{}[]()#+-.!|~=^$")
-_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)")
+# ZWSP points: "://" and "www." (bare-URL autolinks), "@" (mentions, e-mails), ":name:" (emoji shortcodes that
+# could fake a status icon) and "#12" / "GH-12" (issue references)
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)|(?<=:)(?=[\w+-]+:)|(?<=#)(?=\w)|(?<=gh)(?=-\d)")
 
 
 def _breaks(c: str) -> bool:
@@ -29,7 +31,8 @@ def md_inline(value: object, limit: int = LIMIT) -> str:
     The rule, in order: ``str()``; every line break, control character, bidi control and lone surrogate becomes
     a space, and outer whitespace goes; the text is cut to ``limit`` characters (then "…"); a zero-width space
     goes after every ``@`` (mentions, e-mail autolinks), inside ``://`` and after ``www`` (GitHub's bare-URL
-    autolinks, which survive entity and backslash decoding); ``&``, ``<``, ``>`` become entities; each Markdown
+    autolinks, which survive entity and backslash decoding), after the ``:`` opening an emoji shortcode and after
+    the ``#`` of an issue reference; ``&``, ``<``, ``>`` become entities; each Markdown
     control character ``\\ ` * _ { } [ ] ( ) # + - . ! | ~ = ^ $`` is backslash-escaped (valid CommonMark for
     any ASCII punctuation).
     """

@@ -118,6 +118,9 @@ def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparis
     passed = {f.check for f in base.findings if f.gating and f.status in (Status.PASS, Status.WARN)}
     flips = tuple(sorted(f.check for f in head.findings if f.gating and f.status is Status.FAIL
                          and f.check in passed))
+    if not deltas:
+        raise UsageError("compare: the two results share no per-point series (clean accuracy or an attack at an "
+                         "eps, with per-point bits): nothing could be compared")
     regression = any(d.status == "regression" for d in deltas) or (rule.gate_flips_regress and bool(flips))
     other = []
     for check, metric, better in OTHER:

@@ -59,10 +59,10 @@ def check_batch_sizes(model: torch.nn.Module, data: Splits, device: torch.device
         if n in tried or n <= PROBE_ROWS:
             continue
         tried.add(n)
-        reps = -(-n // rows)
-        x = data.x_test[:rows]
-        xb = (x if reps == 1 else torch.cat([x] * reps))[:n].to(device)
+        x = data.x_test[:min(rows, n)]
+        reps = -(-n // x.shape[0])
         try:
+            xb = (x if reps == 1 else torch.cat([x] * reps))[:n].to(device)
             with frozen_eval(model), torch.no_grad():
                 out = model(xb)
             ok = isinstance(out, torch.Tensor) and out.shape[0] == n

@@ -65,6 +65,7 @@ def keygen(path: Path) -> tuple[Path, Path]:
 
 PASSPHRASE_ENV = "ADVAUDIT_SIGN_PASSPHRASE"  # the passphrase of an encrypted signing key, if it is one
 MAX_KEY_BYTES = 64 * 1024
+MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 
 
 def load_private(path: Path):
@@ -86,7 +87,7 @@ def load_private(path: Path):
     if b"PUBLIC KEY" in data or data.lstrip().startswith(b"ssh-"):
         raise UsageError(f"signing key {path} is a public key; sign with the private key (KEY, not KEY.pub)")
     secret = os.environ.get(PASSPHRASE_ENV)
-    password = secret.encode("utf-8") if secret else None
+    password = secret.encode("utf-8", "surrogateescape") if secret else None
     try:
         if b"OPENSSH PRIVATE KEY" in data:
             key = serialization.load_ssh_private_key(data, password=password)
@@ -151,6 +152,8 @@ def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path
     """Problems with the envelope: bad signature (when a key is given) or subjects that differ from the files."""
     from cryptography.exceptions import InvalidSignature
     try:
+        if Path(envelope_path).stat().st_size > MAX_ENVELOPE_BYTES:
+            raise ValueError(f"over {MAX_ENVELOPE_BYTES:,} bytes")
         env = json.loads(Path(envelope_path).read_text(encoding="utf-8"))
         payload = base64.b64decode(env["payload"], validate=True)
         stmt = json.loads(payload)
@@ -158,7 +161,7 @@ def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path
         signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
         if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()):
             raise TypeError("signatures must be a list and every subject digest a string")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         return [f"{ENVELOPE}: malformed ({type(e).__name__}: {str(e)[:120]})"]
     problems = []
     if public_key_path is not None:

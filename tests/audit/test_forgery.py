@@ -320,3 +320,101 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(project, tmp
         assert words in text, text
     seconds = float(text.split("estimated wall time: ")[1].split(" s")[0])
     assert seconds > 0
+
+
+# --- holes found by the adversarial review -------------------------------------------------------------------
+
+def test_triage_csv_cells_cannot_run_as_formulas():
+    from reports.triage_csv import _cell
+    for evil in ("=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(1)", "\tx", "\rx"):
+        assert _cell(evil).startswith("'")
+    assert _cell(-0.5) == -0.5 and _cell("cat") == "cat"
+
+
+def test_an_auditconfig_from_python_is_checked_like_a_file(digits):
+    import dataclasses
+
+    import audit
+    from audit.config import AuditConfig
+    from audit.config.tracking import TrackingConfig
+    cfg = AuditConfig(tracking=TrackingConfig(mlflow=False, experiment="../../etc"))
+    with pytest.raises(audit.UsageError, match="tracking.experiment"):
+        audit.run(config=cfg, model=SmallCNN(), data=dict(x_train=digits.x_train[:50], y_train=digits.y_train[:50],
+                                                          x_test=digits.x_test[:30], y_test=digits.y_test[:30]))
+    bad_eps = dataclasses.replace(AuditConfig(), attacks=dataclasses.replace(AuditConfig().attacks, eps=(float("nan"),)))
+    with pytest.raises(audit.UsageError, match="finite"):
+        audit.run(config=bad_eps, model=SmallCNN())
+
+
+def test_an_npz_whose_headers_cannot_be_read_is_not_decompressed(project, tmp_path, capsys, monkeypatch):
+    """A corrupt sibling member must not switch the size check off (the bomb beside it would be decompressed)."""
+    d, config = project
+    np.savez_compressed(d / "packed.npz", **dict(np.load(d / "data.npz")))
+    raw = bytearray((d / "packed.npz").read_bytes())
+    with zipfile.ZipFile(d / "packed.npz") as z:
+        info = z.getinfo("y_train.npy")
+    local = info.header_offset
+    start = local + 30 + int.from_bytes(raw[local + 26:local + 28], "little") + \
+        int.from_bytes(raw[local + 28:local + 30], "little")
+    raw[start:start + 4] = b"\xff\xff\xff\xff"  # the deflate stream of y_train is garbage from its first byte
+    (d / "broken.npz").write_bytes(bytes(raw))
+    read = []
+    monkeypatch.setattr("numpy.lib.format.read_array", lambda *a, **k: read.append(1))
+    code = main(["run", "--config", str(config(data='path = "broken.npz"')), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a readable .npz" in err and not read, err
+
+
+def test_huge_numbers_in_a_config_are_usage_errors():
+    from audit.engine.configure import from_mapping
+    with pytest.raises(UsageError, match="too large"):
+        from_mapping({"threat_model": {"eps": 10 ** 400}})
+
+
+def test_a_deeply_nested_envelope_is_a_verify_problem_not_a_crash(tmp_path):
+    from audit.evidence.signing import ENVELOPE, verify_envelope
+    (tmp_path / ENVELOPE).write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    problems = verify_envelope(tmp_path / ENVELOPE, {}, None)
+    assert problems and "malformed" in problems[0]
+
+
+@pytest.mark.parametrize("uri", ["http://[::1", "http://[zz]:5000", "http://a..b:5000", "http://h:99999"])
+def test_malformed_tracking_uris_are_usage_errors(uri):
+    pytest.importorskip("mlflow")
+    from audit.api.tracking_check import check_tracking_uri
+    with pytest.raises(UsageError):
+        check_tracking_uri(uri)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999999999999999999", "ray://h:\u00b2", "a..b:10001"])
+def test_malformed_ray_addresses_are_named(address):
+    from audit.engine.execution.ray_cluster import unreachable
+    assert unreachable(address)
+
+
+def test_a_password_in_a_tracking_uri_is_not_printed():
+    pytest.importorskip("mlflow")
+    from audit.api.tracking_check import check_tracking_uri
+    with pytest.raises(UsageError) as e:
+        check_tracking_uri("http://user:hunter2@127.0.0.1:1")
+    assert "hunter2" not in str(e.value) and "***" in str(e.value)
+
+
+def test_a_passphrase_that_is_not_utf8_is_a_usage_error(project, monkeypatch):
+    d, _ = project
+    _keys(d)
+    from audit.evidence.signing import load_private
+    monkeypatch.setenv("ADVAUDIT_SIGN_PASSPHRASE", "\udcff")
+    with pytest.raises(UsageError):
+        load_private(d / "encrypted.pem")
+
+
+def test_demo_flags_are_validated(tmp_path, capsys):
+    assert main(["demo", "--seed", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_markdown_cannot_fake_status_icons_or_issue_links():
+    from audit.core.text import md_inline
+    assert ":x:" not in md_inline("all good :x: :white_check_mark:")
+    assert "#12" not in md_inline("fixes #12") and "GH-1" not in md_inline("GH-1")

@@ -41,10 +41,14 @@ def declared_bytes(path: Path, members: tuple[str, ...] | None = None) -> int:
 
 
 def load_npz(cfg, path: Path, **_) -> Splits:
+    if not path.is_file():
+        raise UsageError(f"data.path: file not found: {path}")
     try:
-        check_declared(cfg, declared_bytes(path, REQUIRED + ("x_val", "y_val")), f"{path.name}")
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError):
-        pass  # not a readable zip: np.load says so below
+        declared = declared_bytes(path, REQUIRED + ("x_val", "y_val"))
+    except Exception as e:  # noqa: BLE001 - a zip whose headers cannot be read is not decompressed at all
+        raise UsageError(f"data.path: {path.name} is not a readable .npz archive ({type(e).__name__}: "
+                         f"{str(e)[:120]})") from None
+    check_declared(cfg, declared, path.name)
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -85,7 +89,8 @@ def load_ood(path: Path, input_shape: tuple[int, ...]) -> torch.Tensor:
         check_declared(None, declared_bytes(path, ("x",)), path.name, "data.ood_path")
         with np.load(path, allow_pickle=False) as z:
             x = np.asarray(z["x"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, RuntimeError,
+            NotImplementedError) as e:
         raise UsageError(f"data.ood_path: cannot read array 'x' from {path} ({e})") from None
     if x.dtype.kind not in "iuf":
         raise UsageError(f"data.ood_path: array 'x' has dtype {x.dtype}; it must be numeric")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit.core.errors import UsageError
+from audit.core.net import connect_within
 from audit.core.result import StageRecord
 from audit.core.units import Unit
 from audit.engine.execution.base import Timed, run_timed
@@ -41,8 +42,10 @@ def unreachable(address: str) -> str:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         return ""  # "auto" and friends: Ray resolves them and fails fast itself
+    if not port.isascii() or not 0 < int(port) < 65536:
+        return f"port {port!r} is not a TCP port (1-65535)"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT) as s:
+        with connect_within(host.strip("[]"), int(port), CONNECT_TIMEOUT) as s:
             s.sendall(H2_PREFACE)
             head = b""
             while len(head) < 9:
@@ -53,7 +56,7 @@ def unreachable(address: str) -> str:
     except socket.timeout:
         return f"something listens there but gives no gRPC answer within {CONNECT_TIMEOUT:g} s (not a Ray head)"
     except OSError as e:
-        return e.strerror or type(e).__name__
+        return e.strerror or str(e) or type(e).__name__
     if len(head) < 9 or head[3] != 0x04:
         return "something listens there but it is not a gRPC server (not a Ray head)"
     return ""
