@@ -33,8 +33,13 @@ from audit.data.sources.builtin import load_digits  # noqa: E402
 from audit.models import SmallCNN  # noqa: E402
 from tests.helpers import snapshot  # noqa: E402
 
-DEMO = ('candidate = "pgd_at"\n[[defences]]\nname = "pgd_at"\nmethod = "pgd"\n[threat_model]\neps = 0.1\n'
-        '[attacks]\npreset = "quick"\n')
+DEMO = 'candidate = "pgd_at"\n[[defences]]\nname = "pgd_at"\nmethod = "pgd"\n[threat_model]\neps = 0.1\n'
+QUICK = ["--set", 'attacks.preset="quick"']  # the demo's preset, without a second [attacks] table in the file
+
+
+def config_text(body: str) -> str:
+    """The demo config with the case's keys: top-level keys first, tables after the demo's."""
+    return body + DEMO if body and not body.startswith("[") else DEMO + body
 FAST = 'checks = ["input_validation", "clean_accuracy"]\n[model]\nweights = "w.safetensors"\n'
 MODELS = '''import torch
 from audit.models import SmallCNN
@@ -219,7 +224,7 @@ def results_cases(d: Path, prev: Path) -> list[tuple[str, str, list[str]]]:
         p = d / f"{abs(hash(name))}.json"
         p.write_text(body, encoding="utf-8")
         expect = "0/1" if "minor" in name else "2"
-        out.append((f"render: {name}", expect, advaudit("render", p, "--out", prev)))
+        out.append((f"render: {name}", expect, advaudit("render", p, "--out", d / "rendered")))
         out.append((f"compare: {name}", expect, advaudit("compare", prev / "results.json", p)))
     return out
 
@@ -249,11 +254,11 @@ def main() -> None:
         record("warm-up", "2", advaudit("run", "--config", d / "fast.toml", "--out", d / "project"))
         rows.clear()
         for name, expect, body in run_cases(d, port):
-            (d / "c.toml").write_text(DEMO + body)
-            record(name, expect, advaudit("run", "--config", d / "c.toml", "--out", prev))
+            (d / "c.toml").write_text(config_text(body))
+            record(name, expect, advaudit("run", "--config", d / "c.toml", "--out", prev, *QUICK))
         for name, expect, key in sign_cases():
             (d / "c.toml").write_text(DEMO)
-            record(name, expect, advaudit("run", "--config", d / "c.toml", "--out", prev, "--sign", d / key))
+            record(name, expect, advaudit("run", "--config", d / "c.toml", "--out", prev, "--sign", d / key, *QUICK))
         (d / "c.toml").write_text(DEMO)
         record("--out is a project folder", "2", advaudit("run", "--config", d / "c.toml", "--out", d / "project"))
         record("unwritable --out", "2", advaudit("run", "--config", d / "c.toml", "--out", "/proc/advaudit-out"))

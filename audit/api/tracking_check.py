@@ -8,6 +8,7 @@ written; a server (``http(s):``, a database URI with a host) accepts a TCP conne
 from __future__ import annotations
 
 import os
+import socket
 import urllib.parse
 from pathlib import Path
 
@@ -34,9 +35,24 @@ def _writable_dir(path: Path, uri: str) -> None:
         raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {p} is not writable")
 
 
-def _reachable(host: str, port: int, uri: str) -> None:
+def _reachable(host: str, port: int, uri: str, http: str = "") -> None:
+    """A TCP connection within ``TIMEOUT``; for ``http``/``https`` also an HTTP answer to ``GET /health`` (MLflow
+    server's health endpoint; any status counts), so a port that accepts and never answers is refused."""
     try:
-        connect_within(host, port, TIMEOUT).close()
+        s = connect_within(host, port, TIMEOUT)
+        with s:
+            if http:
+                if http == "https":
+                    import ssl
+                    ctx = ssl.create_default_context()
+                    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # reachability only
+                    s = ctx.wrap_socket(s, server_hostname=host)
+                s.sendall(f"GET /health HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("ascii", "replace"))
+                if not s.recv(5).startswith(b"HTTP/"):
+                    raise OSError("it answers, but not as an HTTP server")
+    except socket.timeout:
+        raise UsageError(f"tracking.tracking_uri: {terminal(host)}:{port} accepts connections but gives no HTTP "
+                         f"answer within {TIMEOUT:g} s ({terminal(redact(uri))!r})") from None
     except OSError as e:
         raise UsageError(f"tracking.tracking_uri: cannot reach {terminal(host)}:{port} for "
                          f"{terminal(redact(uri))!r} within {TIMEOUT:g} s ({e.strerror or e})") from None
@@ -93,4 +109,4 @@ def check_tracking_uri(uri: str) -> None:
         if not host:
             raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} names no host")
         default = {"http": 80, "https": 443}.get(scheme) or DB_PORTS[scheme.split("+")[0]]
-        _reachable(host, port or default, uri)
+        _reachable(host, port or default, uri, scheme if scheme in ("http", "https") else "")

@@ -418,3 +418,10 @@ def test_markdown_cannot_fake_status_icons_or_issue_links():
     from audit.core.text import md_inline
     assert ":x:" not in md_inline("all good :x: :white_check_mark:")
     assert "#12" not in md_inline("fixes #12") and "GH-1" not in md_inline("GH-1")
+
+
+def test_a_tracking_server_that_accepts_but_never_answers_is_refused(silent_port):
+    pytest.importorskip("mlflow")
+    from audit.api.tracking_check import check_tracking_uri
+    with pytest.raises(UsageError, match="no HTTP answer"):
+        check_tracking_uri(f"http://127.0.0.1:{silent_port}")
