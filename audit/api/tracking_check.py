@@ -65,10 +65,9 @@ def check_tracking_uri(uri: str) -> None:
     if len(uri) > 2048 or any(ord(c) < 32 for c in uri):
         raise UsageError(f"tracking.tracking_uri: {terminal(uri[:80])!r} is not a URI (control characters or "
                          f"over 2,048 characters)")
-    try:
-        import mlflow  # noqa: F401 - the logging needs it; say so now
-    except ImportError:
-        raise UsageError("tracking.mlflow needs MLflow: pip install 'advaudit[mlflow]'") from None
+    import importlib.util
+    if importlib.util.find_spec("mlflow") is None:  # found, not imported: its import costs seconds
+        raise UsageError("tracking.mlflow needs MLflow: pip install 'advaudit[mlflow]'")
     if not uri:
         _writable_dir(Path("mlruns").resolve(), "./mlruns")
         return

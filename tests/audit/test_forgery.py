@@ -425,3 +425,36 @@ def test_a_tracking_server_that_accepts_but_never_answers_is_refused(silent_port
     from audit.api.tracking_check import check_tracking_uri
     with pytest.raises(UsageError, match="no HTTP answer"):
         check_tracking_uri(f"http://127.0.0.1:{silent_port}")
+
+
+def test_npy_labels_and_tables_are_sized_before_they_are_read(tmp_path):
+    from types import SimpleNamespace
+
+    from audit.data.sources.npy import _labels
+    from audit.data.sources.table import check_table_size
+    with open(tmp_path / "y.npy", "wb") as fh:
+        fh.write(_npy_header((12_500_000_000,)))
+        fh.write(bytes(64))
+    with pytest.raises(UsageError, match="truncated"):
+        _labels(tmp_path / "y.npy")
+    np.save(tmp_path / "ok.npy", np.arange(1000, dtype=np.int64))
+    small = SimpleNamespace(max_memory_gb=1e-6)
+    with pytest.raises(UsageError, match="max_memory_gb"):
+        _labels(tmp_path / "ok.npy", small)
+    (tmp_path / "t.csv").write_text("a,label\n" + "1,0\n" * 1000)
+    with pytest.raises(UsageError, match="max_memory_gb"):
+        check_table_size(small, tmp_path / "t.csv")
+    check_table_size(SimpleNamespace(max_memory_gb=1.0), tmp_path / "t.csv")
+
+
+def test_a_huge_first_image_needs_an_image_size(tmp_path):
+    from PIL import Image
+
+    from audit.config.sections import DataConfig
+    from audit.data.sources.folder import load_folder
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(4):
+            Image.new("L", (5000, 8) if (c, i) == ("a", 0) else (8, 8)).save(tmp_path / c / f"{i}.png")
+    with pytest.raises(UsageError, match="image_size"):
+        load_folder(DataConfig(source="folder", path=str(tmp_path), channels=1), tmp_path)

@@ -15,6 +15,7 @@ from audit.data.splits import Splits, stratified_split
 from audit.core.errors import UsageError
 from audit.data.rows import Rows
 
+MAX_SIDE = 4096  # pixels a side (the bound on data.image_size)
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -37,7 +38,7 @@ class FolderRows(Rows):
                     if im.size != (self.size[1], self.size[0]):
                         im = im.resize((self.size[1], self.size[0]), Image.BILINEAR)
                     arr = np.asarray(im, dtype=np.float32) / 255.0
-            except (OSError, UnidentifiedImageError) as e:
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
                 raise UsageError(f"data: cannot read image {path}: {e}") from None
             out[j] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         return out
@@ -66,7 +67,7 @@ def _scan(root: Path, classes: list[str] | None) -> tuple[list[Path], list[int],
 def load_folder(cfg, path: Path, seed: int = 0, **_) -> Splits:
     if not path.is_dir():
         raise UsageError(f"data.path: {path} is not a directory of class folders")
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
     if (path / "train").is_dir() and (path / "test").is_dir():
         train_files, y_train, classes = _scan(path / "train", None)
         test_files, y_test, _ = _scan(path / "test", classes)
@@ -80,8 +81,14 @@ def load_folder(cfg, path: Path, seed: int = 0, **_) -> Splits:
     if cfg.image_size:
         size = (int(cfg.image_size[0]), int(cfg.image_size[-1]))
     else:
-        with Image.open(train_files[0]) as im:
-            size = (im.size[1], im.size[0])
+        try:
+            with Image.open(train_files[0]) as im:  # reads the header only
+                size = (im.size[1], im.size[0])
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+            raise UsageError(f"data: cannot read image {train_files[0]}: {e}") from None
+        if max(size) > MAX_SIDE:
+            raise UsageError(f"data.image_size: the first training image is {size[1]}x{size[0]} pixels; images are "
+                             f"used at that size unless data.image_size is set: give one of at most {MAX_SIDE} a side")
     mode = {1: "L", 3: "RGB"}[cfg.channels or 3]
     return Splits(name=path.name, kind="image", x_train=FolderRows(train_files, mode, size),
                   y_train=torch.tensor(y_train, dtype=torch.int64), x_test=FolderRows(test_files, mode, size),

@@ -11,6 +11,7 @@ import numpy as np
 
 from audit.data.splits import Splits, as_labels
 from audit.core.errors import UsageError
+from audit.data.limits import check_declared
 from audit.data.rows import Rows
 
 
@@ -67,7 +68,23 @@ class NpyRows(Rows):
         return out.reshape(n, *self.shape[1:])
 
 
-def _labels(path: Path) -> np.ndarray:
+def _labels(path: Path, cfg=None) -> np.ndarray:
+    """A label file, read whole (labels are small): its header's declared size is checked against the file and the
+    memory limit before anything is allocated."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            shape, _f, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                else np.lib.format.read_array_header_2_0(fh))
+            offset = fh.tell()
+    except FileNotFoundError:
+        raise UsageError(f"data.path: file not found: {path}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"data.path: {path} is not a readable numeric .npy file ({e})") from None
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if path.stat().st_size < offset + declared:
+        raise UsageError(f"data.path: {path.name} is truncated ({path.stat().st_size} bytes for shape {shape})")
+    check_declared(cfg, declared, path.name)
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -83,8 +100,8 @@ def load_npy(cfg, path: Path, **_) -> Splits:
     x_train, x_test = NpyRows(path / "x_train.npy"), NpyRows(path / "x_test.npy")
     extra = {}
     if (path / "x_val.npy").exists():
-        extra = dict(x_val=NpyRows(path / "x_val.npy"), y_val=as_labels(_labels(path / "y_val.npy"), "y_val.npy"))
+        extra = dict(x_val=NpyRows(path / "x_val.npy"), y_val=as_labels(_labels(path / "y_val.npy", cfg), "y_val.npy"))
     return Splits(name=path.name, kind=cfg.kind or ("tabular" if len(x_train.shape) == 2 else "image"),
-                  x_train=x_train, y_train=as_labels(_labels(path / "y_train.npy"), "y_train.npy"),
-                  x_test=x_test, y_test=as_labels(_labels(path / "y_test.npy"), "y_test.npy"),
+                  x_train=x_train, y_train=as_labels(_labels(path / "y_train.npy", cfg), "y_train.npy"),
+                  x_test=x_test, y_test=as_labels(_labels(path / "y_test.npy", cfg), "y_test.npy"),
                   num_classes=0, clip=(0.0, 1.0), class_names=(), **extra)

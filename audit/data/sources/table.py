@@ -13,12 +13,31 @@ import torch
 
 from audit.data.splits import Splits, as_labels, standardise, stratified_split
 from audit.core.errors import UsageError
+from audit.data.limits import check_declared
 
 
-def _read(path: Path):
+CSV_EXPANSION = 4  # a parsed CSV holds about this many times its bytes while pandas reads it
+
+
+def check_table_size(cfg, path: Path) -> None:
+    """What reading the table will hold in memory, from its size (CSV) or its footer (Parquet), before reading."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+            meta = pq.ParquetFile(path).metadata
+            declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        except Exception as e:  # noqa: BLE001 - a footer that cannot be read is not a Parquet file
+            raise UsageError(f"data: cannot read the Parquet footer of {path}: {str(e)[:160]}") from None
+    else:
+        declared = CSV_EXPANSION * path.stat().st_size
+    check_declared(cfg, declared, path.name)
+
+
+def _read(path: Path, cfg=None):
     import pandas as pd
     if not path.is_file():
         raise UsageError(f"data: file not found: {path}")
+    check_table_size(cfg, path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             try:
@@ -57,11 +76,11 @@ def _encode(train_labels, test_labels, where: str):
 
 
 def load_table(cfg, path: Path, base_dir: Path, seed: int = 0, **_) -> Splits:
-    frame = _read(path)
+    frame = _read(path, cfg)
     x, y, columns = _split_columns(frame, cfg.label_column, path.name)
     if cfg.test_path:
         test_path = Path(base_dir) / cfg.test_path
-        tx, ty, tcols = _split_columns(_read(test_path), cfg.label_column, test_path.name)
+        tx, ty, tcols = _split_columns(_read(test_path, cfg), cfg.label_column, test_path.name)
         if tcols != columns:
             raise UsageError(f"data.test_path: {test_path.name} has columns {tcols[:5]}..., not those of "
                              f"{path.name} ({columns[:5]}...)")
