@@ -21,6 +21,7 @@ from audit.core.text import terminal
 from audit.api.options import _executor_options, _formats, _output_options, _with_executor, _with_output_options
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+ERROR_LIMIT = 2000  # characters of an error line: a message echoing a 100 MB value stays one readable line
 _QUIET = [False]
 
 
@@ -185,6 +186,8 @@ def _compare(base: Path, head: Path, policy: str, out: Path | None, fmt: str = "
                 fh.write(text)
             os.replace(tmp, out)
         except OSError as e:
+            if "tmp" in locals() and os.path.exists(tmp):
+                os.unlink(tmp)
             raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
     print(text)
     return comparison.exit_code
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = False
     with warnings.catch_warnings():
         try:
+            if any("\x00" in a for a in (sys.argv[1:] if argv is None else argv)):
+                raise UsageError("an argument contains a NUL byte")
             args = build_parser().parse_args(argv)
             debug = args.debug
             _QUIET[0] = args.quiet
@@ -266,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                     logging.getLogger(noisy).setLevel(logging.ERROR)
             return dispatch(args, start)
         except UsageError as e:
-            print(f"advaudit: error: {terminal(e)}", file=sys.stderr)
+            print(f"advaudit: error: {terminal(str(e)[:ERROR_LIMIT])}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("advaudit: interrupted; nothing was written", file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import Any
 from audit.config.paths import resolve_paths
 from audit.config.schema import AuditConfig
 from audit.core.errors import UsageError
+from audit.core.files import read_bounded
 from audit.core.serde import from_data
 
 
@@ -39,9 +40,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config of a megabyte is already an attack, not a config
+
+
 def read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(read_bounded(Path(path), MAX_CONFIG_BYTES, "config").decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except IsADirectoryError:

@@ -11,7 +11,9 @@ from pathlib import Path
 from audit.core.errors import UsageError
 
 
-def _abs(value: str, base: Path) -> str:
+def _abs(value: str, base: Path, key: str = "a path") -> str:
+    if "\x00" in value:
+        raise UsageError(f"{key}: the path contains a NUL byte")
     return str((base / value).resolve()) if value else ""
 
 
@@ -28,13 +30,15 @@ def resolve_paths(config, base_dir: Path):
     """``config`` with every relative path made absolute against ``base_dir``, every referenced file checked."""
     base = Path(base_dir).resolve()
     d, m, li, o = config.data, config.model, config.label_issues, config.output
-    data = dataclasses.replace(d, path=_abs(d.path, base), test_path=_abs(d.test_path, base),
-                               ood_path=_abs(d.ood_path, base))
-    model = dataclasses.replace(m, weights=_abs(m.weights, base), archive=_abs(m.archive, base))
-    defences = tuple(dataclasses.replace(x, weights=_abs(x.weights, base)) for x in config.defences)
-    label_issues = dataclasses.replace(li, pred_probs=_abs(li.pred_probs, base))
-    output = dataclasses.replace(o, sign_key=_abs(o.sign_key, base))
-    policy = config.policy if config.policy == "default" else _abs(config.policy, base)
+    data = dataclasses.replace(d, path=_abs(d.path, base, "data.path"),
+                               test_path=_abs(d.test_path, base, "data.test_path"),
+                               ood_path=_abs(d.ood_path, base, "data.ood_path"))
+    model = dataclasses.replace(m, weights=_abs(m.weights, base, "model.weights"),
+                                archive=_abs(m.archive, base, "model.archive"))
+    defences = tuple(dataclasses.replace(x, weights=_abs(x.weights, base, "defences.weights")) for x in config.defences)
+    label_issues = dataclasses.replace(li, pred_probs=_abs(li.pred_probs, base, "label_issues.pred_probs"))
+    output = dataclasses.replace(o, sign_key=_abs(o.sign_key, base, "output.sign_key"))
+    policy = config.policy if config.policy == "default" else _abs(config.policy, base, "policy")
     out = dataclasses.replace(config, data=data, model=model, defences=defences, label_issues=label_issues,
                               output=output, policy=policy, base_dir=str(base))
     check_files(out)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from audit.config.sections import finite
 from audit.core.errors import UsageError
+from audit.core.files import MIB, read_bounded
 from audit.core.metrics import metric_key
 from audit.core.serde import from_data
 
@@ -143,7 +144,7 @@ def load_policy(spec: str) -> Policy:
         source = "advaudit built-in default policy"
     else:
         try:
-            raw = Path(spec).read_bytes()
+            raw = read_bounded(Path(spec), MIB, "policy")
         except OSError as e:
             raise UsageError(f"policy file cannot be read: {spec} ({e.strerror or e})") from None
         source = str(spec)
@@ -152,6 +153,8 @@ def load_policy(spec: str) -> Policy:
         data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"policy file {source} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise UsageError(f"policy file {source} is nested too deeply") from None
     for derived in DERIVED:
         if derived in data:
             raise UsageError(f"policy.{derived}: computed by advaudit, not a key of the policy file")

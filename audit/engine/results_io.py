@@ -24,6 +24,7 @@ import numpy as np
 
 from audit.checks import details_types
 from audit.core.errors import UsageError
+from audit.engine.judge import verdict
 from audit.core.metrics import unpack_bits
 from audit.core.result import SCHEMA_MAJOR, AuditResult
 from audit.core.schema import shipped_schema
@@ -186,7 +187,12 @@ def parse_results(data, where: str = "results.json") -> AuditResult:
     check_ranges(result, where)
     names = [v.name for v in result.variants]
     if result.candidate not in names:
-        raise UsageError(f"{where}: field candidate: {result.candidate!r} is not among the variants {names}")
+        raise UsageError(f"{where}: field candidate: {ascii(result.candidate[:80])} is not among the variants "
+                         f"{ascii([n[:40] for n in names[:20]])}")
+    implied = verdict(result.findings)
+    if result.verdict is not implied:  # a verdict is the gating findings' conclusion, never a field to edit
+        raise UsageError(f"{where}: field verdict: {result.verdict.value!r} contradicts the gating findings, which "
+                         f"give {implied.value!r}")
     n = result.dataset.n_test
     for i, v in enumerate(result.variants):
         bits = [("correct_bits", v.correct_bits)] + [(f"robustness/{j}/correct_bits", p.correct_bits)

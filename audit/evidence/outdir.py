@@ -12,14 +12,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import glob
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 from audit.core.errors import UsageError
+from audit.core.files import read_bounded
 from audit.evidence.manifest import MANIFEST, PARTIAL, SUMS
 from audit.evidence.signing import ENVELOPE
 
@@ -29,13 +32,27 @@ RENAME_EXCHANGE = 2
 AT_FDCWD = -100
 
 
+MAX_LIST_BYTES = 16 << 20
+
+
+def _small_text(path: Path) -> str | None:
+    """A regular file's text (no FIFO, device or link; at most 16 MiB), or None."""
+    try:
+        return read_bounded(path, MAX_LIST_BYTES, str(path.name), follow=False).decode("utf-8")
+    except (UsageError, OSError, UnicodeDecodeError):
+        return None
+
+
 def listed_files(out: Path) -> set[str] | None:
     """The files an advaudit output lists (its manifest's and SHA256SUMS's), or None if it is not one."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        sums = (out / SUMS).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError, ValueError):
+    text, sums_text = _small_text(out / MANIFEST), _small_text(out / SUMS)
+    if text is None or sums_text is None:
         return None
+    try:
+        manifest = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    sums = sums_text.splitlines()
     if not isinstance(manifest, dict) or "manifest_version" not in manifest or not isinstance(
             manifest.get("files"), list):
         return None
@@ -57,11 +74,19 @@ def check_replaceable(out: Path) -> None:
     if listed is None:
         raise UsageError(f"--out {out} is not empty and not an advaudit output (no manifest.json and SHA256SUMS); "
                          f"advaudit only replaces its own outputs: choose a new or empty directory")
-    for p in entries:
-        rel = p.relative_to(out).as_posix()
-        if p.is_symlink() or (p.is_file() and rel not in listed):
-            raise UsageError(f"--out {out} holds {rel}, which advaudit did not write; move it away or choose "
-                             f"another directory (advaudit never deletes a file it did not write)")
+    stray = _unlisted(out, listed)
+    if stray:
+        raise UsageError(f"--out {out} holds {stray}, which advaudit did not write; move it away or choose "
+                         f"another directory (advaudit never deletes a file it did not write)")
+
+
+def _unlisted(root: Path, listed: set[str]) -> str:
+    """The first entry under ``root`` that is neither a folder nor a listed regular file ('' if none)."""
+    for p in root.rglob("*"):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink() or not (p.is_dir() or (p.is_file() and rel in listed)):
+            return rel
+    return ""
 
 
 def _writable_ancestor(path: Path) -> Path:
@@ -135,14 +160,17 @@ def clean_leftovers(out: Path) -> None:
     parent = out.parent
     if not parent.is_dir():
         return
-    for p in parent.glob(f".{out.name}.*"):
+    for p in parent.glob(f".{glob.escape(out.name)}.*"):
         if not p.is_dir() or p.is_symlink():
             continue
         marker = p / PARTIAL
         try:
-            ours = (marker.is_file() and not _alive(int(marker.read_text() or 0))) or \
-                (not marker.exists() and listed_files(p) is not None)
-        except (OSError, ValueError):
+            if marker.exists() or marker.is_symlink():
+                ours = _abandoned(marker) and not _unlisted(p, _files_of(p))
+            else:
+                listed = listed_files(p)
+                ours = listed is not None and not _unlisted(p, listed)
+        except (OSError, ValueError, RecursionError):
             ours = False
         if ours:
             shutil.rmtree(p, ignore_errors=True)
@@ -150,10 +178,42 @@ def clean_leftovers(out: Path) -> None:
                 log.warning("could not remove the leftover %s", p)
 
 
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read(64).strip()
+    except OSError:
+        return ""
+
+
+def _marker() -> str:
+    return json.dumps({"generator": "advaudit", "pid": os.getpid(), "host": socket.gethostname(),
+                       "boot": _boot_id()})
+
+
+def _abandoned(marker: Path) -> bool:
+    """The marker is advaudit's, written on this machine since its last boot, by a process that is gone (a
+    marker from another host or container sharing the folder is never taken as abandoned)."""
+    text = _small_text(marker)
+    try:
+        m = json.loads(text or "")
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(m, dict) or m.get("generator") != "advaudit" or m.get("host") != socket.gethostname() \
+            or m.get("boot") != _boot_id() or not isinstance(m.get("pid"), int) or not 0 < m["pid"] < 2**22:
+        return False
+    return not _alive(m["pid"])
+
+
+def _files_of(directory: Path) -> set[str]:
+    """What a partial output may hold: its regular files (it was being written; nothing in it is listed yet)."""
+    return {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
 def new_partial(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    (tmp / PARTIAL).write_text(str(os.getpid()))
+    write_inside(tmp, PARTIAL, _marker())
     return tmp
 
 

@@ -48,16 +48,18 @@ def keygen(path: Path) -> tuple[Path, Path]:
     key = ed25519.Ed25519PrivateKey.generate()
     pub = Path(f"{path}.pub")
     for p in (Path(path), pub):
-        if p.exists():
+        if p.exists() or p.is_symlink():
             raise UsageError(f"{p} already exists; not overwriting a key")
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(private)
-        pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+        fd = os.open(pub, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)  # never through a link
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     except OSError as e:
         raise UsageError(f"cannot write key {path}: {e.strerror or e}") from None
     return Path(path), pub
@@ -116,12 +118,14 @@ _load_private = load_private
 
 def load_public(path: Path):
     serialization, ed25519 = _crypto()
+    from audit.core.files import read_bounded
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
+        data = read_bounded(Path(path), MAX_KEY_BYTES, "--key")
+        key = serialization.load_pem_public_key(data)
     except FileNotFoundError:
         raise UsageError(f"public key not found: {path}") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path} is not a PEM public key ({e})") from None
+    except (OSError, ValueError, UnsupportedAlgorithm) as e:
+        raise UsageError(f"{path} is not a PEM public key ({str(e)[:120]})") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise UsageError(f"public key {path} is not an Ed25519 key")
     return key
@@ -159,7 +163,8 @@ def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path
         stmt = json.loads(payload)
         sigs = env["signatures"]
         signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
-        if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()):
+        if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()) or \
+                not all(isinstance(n, str) for n in signed):
             raise TypeError("signatures must be a list and every subject digest a string")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         return [f"{ENVELOPE}: malformed ({type(e).__name__}: {str(e)[:120]})"]

@@ -69,7 +69,16 @@ def in_sample_suspected(probs: np.ndarray, labels: np.ndarray, reference: tuple[
 def read_pred_probs(path: Path, n: int, k: int) -> np.ndarray:
     """The user's (n_train, classes) probabilities from a plain .npy (never unpickled), checked."""
     try:
+        with open(path, "rb") as fh:  # the header first: its shape and dtype before anything is allocated
+            version = np.lib.format.read_magic(fh)
+            shape, _fortran, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                      else np.lib.format.read_array_header_2_0(fh))
+        if tuple(shape) != (n, k):
+            raise UsageError(f"label_issues.pred_probs: shape {tuple(shape)}, expected (n_train, classes) = "
+                             f"({n}, {k})")
         p = np.load(path, allow_pickle=False)
+        if not isinstance(p, np.ndarray):
+            raise ValueError("not a single .npy array")
     except FileNotFoundError:
         raise UsageError(f"label_issues.pred_probs: file not found: {path}") from None
     except (OSError, ValueError, EOFError) as e:

@@ -458,3 +458,67 @@ def test_a_huge_first_image_needs_an_image_size(tmp_path):
             Image.new("L", (5000, 8) if (c, i) == ("a", 0) else (8, 8)).save(tmp_path / c / f"{i}.png")
     with pytest.raises(UsageError, match="image_size"):
         load_folder(DataConfig(source="folder", path=str(tmp_path), channels=1), tmp_path)
+
+
+# --- holes found by the second review --------------------------------------------------------------------------
+
+def test_a_results_json_whose_verdict_contradicts_its_findings_is_refused(demo_run, tmp_path, capsys):
+    import json
+    data = json.loads(json.dumps(demo_run[2]))
+    data["verdict"] = "no-go" if data["verdict"] == "go" else "go"
+    (tmp_path / "r.json").write_text(json.dumps(data), encoding="utf-8")
+    assert main(["render", str(tmp_path / "r.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "field verdict" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_config_and_policy_files_must_be_small_regular_files(tmp_path, capsys):
+    os.mkfifo(tmp_path / "fifo.toml")
+    for path in (tmp_path / "fifo.toml", "/dev/zero"):
+        assert main(["run", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert main(["compare", "a.json", "b.json", "--policy", str(tmp_path / "deep.toml")]) == 2
+
+
+def test_nul_bytes_in_paths_are_usage_errors(tmp_path, capsys):
+    assert main(["run", "--config", "a\x00b", "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "c.toml").write_text('policy = "a\\u0000b"\n')
+    assert main(["run", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o")]) == 2
+    assert "NUL" in capsys.readouterr().err
+
+
+def test_keygen_never_writes_through_a_link(tmp_path):
+    victim = tmp_path / "victim"
+    (tmp_path / "k.pub").symlink_to(victim)
+    assert main(["keygen", str(tmp_path / "k")]) == 2
+    assert not victim.exists() and not (tmp_path / "k").exists()
+
+
+def test_verify_with_an_odd_key_or_envelope_is_a_clear_answer(tmp_path, capsys):
+    import json
+
+    from audit.evidence.manifest import write_manifest
+    from audit.evidence.signing import ENVELOPE, verify_envelope
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "report.html").write_text("r")
+    write_manifest(bundle, {"advaudit": "test"})
+    for key in ("/dev/zero", str(bundle / "report.html")):
+        assert main(["verify", str(bundle), "--key", key]) in (1, 2)
+        assert "internal error" not in capsys.readouterr().err
+    import base64
+    stmt = {"subject": [{"name": 1, "digest": {"sha256": "a"}}, {"name": "x", "digest": {"sha256": "b"}}]}
+    (bundle / ENVELOPE).write_text(json.dumps({"payload": base64.b64encode(json.dumps(stmt).encode()).decode(),
+                                               "signatures": []}))
+    assert "malformed" in verify_envelope(bundle / ENVELOPE, {}, None)[0]
+
+
+def test_pred_probs_are_sized_by_their_header(tmp_path):
+    from audit.methods.label_issues import read_pred_probs
+    with open(tmp_path / "p.npy", "wb") as fh:
+        fh.write(_npy_header((10 ** 6, 10 ** 6)))
+    with pytest.raises(UsageError, match="shape"):
+        read_pred_probs(tmp_path / "p.npy", 100, 10)
+    np.savez(tmp_path / "p.npz", x=np.zeros((100, 10)))
+    with pytest.raises(UsageError):
+        read_pred_probs(tmp_path / "p.npz", 100, 10)

@@ -38,7 +38,9 @@ class NpyRows(Rows):
         if len(shape) < 2:
             raise UsageError(f"data.path: {path.name} has shape {shape}; inputs need (N, ...) with one row per example")
         self.shape, self.dtype = tuple(shape), dtype
-        self.row_items = int(np.prod(shape[1:]))
+        if any(int(s) <= 0 for s in shape):
+            raise UsageError(f"data.path: {path.name} has shape {shape}; every dimension must be > 0")
+        self.row_items = int(np.prod(shape[1:], dtype=object))
         self.row_bytes = self.row_items * dtype.itemsize
         size = path.stat().st_size
         if size < self.offset + self.row_bytes * shape[0]:

@@ -97,17 +97,55 @@ def test_lost_files_a_kill_before_the_swap_keeps_the_old_output_and_the_next_run
     # a killed process leaves its partial directory; simulate a kill -9 (no finally) with a dead writer's pid
     ghost = tmp_path / ".out.zz9plural"
     ghost.mkdir()
-    (ghost / ".advaudit-partial").write_text(str(dead_pid()))
+    (ghost / ".advaudit-partial").write_text(marker(dead_pid()))
     (ghost / "report.html").write_text("half")
     busy = tmp_path / ".out.alivepid"
     busy.mkdir()
-    (busy / ".advaudit-partial").write_text(str(os.getpid()))  # a run still writing: left alone
+    (busy / ".advaudit-partial").write_text(marker(os.getpid()))  # a run still writing: left alone
+    remote = tmp_path / ".out.otherhost"
+    remote.mkdir()
+    (remote / ".advaudit-partial").write_text(marker(dead_pid(), host="another-host"))  # NFS: never taken
     mine = tmp_path / ".out.notours"
     mine.mkdir()
     (mine / "keep.txt").write_text("a user's hidden folder with a similar name")
+    backup = tmp_path / ".out.bak"  # a user's copy of an old output, with a note added: not all listed
+    previous_output(backup)
+    (backup / "my_notes.txt").write_text("mine")
+    old_style = tmp_path / ".out.oldmarker"
+    old_style.mkdir()
+    (old_style / ".advaudit-partial").write_text(str(dead_pid()))  # not advaudit's marker format: left alone
     monkeypatch.undo()
     write(demo_result, out)
     assert not ghost.exists() and busy.exists() and (mine / "keep.txt").read_text().startswith("a user")
+    assert remote.exists() and (backup / "my_notes.txt").is_file() and old_style.exists()
+
+
+def marker(pid: int, host: str | None = None) -> str:
+    import json
+    import socket
+
+    from audit.evidence.outdir import _boot_id
+    return json.dumps({"generator": "advaudit", "pid": pid, "host": host or socket.gethostname(), "boot": _boot_id()})
+
+
+def test_an_output_name_with_glob_characters_cleans_only_its_own_leftovers(demo_result, tmp_path):
+    other = tmp_path / ".resA.keep"
+    previous_output(other)
+    write(demo_result, tmp_path / "res*")
+    assert other.exists() and (tmp_path / "res*" / "results.json").is_file()
+
+
+def test_a_fifo_or_a_deep_manifest_in_out_is_refused_not_read(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "manifest.json")
+    (out / "SHA256SUMS").write_text("")
+    with pytest.raises(UsageError):
+        outdir.check_output_dir(out)
+    os.unlink(out / "manifest.json")
+    (out / "manifest.json").write_text("[" * 100_000)
+    with pytest.raises(UsageError):
+        outdir.check_output_dir(out)
 
 
 def test_lost_files_an_undeletable_leftover_never_breaks_a_run(demo_result, tmp_path, monkeypatch):
