@@ -20,6 +20,7 @@ from attacks.base import frozen_eval
 from audit.checks.base import AuditContext, controls
 from audit.core.result import Details, Measurement
 from audit.methods.art_adapter import ART_NAMES, compare_with_art
+from audit.models.adapters import looks_like_probabilities
 
 SLOW_POINTS = 64        # ART's APGD and Square run query by query in NumPy
 SQUARE_QUERIES = 1000
@@ -30,7 +31,7 @@ def _outputs_probabilities(model, x: torch.Tensor, device) -> bool:
     """Every output row non-negative and summing to 1 (a softmax head)."""
     with frozen_eval(model), torch.no_grad():
         out = model(x.to(device)).float()
-    return bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() < 1e-3).all())
+    return looks_like_probabilities(out)
 
 
 @dataclass(frozen=True)

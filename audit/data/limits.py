@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from audit.core.errors import UsageError
 
 AVAILABLE_SHARE = 0.8
@@ -42,3 +44,16 @@ def check_declared(cfg, declared: int, what: str, key: str = "data.path") -> Non
         raise UsageError(f"{key}: {what} declares {declared / 1e9:.3g} GB, over the limit of {limit / 1e9:.3g} GB "
                          f"({how}); nothing was decompressed. Use the memory-mapped 'npy' source for data this "
                          f"large, or raise data.max_memory_gb")
+
+
+def npy_header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the ``.npy`` stream ``fh``, reading its header only (the stream is left at
+    the first data byte)."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(fh)
+
+
+def array_bytes(shape, dtype: np.dtype) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes (exact: no int64 overflow on a crafted shape)."""
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize

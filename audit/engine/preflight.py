@@ -17,6 +17,7 @@ from attacks.base import Norm, frozen_eval
 from audit.core.errors import UsageError, first_line
 from audit.data.splits import Splits
 from audit.methods.label_issues import read_pred_probs
+from audit.models.adapters import looks_like_probabilities
 
 PROBE_ROWS = 64
 EVAL_BATCH = 1024  # the largest batch advaudit evaluates with (capped by attacks.batch_size)
@@ -136,7 +137,7 @@ def check_model(model: torch.nn.Module, data: Splits, device: torch.device, *, e
                              f"{data.num_classes}")
         names = data.class_names + tuple(str(i) for i in range(len(data.class_names), k))
         data = dataclasses.replace(data, num_classes=k, class_names=names[:k])
-    if bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() < 1e-3).all()):
+    if looks_like_probabilities(out):
         warnings.append("the model's outputs are non-negative and sum to 1: they look like probabilities, not "
                         "logits; cross-entropy attacks on probabilities mask gradients and overstate robustness; "
                         "remove the final softmax")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.core.errors import UsageError
+from audit.data.limits import npy_header
 
 
 def fold_assignment(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -70,9 +71,7 @@ def read_pred_probs(path: Path, n: int, k: int) -> np.ndarray:
     """The user's (n_train, classes) probabilities from a plain .npy (never unpickled), checked."""
     try:
         with open(path, "rb") as fh:  # the header first: its shape and dtype before anything is allocated
-            version = np.lib.format.read_magic(fh)
-            shape, _fortran, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
-                                      else np.lib.format.read_array_header_2_0(fh))
+            shape, _fortran, _dtype = npy_header(fh)
         if tuple(shape) != (n, k):
             raise UsageError(f"label_issues.pred_probs: shape {tuple(shape)}, expected (n_train, classes) = "
                              f"({n}, {k})")

@@ -24,6 +24,11 @@ class InputAffine(nn.Module):
         return self.model(x * self.scale + self.shift)
 
 
+def looks_like_probabilities(out: torch.Tensor) -> bool:
+    """Every output row non-negative and summing to 1: a softmax head, not logits."""
+    return bool((out >= 0).all()) and bool(((out.sum(1) - 1).abs() < 1e-3).all())
+
+
 def _logits_of(_module, _inputs, output):
     """Forward hook: the logits tensor out of whatever the model returned (None keeps a tensor as it is)."""
     if isinstance(output, torch.Tensor):

@@ -11,7 +11,7 @@ import numpy as np
 
 from audit.data.splits import Splits, as_labels
 from audit.core.errors import UsageError
-from audit.data.limits import check_declared
+from audit.data.limits import array_bytes, check_declared, npy_header
 from audit.data.rows import Rows
 
 
@@ -22,10 +22,7 @@ class NpyRows(Rows):
         self.path = path
         try:
             with open(path, "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = read_header(fh)
+                shape, fortran, dtype = npy_header(fh)
                 self.offset = fh.tell()
         except FileNotFoundError:
             raise UsageError(f"data.path: file not found: {path}") from None
@@ -75,15 +72,13 @@ def _labels(path: Path, cfg=None) -> np.ndarray:
     memory limit before anything is allocated."""
     try:
         with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            shape, _f, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
-                                else np.lib.format.read_array_header_2_0(fh))
+            shape, _f, dtype = npy_header(fh)
             offset = fh.tell()
     except FileNotFoundError:
         raise UsageError(f"data.path: file not found: {path}") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"data.path: {path} is not a readable numeric .npy file ({e})") from None
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    declared = array_bytes(shape, dtype)
     if path.stat().st_size < offset + declared:
         raise UsageError(f"data.path: {path.name} is truncated ({path.stat().st_size} bytes for shape {shape})")
     check_declared(cfg, declared, path.name)

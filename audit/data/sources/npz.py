@@ -13,7 +13,7 @@ import torch
 
 from audit.data.splits import Splits, as_inputs, as_labels
 from audit.core.errors import UsageError
-from audit.data.limits import check_declared
+from audit.data.limits import array_bytes, check_declared, npy_header
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
@@ -27,16 +27,14 @@ def declared_bytes(path: Path, members: tuple[str, ...] | None = None) -> int:
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             if members is not None and name not in members:
                 continue
-            array_bytes = 0
+            declared = 0
             with z.open(info) as fh:  # only the header is decompressed
                 try:
-                    version = np.lib.format.read_magic(fh)
-                    shape, _fortran, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
-                                              else np.lib.format.read_array_header_2_0(fh))
-                    array_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    shape, _fortran, dtype = npy_header(fh)
+                    declared = array_bytes(shape, dtype)
                 except (ValueError, OSError, EOFError):
                     pass  # not an array: np.load names it below
-            total += max(int(info.file_size), array_bytes)
+            total += max(int(info.file_size), declared)
     return total
 
 
