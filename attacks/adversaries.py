@@ -28,7 +28,7 @@ class Adversary:
     steps: int = 7
     beta: float = 6.0
 
-    def at(self, eps: float) -> "Adversary":
+    def at(self, eps: float) -> Adversary:
         """The same adversary at another budget (the eps warm-up)."""
         return self if eps == self.eps else dataclasses.replace(self, eps=eps)
 

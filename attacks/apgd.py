@@ -22,8 +22,17 @@ from __future__ import annotations
 
 import torch
 
-from attacks.base import (AttackOutput, Norm, compact_every, _flat_norm, ascent_direction, attack_with_restarts, clip_to, draw,
-                          project)
+from attacks.base import (
+    AttackOutput,
+    Norm,
+    _flat_norm,
+    ascent_direction,
+    attack_with_restarts,
+    clip_to,
+    compact_every,
+    draw,
+    project,
+)
 from attacks.losses import LOSSES
 
 RHO = 0.75

@@ -45,7 +45,7 @@ def frozen_eval(model: torch.nn.Module):
     try:
         yield model
     finally:
-        for p, f in zip(model.parameters(), flags):
+        for p, f in zip(model.parameters(), flags, strict=False):
             p.requires_grad_(f)
         model.train(was_training)
 

@@ -24,8 +24,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks.base import (AttackOutput, Norm, compact_every, ascent_direction, attack_with_restarts, clip_to, project,
-                          random_start)
+from attacks.base import (
+    AttackOutput,
+    Norm,
+    ascent_direction,
+    attack_with_restarts,
+    clip_to,
+    compact_every,
+    project,
+    random_start,
+)
 
 
 def default_step_size(eps: float, steps: int) -> float:

@@ -15,10 +15,10 @@ import traceback
 import warnings
 from pathlib import Path
 
-from audit.core.version import __version__
+from audit.api.options import _executor_options, _formats, _output_options, _with_executor, _with_output_options
 from audit.core.errors import UsageError
 from audit.core.text import terminal
-from audit.api.options import _executor_options, _formats, _output_options, _with_executor, _with_output_options
+from audit.core.version import __version__
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 ERROR_LIMIT = 2000  # characters of an error line: a message echoing a 100 MB value stays one readable line

@@ -17,8 +17,8 @@ import torch
 
 from attacks.pgd import default_step_size
 from attacks.training import Adversary, train
-from audit.models.reference import SmallCNN
 from audit.data.sources.builtin import load_digits
+from audit.models.reference import SmallCNN
 
 EPS, STEPS, BATCH = 0.1, 7, 128
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from attacks.pgd import default_step_size, pgd
 from attacks.training import train
-from audit.models.reference import PreActResNet18, SmallCNN
 from audit.data.sources.builtin import load_digits
+from audit.models.reference import PreActResNet18, SmallCNN
 
 EPS = 8 / 255
 

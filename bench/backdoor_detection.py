@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from attacks.training import train
+from audit.data.sources.builtin import load_digits
 from audit.methods.art_adapter import art_classifier
 from audit.methods.backdoor import add_trigger, poison_plan, rates, recall_at_fpr, screen
 from audit.models.embeddings import penultimate
 from audit.models.reference import SmallCNN
-from audit.data.sources.builtin import load_digits
 
 
 def trained(x, y, epochs, seed):

@@ -20,8 +20,8 @@ import warnings
 import numpy as np
 import torch
 
-from audit.methods.leakage import calibrated_threshold, find_leaks, jittered_copies
 from audit.data.sources.builtin import load_digits
+from audit.methods.leakage import calibrated_threshold, find_leaks, jittered_copies
 
 SIGMAS = (0.0, 0.01, 0.03, 0.05, 0.08)
 

@@ -58,8 +58,8 @@ def pgd_vs_art(steps: int = 20, eps: float = 0.1) -> tuple[float, float]:
 
     from attacks import pgd
     from attacks.training import train
-    from audit.methods.art_adapter import art_attack, art_classifier
     from audit.data.sources.builtin import load_digits
+    from audit.methods.art_adapter import art_attack, art_classifier
     from audit.models.reference import SmallCNN
     d = load_digits()
     torch.manual_seed(0)

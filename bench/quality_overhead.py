@@ -51,7 +51,7 @@ def main() -> None:
                 times[label].append(timed_run(configs[label], root / f"out-{label}-{i}"))
                 print(f"run {i + 1} {label:>7} quality checks: {times[label][-1]:.1f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    paired = statistics.median(w / wo for w, wo in zip(times["with"], times["without"])) - 1
+    paired = statistics.median(w / wo for w, wo in zip(times["with"], times["without"], strict=False)) - 1
     fastest = min(times["with"]) / min(times["without"]) - 1
     print(f"demo median without {', '.join(QUALITY)}: {med['without']:.1f} s; with: {med['with']:.1f} s")
     print(f"added: {paired:+.1%} (median of paired runs), {fastest:+.1%} (fastest vs fastest); target <= +20%: "

@@ -23,8 +23,8 @@ from audit.config.load import demo_config
 from audit.engine.execution import make_executor
 from audit.engine.pipeline import prepare
 from audit.engine.variants import train_variants
-from audit.methods.label_issues import flip_labels
 from audit.methods.evaluation import evaluate_robustness
+from audit.methods.label_issues import flip_labels
 
 
 def stages(ctx):

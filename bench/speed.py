@@ -232,9 +232,12 @@ def bench_trainers(make_model, x, y, args, device, rows):
 
 
 def art_trainer(make_model, method, x, y, args, device):
-    from art.defences.trainer import (AdversarialTrainerFBFPyTorch, AdversarialTrainerMadryPGD,
-                                      AdversarialTrainerTRADESPyTorch)
     from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.trainer import (
+        AdversarialTrainerFBFPyTorch,
+        AdversarialTrainerMadryPGD,
+        AdversarialTrainerTRADESPyTorch,
+    )
     model = make_model()
     clf = art_classifier(model, tuple(x.shape[1:]), device, torch.optim.Adam(model.parameters(), lr=1e-3))
     xn, yn = x.cpu().numpy(), np.eye(10, dtype=np.float32)[y.cpu().numpy()]

@@ -82,14 +82,14 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
     for i, s in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         if s.low and s.high:
-            band = [(px(a), py(b)) for a, b in zip(s.x, s.high)] + \
-                   [(px(a), py(b)) for a, b in reversed(list(zip(s.x, s.low)))]
+            band = [(px(a), py(b)) for a, b in zip(s.x, s.high, strict=False)] + \
+                   [(px(a), py(b)) for a, b in reversed(list(zip(s.x, s.low, strict=False)))]
             pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in band)
             out.append(f'<polygon points="{pts}" fill="{color}" fill-opacity="0.12" stroke="none"/>')
-        pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(s.x, s.y))
+        pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(s.x, s.y, strict=False))
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
         out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
-        for a, b in zip(s.x, s.y):
+        for a, b in zip(s.x, s.y, strict=False):
             out.append(marker(i, px(a), py(b), 3, color))
         ly = top + 12 + i * 16
         out.append(f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly - 4}" y2="{ly - 4}" '

@@ -19,10 +19,17 @@ from attacks import ATTACKS
 from attacks.base import AttackOutput, Norm
 from audit.checks import CHECKS, details_types
 from audit.checks.validity import VALIDITY_CHECKS, ValidityResult
-from audit.config import (AttackConfig, AuditConfig, BackdoorConfig, DefenceConfig, LabelIssuesConfig, LeakageConfig,
-                          TrainingConfig)
+from audit.config import (
+    AttackConfig,
+    AuditConfig,
+    BackdoorConfig,
+    DefenceConfig,
+    LabelIssuesConfig,
+    LeakageConfig,
+    TrainingConfig,
+)
 from audit.config.policy import load_policy
-from audit.core.result import Details, Measurement, Status
+from audit.core.result import Details, Status
 from audit.core.schema import results_schema, shipped_schema
 from audit.core.serde import to_data
 from audit.data.sources import SOURCES
@@ -173,13 +180,13 @@ def test_every_source_lives_in_its_own_file_and_loads_a_valid_split(name, tmp_pa
         np.savez(tmp_path / "d.npz", x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
         kw["path"] = "d.npz"
     elif name == "npy":
-        for k, a in zip(("x_train", "y_train", "x_test", "y_test"), (x_tr, y_tr, x_te, y_te)):
+        for k, a in zip(("x_train", "y_train", "x_test", "y_test"), (x_tr, y_tr, x_te, y_te), strict=False):
             np.save(tmp_path / f"{k}.npy", a)
         kw["path"] = "."
     elif name == "folder":
         from PIL import Image
         for split, xs, ys in (("train", x_tr, y_tr), ("test", x_te, y_te)):
-            for i, (img, c) in enumerate(zip(xs, ys)):
+            for i, (img, c) in enumerate(zip(xs, ys, strict=False)):
                 (tmp_path / split / str(c)).mkdir(parents=True, exist_ok=True)
                 Image.fromarray((img[0] * 255).astype(np.uint8)).save(tmp_path / split / str(c) / f"{i}.png")
         kw.update(path=".", channels=1)

@@ -53,6 +53,7 @@ def _plain(value: Any) -> Any:
     """Config data from Python: dataclasses as tables, numpy scalars and arrays as Python numbers and lists (as
     TOML would give them). Only called on data whose nesting was checked, so the recursion is bounded."""
     import numpy as np
+
     from audit.core.serde import to_data
     value = to_data(value)
     if isinstance(value, np.generic):
@@ -236,6 +237,7 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
         audit.write(out_path, cfg.output.formats, _ctx=ctx, sign_key=cfg.output.sign_key)
     if mlflow or cfg.tracking.mlflow:  # after the audit: a store that fails now is a warning, the result stands
         import warnings
+
         from audit.api.mlflow_log import log_run_or_warn
         audit.mlflow_run_id, problem = log_run_or_warn(result, out_path, uri, cfg.tracking.experiment)
         if problem:

@@ -8,7 +8,6 @@ written; a server (``http(s):``, a database URI with a host) accepts a TCP conne
 from __future__ import annotations
 
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def _reachable(host: str, port: int, uri: str, http: str = "") -> None:
                 s.sendall(f"GET /health HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("ascii", "replace"))
                 if not s.recv(5).startswith(b"HTTP/"):
                     raise OSError("it answers, but not as an HTTP server")
-    except socket.timeout:
+    except TimeoutError:
         raise UsageError(f"tracking.tracking_uri: {terminal(host)}:{port} accepts connections but gives no HTTP "
                          f"answer within {TIMEOUT:g} s ({terminal(redact(uri))!r})") from None
     except OSError as e:
@@ -78,7 +77,7 @@ def check_tracking_uri(uri: str) -> None:
     scheme = parsed.scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter
         scheme = ""
-    if scheme not in SCHEMES and not scheme.split("+")[0] in DB_PORTS:
+    if scheme not in SCHEMES and scheme.split("+")[0] not in DB_PORTS:
         raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: scheme {scheme!r} is not an MLflow store; "
                          f"give a path, file:///..., sqlite:///..., http(s)://host:port or a database URI")
     if not scheme and ":" in uri:

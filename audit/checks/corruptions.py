@@ -9,7 +9,7 @@ import numpy as np
 
 from audit.checks.base import AuditContext, controls
 from audit.core.result import Details, Measurement
-from audit.methods.corruptions import SEVERITIES, corruption_errors
+from audit.methods.corruptions import SEVERITIES
 
 
 @dataclass(frozen=True)

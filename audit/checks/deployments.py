@@ -20,8 +20,7 @@ from audit.checks.base import AuditContext, controls
 from audit.core.metrics import Accuracy
 from audit.core.result import Details, Measurement, Status
 from audit.core.stats import expected_calibration_error, mcnemar_exact
-from audit.methods.compression import (cast, dynamic_int8, latency_ms, prune_global, size_bytes, sparsity,
-                                       static_int8)
+from audit.methods.compression import cast, dynamic_int8, latency_ms, prune_global, size_bytes, sparsity, static_int8
 from audit.methods.corruptions import corruption_errors
 from audit.methods.fake_quant import ste_surrogate
 

@@ -19,9 +19,15 @@ from audit.core.errors import UsageError
 from audit.core.result import Details, Measurement, Status
 from audit.core.units import Unit
 from audit.data.rows import take
+from audit.methods.label_issues import (
+    find_issues,
+    flip_labels,
+    fold_assignment,
+    in_sample_suspected,
+    precision_recall,
+    proxy_probabilities,
+)
 from audit.methods.units import fold_unit
-from audit.methods.label_issues import (find_issues, flip_labels, fold_assignment, in_sample_suspected,
-                                        precision_recall, proxy_probabilities)
 
 MAX_LISTED = 25
 MAX_THUMBNAILS = 16
@@ -101,7 +107,7 @@ def kfold_probabilities(ctx: AuditContext, *label_sets: np.ndarray) -> list[np.n
                               (spec, ctx.seed_of(FOLD_SEED_OFFSET + k), x, y, fit, held, kw)))
             held_rows.append((j, held))
     probs = [np.zeros((len(labels), ctx.data.num_classes), dtype=np.float64) for labels in label_sets]
-    for (j, held), p in zip(held_rows, ctx.run_units(units)):
+    for (j, held), p in zip(held_rows, ctx.run_units(units), strict=False):
         probs[j][held] = p
     return probs
 

@@ -1,7 +1,6 @@
 """The config room: the config schema, loading (+ ``--set``), paths resolved once at load, and the policy."""
 from audit.config.attacks import AttackConfig
-from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig,
-                                      TestOutliersConfig)
+from audit.config.data_checks import BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig, TestOutliersConfig
 from audit.config.defences import DefenceConfig
 from audit.config.load import config_from_data, demo_config, load_config
 from audit.config.schema import AuditConfig, replace

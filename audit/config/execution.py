@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.core.errors import UsageError
 from audit.config.sections import finite
+from audit.core.errors import UsageError
 
 EXECUTOR_NAMES = ("local", "ray")
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from audit.config.paths import resolve_paths
 from audit.config.schema import AuditConfig
@@ -126,10 +127,10 @@ def demo_config(base_dir: Path | None = None) -> AuditConfig:
     and without PGD adversarial training; every check on, the "quick" attack preset (native Square still checks
     for gradient masking)."""
     from audit.config.attacks import AttackConfig
-    from audit.config.defences import DefenceConfig
-    from audit.config.threat import ThreatModelConfig
     from audit.config.data_checks import BackdoorConfig, LabelIssuesConfig
+    from audit.config.defences import DefenceConfig
     from audit.config.sections import TrainingConfig
+    from audit.config.threat import ThreatModelConfig
     return resolve_paths(AuditConfig(threat_model=ThreatModelConfig(eps=0.1, name="digits-8x8-linf-0.1"),
                                      attacks=AttackConfig(preset="quick"),
                                      training=TrainingConfig(**DEMO_TRAINING),

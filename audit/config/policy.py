@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 from audit.config.sections import finite
 from audit.core.errors import UsageError
@@ -124,7 +125,7 @@ class Policy:
     source: str = ""
     text: str = ""  # the policy file exactly as read (its SHA-256 is ``sha256``); copied into the evidence bundle
 
-    def for_threat(self, threat) -> "Policy":
+    def for_threat(self, threat) -> Policy:
         """The thresholds with every ``eps_factor`` turned into an eps of the declared threat model (unchanged
         when none is declared: their ``eps`` applies)."""
         if not threat.declared:

@@ -12,16 +12,15 @@ from typing import Any
 
 from attacks.base import Norm
 from audit.config.attacks import AttackConfig
-from audit.config.data_checks import (BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig,
-                                      TestOutliersConfig)
+from audit.config.bounds import check_bounds
+from audit.config.data_checks import BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig, TestOutliersConfig
 from audit.config.defences import DefenceConfig
 from audit.config.deployments import DeploymentConfig
 from audit.config.execution import ExecutionConfig
-from audit.config.tracking import TrackingConfig
+from audit.config.names import display, identifier
 from audit.config.sections import DataConfig, InputConfig, ModelConfig, OutputConfig, ReviewerConfig, TrainingConfig
 from audit.config.threat import LEGACY_DEFENCE_EPS, LEGACY_GRID, ThreatModelConfig
-from audit.config.bounds import check_bounds
-from audit.config.names import display, identifier
+from audit.config.tracking import TrackingConfig
 from audit.core.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")

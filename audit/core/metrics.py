@@ -37,7 +37,7 @@ class Accuracy:
     correct: int
 
     @classmethod
-    def of(cls, mask: np.ndarray) -> "Accuracy":
+    def of(cls, mask: np.ndarray) -> Accuracy:
         n, k = int(mask.size), int(mask.sum())
         lo, hi = wilson_interval(k, n)
         return cls(value=k / n if n else 0.0, ci_low=lo, ci_high=hi, n=n, correct=k)
@@ -60,7 +60,7 @@ class RobustnessPoint:
 
     @classmethod
     def of(cls, attack: str, norm: str, eps: float, mask: np.ndarray, passes: int,
-           forward_passes: int = 0) -> "RobustnessPoint":
+           forward_passes: int = 0) -> RobustnessPoint:
         acc = Accuracy.of(mask)
         return cls(attack=attack, norm=norm, eps=float(eps), robust_accuracy=acc.value, ci_low=acc.ci_low,
                    ci_high=acc.ci_high, n=acc.n, example_passes=int(passes), correct_bits=pack_bits(mask),

@@ -237,7 +237,7 @@ class AuditResult:
         return to_data(self)
 
     @classmethod
-    def from_dict(cls, data: dict, details_types: Mapping[str, type] | None = None) -> "AuditResult":
+    def from_dict(cls, data: dict, details_types: Mapping[str, type] | None = None) -> AuditResult:
         """Build the result from its JSON form; ``details_types`` (check id -> Details class) types the details."""
         result = from_data(cls, data, "results")
         if not details_types:

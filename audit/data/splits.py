@@ -91,10 +91,9 @@ def as_labels(values, where: str) -> torch.Tensor:
                              f"(one-hot labels? pass the class index)")
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
         raise UsageError(f"{where}: labels must be integers, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
-            bad = int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0])
-            raise UsageError(f"{where}: labels must be integers; row {bad} is {arr[bad].item()!r}")
+    if arr.dtype.kind == "f" and (not np.isfinite(arr).all() or (arr != np.round(arr)).any()):
+        bad = int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0])
+        raise UsageError(f"{where}: labels must be integers; row {bad} is {arr[bad].item()!r}")
     if arr.size and arr.min() < 0:
         raise UsageError(f"{where}: labels must be >= 0; row {int(np.argmin(arr))} is {arr.min().item()!r}")
     if arr.size and arr.max() > MAX_LABEL:

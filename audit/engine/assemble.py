@@ -9,16 +9,27 @@ import platform
 import numpy as np
 import torch
 
-from audit.core.version import __version__
 from audit.core.metrics import WORST_CASE, Accuracy, pack_bits, same_eps
-from audit.core.result import (SCHEMA_VERSION, AuditResult, DatasetInfo, ModelInfo, NotMeasured, PolicyInfo,
-                               SplitHashes, Status, ThreatModelInfo, VariantResult)
+from audit.core.result import (
+    SCHEMA_VERSION,
+    AuditResult,
+    DatasetInfo,
+    ModelInfo,
+    NotMeasured,
+    PolicyInfo,
+    SplitHashes,
+    Status,
+    ThreatModelInfo,
+    VariantResult,
+)
 from audit.core.serde import to_data
 from audit.core.stats import expected_calibration_error
+from audit.core.version import __version__
 from audit.engine.context import Context
 from audit.engine.judge import verdict
 from audit.frameworks.controls import coverage, editions, nist_status
 from audit.models.adapters import unwrap
+
 
 def threat_model(config) -> ThreatModelInfo:
     tm, a = config.threat_model, config.attacks

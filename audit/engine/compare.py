@@ -21,7 +21,6 @@ from audit.core.result import AuditResult, Status
 from audit.core.stats import mcnemar_exact
 from audit.engine.results_io import read_results
 
-
 OTHER = (("calibration", "ece", "lower"), ("calibration", "adversarial_wrong_confidence", "lower"),
          ("corruptions", "mean_corruption_accuracy", "higher"), ("corruptions", "mce", "lower"),
          ("ood", "auroc_msp_min", "higher"))

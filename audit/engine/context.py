@@ -22,8 +22,8 @@ from audit.config.policy import Policy
 from audit.core.errors import UsageError
 from audit.core.metrics import same_eps
 from audit.core.result import Measurement
-from audit.data.splits import Splits
 from audit.core.units import Executor, Unit
+from audit.data.splits import Splits
 from audit.engine.execution.local import LocalExecutor
 from audit.engine.recipes import train_kwargs
 from audit.engine.record import Recorder

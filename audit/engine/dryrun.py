@@ -178,7 +178,7 @@ def estimate(ctx: Context, costs: Costs) -> list[StageEstimate]:
     for v in variants:
         if "robustness" in enabled:
             fb = fwd = 0.0
-            for i, attack in enumerate(a.attacks):
+            for _i, attack in enumerate(a.attacks):
                 g, f = _attack_bound(c, attack)
                 share = CHAINED if (attack in a.chain and a.chain.index(attack) > 0) else 1.0
                 spent = (SURVIVING if a.early_stop else 1.0) * share * n_te * grid

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import resource
 import time
 import warnings
@@ -51,7 +50,7 @@ class PassCounter:
     def suspended(self):
         """Its hooks off while inside (a model is pickled for another process without them), then back on."""
         models = [h.hooks_dict_ref() for h in self.handles]
-        saved = [(d, h.id, d.pop(h.id)) for d, h in zip(models, self.handles) if d is not None and h.id in d]
+        saved = [(d, h.id, d.pop(h.id)) for d, h in zip(models, self.handles, strict=False) if d is not None and h.id in d]
         try:
             yield
         finally:

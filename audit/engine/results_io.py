@@ -24,10 +24,10 @@ import numpy as np
 
 from audit.checks import details_types
 from audit.core.errors import UsageError
-from audit.engine.judge import verdict
 from audit.core.metrics import unpack_bits
 from audit.core.result import SCHEMA_MAJOR, AuditResult
 from audit.core.schema import shipped_schema
+from audit.engine.judge import verdict
 
 MAX_BYTES = 256 * 2**20   # 256 MiB: a results.json of a large audit is a few MB
 MAX_DEPTH = 64            # nesting of arrays and objects; advaudit writes under 12

@@ -43,7 +43,7 @@ def train_variants(ctx: Context) -> None:
     pretrained = user is not None and user.pretrained
     todo = ([] if pretrained else [("baseline", "natural training (no defence)", None)]) + \
         [(d.name, d.describe(), d) for d in ctx.config.defences if not d.weights]
-    trained = dict(zip([t[0] for t in todo], ctx.run_units([_train_job(ctx, n, d) for n, _, d in todo])))
+    trained = dict(zip([t[0] for t in todo], ctx.run_units([_train_job(ctx, n, d) for n, _, d in todo]), strict=False))
     if pretrained:
         ctx.variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
                                            ctx.wrap(user.module).eval(), None, None)

@@ -3,9 +3,10 @@ audit/frameworks/). This module holds no mapping itself; checks declare theirs, 
 from __future__ import annotations
 
 import json
-import tomllib
-from functools import lru_cache
+from functools import cache
 from importlib import resources
+
+import tomllib
 
 from audit.core.result import Finding, Status, SubcategoryStatus
 
@@ -13,12 +14,12 @@ _STRENGTH_RANK = {"direct": 2, "supporting": 1}
 _USABLE = {Status.PASS, Status.WARN, Status.FAIL, Status.INFO}  # a crashed or skipped check is no evidence
 
 
-@lru_cache(maxsize=None)
+@cache
 def nist_rmf() -> dict:
     return json.loads(resources.files("audit.frameworks").joinpath("nist_ai_rmf_1.0.json").read_text("utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def coverage() -> dict:
     return tomllib.loads(resources.files("audit.frameworks").joinpath("coverage.toml").read_text("utf-8"))
 

@@ -32,8 +32,12 @@ ART_NAMES = {"fgsm": "FastGradientMethod", "pgd": "ProjectedGradientDescent",
 
 def art_attack(name: str, classifier, *, eps: float, norm: str, params: dict, batch_size: int):
     """ART's nearest equivalent of our attack ``name`` with the same settings (``params``: ours)."""
-    from art.attacks.evasion import (AutoProjectedGradientDescent, FastGradientMethod, ProjectedGradientDescent,
-                                     SquareAttack)
+    from art.attacks.evasion import (
+        AutoProjectedGradientDescent,
+        FastGradientMethod,
+        ProjectedGradientDescent,
+        SquareAttack,
+    )
     art_norm = np.inf if norm == "linf" else 2
     if name == "fgsm":
         return FastGradientMethod(classifier, norm=art_norm, eps=eps, batch_size=batch_size)

@@ -112,7 +112,7 @@ def activation_clusters(e: np.ndarray, labels: np.ndarray, nb_dims: int, seed: i
             np.random.seed(seed + r)  # ART's KMeans and PCA are unseeded: they draw from numpy's global generator
             clusters, reduced = defence.cluster_activations(nb_clusters=2, nb_dims=min(nb_dims, e.shape[1]),
                                                             reduce="PCA")
-            for c, lab, red in zip(classes.tolist(), clusters, reduced):
+            for c, lab, red in zip(classes.tolist(), clusters, reduced, strict=False):
                 inertia = sum(float(((red[lab == k] - red[lab == k].mean(0)) ** 2).sum())
                               for k in np.unique(lab))
                 if c not in best or inertia < best[c][0] - 1e-9:

@@ -17,7 +17,6 @@ from audit.methods.seeding import seeded
 from audit.models.adapters import input_wrapper
 from audit.models.loading import build_from_factory
 
-
 COUNTERS: list = []  # the in-process executor pushes the run record's pass counter here while a unit runs
 
 

@@ -4,7 +4,6 @@ import torch
 
 from attacks import ATTACKS
 from attacks.apgd import apgd
-from attacks.base import Norm
 from attacks.losses import dlr
 from attacks.pgd import pgd
 from attacks.targeted import target_classes

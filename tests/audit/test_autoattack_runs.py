@@ -4,7 +4,6 @@ the validity checks still say why the white-box attacks failed. The standard cha
 to (near) zero at a large eps."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest

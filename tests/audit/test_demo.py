@@ -64,6 +64,7 @@ def test_residual_risk_statement_matches_the_candidates_numbers_at_the_declared_
 
 def test_data_impact_recomputes_accuracy_without_the_flagged_test_rows(demo_result):
     import numpy as np
+
     from audit.core.metrics import unpack_bits
     for f in (f for f in demo_result.findings if f.check == "data_impact"):
         v = next(v for v in demo_result.variants if v.name == f.variant)
@@ -90,6 +91,7 @@ def test_datalab_issue_types_run_on_the_training_embeddings(demo_result):
 def test_label_issue_thumbnails_are_inline_pngs_of_the_flagged_rows(demo_result, demo_run):
     import base64
     import io
+
     from PIL import Image
     f = next(f for f in demo_result.findings if f.check == "label_issues")
     shown = [i for i in f.details.top_issues if i.thumbnail_png]

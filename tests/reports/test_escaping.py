@@ -176,7 +176,7 @@ SUMMARY_FIELDS = {
 
 def mutate_all(obj, fields: dict, texts):
     """Every field of ``fields`` set to its own text: each example exercises every field at once."""
-    for name, text in zip(sorted(fields), texts):
+    for name, text in zip(sorted(fields), texts, strict=False):
         obj = fields[name](obj, text)
     return obj
 

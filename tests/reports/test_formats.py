@@ -7,10 +7,10 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from audit.frameworks.controls import subcategories
 from audit.checks import details_types
 from audit.core.result import AuditResult
 from audit.core.text import md_inline
+from audit.frameworks.controls import subcategories
 from reports import DEFAULT_FORMATS, FORMATS
 
 
@@ -71,6 +71,7 @@ def test_reviewer_block_is_filled_from_the_result(demo_result):
 def test_triage_csv_lists_every_flagged_row_with_each_detectors_score(demo_result, demo_run):
     import csv
     import io
+
     from reports.triage_csv import COLUMNS, render_triage
     rows = list(csv.DictReader(io.StringIO(render_triage(demo_result))))
     assert tuple(rows[0].keys()) == COLUMNS

@@ -44,7 +44,7 @@ class ValidityCheck:
     def result(self, status: str, evidence: str, values: dict | None = None) -> ValidityResult:
         return ValidityResult(self.id, self.name, status, evidence, values or {})
 
-    def evaluate(self, p: "Probe") -> ValidityResult:  # pragma: no cover - abstract
+    def evaluate(self, p: Probe) -> ValidityResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -11,7 +11,7 @@ class Monotone(ValidityCheck):
         acc, tol = p.accuracy(), p.thresholds.tolerance
         grid = sorted({e for _, e in acc})
         bad = [f"{a} {acc[(a, lo)]:.1%} at eps {lo:g} -> {acc[(a, hi)]:.1%} at eps {hi:g}"
-               for a in sorted({a for a, _ in acc}) for lo, hi in zip(grid, grid[1:])
+               for a in sorted({a for a, _ in acc}) for lo, hi in zip(grid, grid[1:], strict=False)
                if acc[(a, hi)] > acc[(a, lo)] + tol]
         if bad:
             return self.result(FAIL, "robust accuracy rises with eps: " + "; ".join(bad), {"violations": bad})

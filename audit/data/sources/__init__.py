@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 
-from audit.data.splits import Splits, standardise
 from audit.core.errors import UsageError
 from audit.data.memory import return_freed_memory
 from audit.data.rows import scan
@@ -16,6 +15,7 @@ from audit.data.sources.folder import load_folder
 from audit.data.sources.npy import load_npy
 from audit.data.sources.npz import load_npz, load_ood
 from audit.data.sources.table import load_table
+from audit.data.splits import Splits, standardise
 
 BUILTIN = {"digits": load_digits, "digits28": load_digits28, "breast-cancer": load_breast_cancer}
 SOURCES = {**BUILTIN, "npz": load_npz, "npy": load_npy, "folder": load_folder, "table": load_table,
@@ -105,7 +105,7 @@ def check_splits(s: Splits, ranges: dict[str, tuple[float, float]]) -> None:
     if s.num_classes < 2 or len(torch.unique(s.y_train)) < 2:
         raise UsageError(f"data: the training labels hold {len(torch.unique(s.y_train))} class(es); a classifier "
                          f"audit needs at least 2")
-    for split, x, y in (("train", s.x_train, s.y_train), ("test", s.x_test, s.y_test)):
+    for split, _x, y in (("train", s.x_train, s.y_train), ("test", s.x_test, s.y_test)):
         if int(y.max()) >= s.num_classes:
             row = int(torch.argmax(y))
             raise UsageError(f"data: {split} label {int(y[row])} (row {row}) is out of range for {s.num_classes} "

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit.data.splits import Splits, as_inputs, as_labels
 from audit.core.errors import UsageError
 from audit.core.importing import import_callable
 from audit.data.rows import Rows
+from audit.data.splits import Splits, as_inputs, as_labels
 
 
 class DatasetRows(Rows):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit.data.splits import Splits, stratified_split
 from audit.core.errors import UsageError
 from audit.data.rows import Rows
+from audit.data.splits import Splits, stratified_split
 
 MAX_SIDE = 4096  # pixels a side (the bound on data.image_size)
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}

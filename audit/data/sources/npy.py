@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.data.splits import Splits, as_labels
 from audit.core.errors import UsageError
 from audit.data.limits import array_bytes, check_declared, npy_header
 from audit.data.rows import Rows
+from audit.data.splits import Splits, as_labels
 
 
 class NpyRows(Rows):

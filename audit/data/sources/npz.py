@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit.data.splits import Splits, as_inputs, as_labels
 from audit.core.errors import UsageError
 from audit.data.limits import array_bytes, check_declared, npy_header
+from audit.data.splits import Splits, as_inputs, as_labels
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit.data.splits import Splits, as_labels, standardise, stratified_split
 from audit.core.errors import UsageError
 from audit.data.limits import check_declared
-
+from audit.data.splits import Splits, as_labels, standardise, stratified_split
 
 CSV_EXPANSION = 4  # a parsed CSV holds about this many times its bytes while pandas reads it
 

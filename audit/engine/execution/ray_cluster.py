@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -53,7 +52,7 @@ def unreachable(address: str) -> str:
                 if not chunk:
                     break
                 head += chunk
-    except socket.timeout:
+    except TimeoutError:
         return f"something listens there but gives no gRPC answer within {CONNECT_TIMEOUT:g} s (not a Ray head)"
     except OSError as e:
         return e.strerror or str(e) or type(e).__name__
@@ -141,7 +140,7 @@ class RayExecutor:
         refs = [self._remote.remote(u.fn, threads, *u.args) for u in units]
         done = self.ray.get(refs)
         if self.recorder is not None:
-            for u, r in zip(units, done):
+            for u, r in zip(units, done, strict=False):
                 self.recorder.add(StageRecord(name=u.name, seconds=round(r.seconds, 4), example_passes=0,
                                               forward_passes=0, peak_host_mb=None, peak_device_mb=None, parent="",
                                               node=r.node))

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from audit.config import BackdoorConfig
-from audit.methods.backdoor import (add_trigger, centroid_ratio, poison_plan, rates,
-                                      recall_at_fpr, robust_z, screen, spectral_signature)
+from audit.methods.backdoor import (
+    add_trigger,
+    centroid_ratio,
+    poison_plan,
+    rates,
+    recall_at_fpr,
+    robust_z,
+    screen,
+    spectral_signature,
+)
 
 
 def _classes(n=150, k=4, d=16, seed=0):

@@ -116,8 +116,8 @@ def test_deployment_names_and_sources_are_checked_at_load(tmp_path):
 
 
 def test_a_deployment_that_cannot_be_built_is_named_and_never_passes(tmp_path, monkeypatch):
-    from audit.engine.pipeline import run_audit
     import audit.checks.deployments as dep
+    from audit.engine.pipeline import run_audit
 
     def broken(model, calibration):
         raise RuntimeError("symbolically traced variables cannot be used as inputs to control flow")

@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from audit.core.errors import UsageError
-from audit.methods.label_issues import (find_issues, flip_labels, in_sample_suspected, proxy_probabilities,
-                                        read_pred_probs)
+from audit.methods.label_issues import (
+    find_issues,
+    flip_labels,
+    in_sample_suspected,
+    proxy_probabilities,
+    read_pred_probs,
+)
 
 
 def f1(found_idx, flipped):

@@ -28,7 +28,7 @@ def arrays(digits):
 
 
 def test_npy_directory_is_read_lazily_and_equals_the_arrays(tmp_path, arrays):
-    for name, a in zip(("x_train", "y_train", "x_test", "y_test"), arrays):
+    for name, a in zip(("x_train", "y_train", "x_test", "y_test"), arrays, strict=False):
         np.save(tmp_path / f"{name}.npy", a)
     s = load(tmp_path, source="npy", path=".")
     assert isinstance(s.x_train, Rows) and s.lazy
@@ -49,7 +49,7 @@ def _npz(d, arrays):
 def test_image_folder_tree_with_train_and_test(tmp_path, arrays):
     from PIL import Image
     for split, x, y in (("train", arrays[0][:30], arrays[1][:30]), ("test", arrays[2][:12], arrays[3][:12])):
-        for i, (img, label) in enumerate(zip(x, y)):
+        for i, (img, label) in enumerate(zip(x, y, strict=False)):
             folder = tmp_path / split / f"class_{label}"
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray((img[0] * 255).round().astype(np.uint8)).save(folder / f"{i}.png")
@@ -114,7 +114,7 @@ def test_breast_cancer_builtin_is_tabular_and_standardised():
 
 @pytest.mark.slow
 def test_training_on_memory_mapped_data_works_end_to_end(tmp_path, arrays, capsys):
-    for name, a in zip(("x_train", "y_train", "x_test", "y_test"), arrays):
+    for name, a in zip(("x_train", "y_train", "x_test", "y_test"), arrays, strict=False):
         np.save(tmp_path / f"{name}.npy", a)
     (tmp_path / "c.toml").write_text('checks = ["clean_accuracy", "robustness"]\n[data]\nsource = "npy"\npath = "."\n'
                                      '[training]\nepochs = 3\n[attacks]\neps = [0.05, 0.1]\npgd_steps = 3\n')

@@ -1,9 +1,9 @@
 import pytest
 
 from audit.checks import CHECKS
-from audit.engine.judge import judge, judge_value, verdict
 from audit.config.policy import Threshold
 from audit.core.result import Measurement, Status, Verdict
+from audit.engine.judge import judge, judge_value, verdict
 
 
 @pytest.mark.parametrize("value,gate,expected", [

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from audit import checks as checks_pkg
-from audit.config import AuditConfig, AttackConfig, LabelIssuesConfig, TrainingConfig
+from audit.config import AttackConfig, AuditConfig, LabelIssuesConfig, TrainingConfig
 from audit.core.metrics import WORST_CASE
-from audit.methods.evaluation import evaluate_robustness
-from audit.engine.pipeline import run_audit
 from audit.core.result import Status, Verdict
+from audit.engine.pipeline import run_audit
+from audit.methods.evaluation import evaluate_robustness
 
 
 class Exploding:
@@ -44,7 +44,7 @@ def test_robust_accuracy_counts_every_test_point_and_clean_errors_as_failures(tr
                                                    pgd_steps=5))
     with torch.no_grad():
         clean_ok = (trained_cnn(x).argmax(1) == y).numpy()
-    for (attack, eps), mask in ev.correct.items():
+    for (_attack, eps), mask in ev.correct.items():
         assert mask.shape == (x.shape[0],)               # denominator: all points
         assert not (mask & ~clean_ok).any()              # a clean error is never robust
     for eps in (0.05, 0.15):                             # per-example worst case: mean_x min_attack

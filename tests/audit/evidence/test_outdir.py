@@ -55,7 +55,7 @@ def test_an_advaudit_output_or_an_empty_directory_is_replaced(demo_result, tmp_p
     old = tmp_path / "old"
     previous_output(old)
     write(demo_result, old)
-    assert (old / "results.json").is_file() and not (old / "report.html").read_text() == "previous good report"
+    assert (old / "results.json").is_file() and (old / "report.html").read_text() != "previous good report"
     empty = tmp_path / "empty"
     empty.mkdir()
     write(demo_result, empty)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from audit.methods.calibration import calibration_metrics, fit_temperature
 from audit.checks.calibration import Calibration
 from audit.checks.corruptions import Corruptions
 from audit.config import AuditConfig
-from audit.engine.context import Context, Variant
-from audit.methods.corruptions import IMAGE, SEVERITIES, TABULAR, corrupt
 from audit.config.policy import load_policy
+from audit.engine.context import Context, Variant
+from audit.methods.calibration import calibration_metrics, fit_temperature
+from audit.methods.corruptions import IMAGE, SEVERITIES, TABULAR, corrupt
 
 
 class Scaled(torch.nn.Module):

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from attacks.training import TrainStats
+from audit.checks.validity import VALIDITY_CHECKS, Probe
 from audit.config import AttackConfig, DefenceConfig
 from audit.methods.evaluation import ValidityStats, evaluate_robustness
-from audit.checks.validity import VALIDITY_CHECKS, Probe
 
 N = 120
 QUICK = AttackConfig(preset="quick", eps=(0.05, 0.1, 0.2), probe_points=N, pgd_steps=20, pgd_restarts=2, square_queries=200, square_points=48)
