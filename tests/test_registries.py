@@ -30,7 +30,7 @@ from audit.config import (
 )
 from audit.config.policy import load_policy
 from audit.core.result import Details, Status
-from audit.core.schema import results_schema, shipped_schema
+from audit.core.result_schema import results_schema, shipped_schema
 from audit.core.serde import to_data
 from audit.data.sources import SOURCES
 from audit.engine.assemble import assemble

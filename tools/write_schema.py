@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from audit.checks import details_types
-from audit.core.schema import SCHEMA_FILE, results_schema
+from audit.core.result_schema import SCHEMA_FILE, results_schema
 
 if __name__ == "__main__":
     path = Path(__file__).resolve().parents[1] / "audit" / "core" / SCHEMA_FILE

@@ -21,9 +21,9 @@ import torch
 
 from audit.checks.base import AuditContext, controls
 from audit.core.result import Details, Measurement, Status
-from audit.core.units import Unit
+from audit.core.work import Unit
 from audit.methods.backdoor import add_trigger, auroc, poison_plan, rates, recall_at_fpr, screen
-from audit.methods.units import train_unit
+from audit.methods.jobs import train_unit
 from audit.models.embeddings import penultimate
 
 MAX_LISTED = 25

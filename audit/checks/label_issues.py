@@ -17,8 +17,9 @@ import torch
 from audit.checks.base import AuditContext, controls
 from audit.core.errors import UsageError
 from audit.core.result import Details, Measurement, Status
-from audit.core.units import Unit
+from audit.core.work import Unit
 from audit.data.rows import take
+from audit.methods.jobs import fold_unit
 from audit.methods.label_issues import (
     find_issues,
     flip_labels,
@@ -27,7 +28,6 @@ from audit.methods.label_issues import (
     precision_recall,
     proxy_probabilities,
 )
-from audit.methods.units import fold_unit
 
 MAX_LISTED = 25
 MAX_THUMBNAILS = 16

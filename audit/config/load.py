@@ -8,8 +8,8 @@ from typing import Any
 
 import tomllib
 
+from audit.config.audit_config import AuditConfig
 from audit.config.paths import resolve_paths
-from audit.config.schema import AuditConfig
 from audit.core.errors import UsageError
 from audit.core.files import read_bounded
 from audit.core.serde import from_data

@@ -22,17 +22,17 @@ from audit.config.policy import Policy
 from audit.core.errors import UsageError
 from audit.core.metrics import same_eps
 from audit.core.result import Measurement
-from audit.core.units import Executor, Unit
+from audit.core.work import Executor, Unit
 from audit.data.splits import Splits
 from audit.engine.execution.local import LocalExecutor
-from audit.engine.recipes import train_kwargs
 from audit.engine.record import Recorder
+from audit.engine.variant_recipe import train_kwargs
 from audit.methods.corruptions import corruption_errors
 from audit.methods.evaluation import RobustnessEval, evaluate_robustness
+from audit.methods.jobs import ModelSpec
 from audit.methods.label_issues import find_issues
 from audit.methods.leakage import Leaks, calibrated_threshold, find_leaks
 from audit.methods.seeding import seeded, unit_seed
-from audit.methods.units import ModelSpec
 from audit.models.adapters import input_wrapper
 from audit.models.embeddings import penultimate
 from audit.models.loading import LoadedModel, build_from_factory

@@ -20,7 +20,7 @@ import torch
 from attacks import ATTACK_FAMILY
 from audit.engine.context import Context
 from audit.engine.plan import enabled_checks, execution_order
-from audit.engine.recipes import MAX_HOLDOUT
+from audit.engine.variant_recipe import MAX_HOLDOUT
 
 SURVIVING = 0.6        # share of an early-stopping attack's bound that is spent (points broken early stop)
 CHAINED = 0.5          # share of the test points a chained attack after the first still attacks

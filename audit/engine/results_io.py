@@ -26,7 +26,7 @@ from audit.checks import details_types
 from audit.core.errors import UsageError
 from audit.core.metrics import unpack_bits
 from audit.core.result import SCHEMA_MAJOR, AuditResult
-from audit.core.schema import shipped_schema
+from audit.core.result_schema import shipped_schema
 from audit.engine.judge import verdict
 
 MAX_BYTES = 256 * 2**20   # 256 MiB: a results.json of a large audit is a few MB

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.core.units import Unit
+from audit.core.work import Unit
 from audit.engine.context import Context, Variant
-from audit.engine.recipes import train_kwargs
-from audit.methods.units import train_unit
+from audit.engine.variant_recipe import train_kwargs
+from audit.methods.jobs import train_unit
 from audit.models.loading import apply_weights, build_from_factory, read_state_dict
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from attacks import ATTACKS, IMAGES_ONLY, MIN_CLASSES
 from attacks.base import Norm, frozen_eval
 from audit.core.metrics import WORST_CASE, RobustnessPoint
-from audit.core.units import Unit
+from audit.core.work import Unit
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ def project(tmp_path, digits, monkeypatch):
              x_test=digits.x_test[:60].numpy(), y_test=digits.y_test[:60].numpy())
     torch.manual_seed(0)
     save_file(SmallCNN().state_dict(), str(d / "w.safetensors"))
-    monkeypatch.setattr("audit.methods.units.train", no_training)
+    monkeypatch.setattr("audit.methods.jobs.train", no_training)
 
     def config(extra: str = "", checks: str = FAST, data: str = 'path = "data.npz"', model: str = "") -> os.PathLike:
         (d / "c.toml").write_text(f'{checks}{extra}\n[data]\nsource = "npz"\n{data}\n[model]\n'

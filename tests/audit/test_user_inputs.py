@@ -166,7 +166,7 @@ def test_bad_input_is_one_line_and_exit_2_and_keeps_previous_output(project, cap
     out = d / "out"
     before = previous_output(out)
     make, fragment = CASES[case]
-    monkeypatch.setattr("audit.methods.units.train", no_training)
+    monkeypatch.setattr("audit.methods.jobs.train", no_training)
     code, err = run(config(**make(d)), out, capsys)
     assert code == 2, err
     assert fragment in err and "Traceback" not in err

@@ -4,7 +4,7 @@ to a Ray cluster. Every unit is seeded from the run's seed and its own identity,
 give the same bits."""
 from __future__ import annotations
 
-from audit.core.units import Executor, Unit
+from audit.core.work import Executor, Unit
 from audit.engine.execution.local import LocalExecutor
 from audit.engine.execution.ray_cluster import RayExecutor
 

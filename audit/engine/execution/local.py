@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from audit.core.units import Unit
-from audit.methods.units import COUNTERS
+from audit.core.work import Unit
+from audit.methods.jobs import COUNTERS
 
 
 class LocalExecutor:

@@ -17,7 +17,7 @@ from typing import Any
 from audit.core.errors import UsageError
 from audit.core.net import connect_within
 from audit.core.result import StageRecord
-from audit.core.units import Unit
+from audit.core.work import Unit
 from audit.engine.execution.base import Timed, run_timed
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ def no_work(*_a, **_k):
 def no_training(monkeypatch):
     monkeypatch.setattr("audit.engine.pipeline.run_audit_with_context", no_work)
     monkeypatch.setattr("audit.engine.pipeline.train_variants", no_work)
-    monkeypatch.setattr("audit.methods.units.train", no_work)
+    monkeypatch.setattr("audit.methods.jobs.train", no_work)
 
 
 def deep_dict(depth: int) -> dict:

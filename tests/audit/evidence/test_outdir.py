@@ -158,7 +158,7 @@ def test_lost_files_an_undeletable_leftover_never_breaks_a_run(demo_result, tmp_
 
 
 def test_writability_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("audit.methods.units.train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr("audit.methods.jobs.train", lambda *a, **k: pytest.fail("trained"))
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["demo", "--out", str(blocker / "sub")]) == 2
