@@ -6,13 +6,13 @@ OUT ?= out/demo
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: demo test bench bench-memory clean browser
+.PHONY: demo test test-fast lint bench bench-memory clean browser
 $(BIN)/advaudit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test,ray]"
+	$(BIN)/python -m pip install -q -e ".[test,ray,dev]"
 	touch $@
 
 demo: $(BIN)/advaudit
@@ -29,6 +29,15 @@ browser:
 
 test: $(BIN)/advaudit browser
 	$(BIN)/python -m pytest -q
+
+# The suite without the end-to-end runs that train models (pytest -m slow): a couple of minutes.
+test-fast: $(BIN)/advaudit
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (settings in pyproject [tool.ruff]) and mypy on audit/ attacks/ reports/ (pyproject [tool.mypy]).
+lint: $(BIN)/advaudit
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(BIN)/advaudit
 	$(BIN)/python bench/demo_walltime.py

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from attacks.base import Norm
-from attacks.pgd import pgd
+from attacks.base import Ball, Norm
+from attacks.pgd import PGDParams, projected_gradient_descent
 from attacks.trades import trades_perturb
 
 ADVERSARY_METHODS = ("pgd", "fgsm_rs", "fgsm", "trades")
@@ -33,28 +33,28 @@ class Adversary:
         return self if eps == self.eps else dataclasses.replace(self, eps=eps)
 
     def perturb(self, model, x, y, clip, generator):
+        """The adversarial batch for (x, y) under this adversary, inside ``clip`` (an AttackOutput)."""
+        ball = Ball(self.eps, self.norm, clip)
         if self.method == "pgd":
-            return pgd(model, x, y, eps=self.eps, norm=self.norm, clip=clip, steps=self.steps,
-                       keep_adversarial=False, generator=generator)
+            return projected_gradient_descent(model, x, y, ball, PGDParams(steps=self.steps, keep_adversarial=False),
+                                              generator=generator)
         if self.method in ("fgsm_rs", "fgsm"):
             rs = self.method == "fgsm_rs"
-            return pgd(model, x, y, eps=self.eps, norm=self.norm, clip=clip, steps=1,
-                       step_size=(1.25 if rs else 1.0) * self.eps, random_init=rs, keep_adversarial=False,
-                       generator=generator)
+            p = PGDParams(steps=1, step_size=(1.25 if rs else 1.0) * self.eps, random_init=rs, keep_adversarial=False)
+            return projected_gradient_descent(model, x, y, ball, p, generator=generator)
         if self.method == "trades":
-            return trades_perturb(model, x, eps=self.eps, norm=self.norm, clip=clip, steps=self.steps,
-                                  generator=generator)
+            return trades_perturb(model, x, ball, steps=self.steps, generator=generator)
         raise ValueError(f"unknown adversarial-training method {self.method!r}; valid: {', '.join(ADVERSARY_METHODS)}")
 
 
 @dataclass(frozen=True)
 class Regularisers:
-    """All off by default. weight_decay: L2 penalty through the optimiser; l1: lambda * sum |w|; label_smoothing:
+    """All off by default (the L2 penalty is the recipe's ``weight_decay``, through the optimiser). l1:
+    lambda * sum |w|; label_smoothing:
     CE smoothing; mixup_alpha: Beta(alpha, alpha) mixup of inputs and one-hot targets (Zhang et al. 2018);
     input_noise: std of Gaussian noise added to training inputs (clipped to the valid range); grad_clip: max
     gradient L2 norm."""
 
-    weight_decay: float = 0.0
     l1: float = 0.0
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0

@@ -12,18 +12,23 @@ shrinking by 0.03 * steps to at least 0.06 * steps).
 Per example the first misclassified iterate is kept (over steps and restarts); ``early_stop`` stops spending
 passes on an example once it is broken (same result, fewer passes): broken examples are dropped from the batch
 every ``compact_every(device)`` steps, the loop's only host synchronisation; all other updates are masked, so no step
-waits for the device. Losses: "ce" (APGD-CE) and "dlr" (APGD-DLR,
-needs >= 3 classes). ``target`` gives targeted runs (APGD-T uses the targeted DLR loss).
+waits for the device. Losses: "ce" (APGD-CE) and "dlr" (APGD-DLR, needs >= 3 classes). ``target`` gives targeted
+runs; APGD-T runs the targeted DLR loss towards each of the ``n_targets`` classes ranked highest after y, in turn
+(attacks/targeted.py).
 
-Shapes: x (N, ...) in the clip range, y (N,) int64 true labels. Cost: at most (steps + 1) * restarts
-forward+backward per example; the exact count is returned.
+Parameters (``APGDParams``): steps, restarts, early_stop; APGD-T adds n_targets.
+Shapes: x (N, ...) in the clip range, y (N,) int64 true labels, target (N,) int64. Cost: at most
+(steps + 1) * restarts forward+backward per example (per target for APGD-T); the exact count is returned.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from attacks.base import (
     AttackOutput,
+    Ball,
     Norm,
     _flat_norm,
     ascent_direction,
@@ -31,20 +36,31 @@ from attacks.base import (
     clip_to,
     compact_every,
     draw,
+    frozen_eval,
+    loss_gradient,
     project,
 )
-from attacks.losses import LOSSES
+from attacks.losses import LOSSES, MIN_CLASSES
+from attacks.spec import AttackSpec, register, setting, targets_text
+from attacks.targeted import multi_target
 
 RHO = 0.75
 MOMENTUM = 0.75
 
 
-def _loss_grad(model, x, y, target, loss_fn):
-    x = x.detach().requires_grad_(True)
-    logits = model(x)
-    loss = loss_fn(logits, y, target)
-    (g,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), g, logits.detach()
+@dataclass(frozen=True)
+class APGDParams:
+    """steps, restarts; early_stop: stop attacking an example once broken (same result, fewer passes)."""
+
+    steps: int = setting(100, "apgd_steps")
+    restarts: int = setting(1, "apgd_restarts")
+    early_stop: bool = setting(False, "early_stop")
+
+    def describe(self, label: str) -> str:
+        return f"{label}, {self.steps} steps x {self.restarts} restart(s), step from 2 eps, halved adaptively"
+
+    def cost(self) -> tuple[float, float]:
+        return float(self.steps * self.restarts), float(self.steps * self.restarts)
 
 
 def _boundary_start(x, eps, norm, generator):
@@ -56,85 +72,160 @@ def _boundary_start(x, eps, norm, generator):
     return eps * t / _flat_norm(t).clamp_min(1e-12)
 
 
-def _single_run(model, x, y, target, *, eps, norm, clip, steps, loss_fn, early_stop, generator):
-    n = x.shape[0]
+class _Checkpoints:
+    """The step-size checkpoints w_j in the reference code's integer form: every ``interval`` steps, the interval
+    shrinking by 0.03 * steps to at least 0.06 * steps."""
+
+    def __init__(self, steps: int):
+        self.interval = max(int(0.22 * steps), 1)
+        self.min_interval, self.decrease = max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
+        self.since = 0
+
+    def tick(self) -> int:
+        """Count one step; at a checkpoint the interval that ended there, else 0."""
+        self.since += 1
+        if self.since < self.interval:
+            return 0
+        ended, self.since = self.interval, 0
+        self.interval = max(self.interval - self.decrease, self.min_interval)
+        return ended
+
+
+@dataclass
+class _Iterates:
+    """One run's per-example state: the iterate and the one before it, its gradient, the step size, the best
+    point (highest loss) with its gradient and loss, the first misclassified point, and the checkpoint tallies."""
+
+    x_adv: torch.Tensor
+    x_prev: torch.Tensor
+    grad: torch.Tensor
+    loss_last: torch.Tensor
+    step: torch.Tensor
+    found: torch.Tensor
+    done: torch.Tensor
+    x_best: torch.Tensor
+    grad_best: torch.Tensor
+    loss_best: torch.Tensor
+    increases: torch.Tensor
+    loss_best_at_check: torch.Tensor
+    reduced_at_check: torch.Tensor
+
+    @classmethod
+    def start(cls, x_adv, loss, grad, done, eps):
+        n, dev = x_adv.shape[0], x_adv.device
+        return cls(x_adv=x_adv, x_prev=x_adv.clone(), grad=grad, loss_last=loss.clone(),
+                   step=torch.full((n,), 2.0 * eps, device=dev, dtype=x_adv.dtype), found=x_adv.clone(), done=done,
+                   x_best=x_adv.clone(), grad_best=grad.clone(), loss_best=loss.clone(),
+                   increases=torch.zeros(n, device=dev), loss_best_at_check=loss.clone(),
+                   reduced_at_check=torch.ones(n, dtype=torch.bool, device=dev))
+
+    def record(self, rows, new, loss, grad, hit, shape1):
+        """Write one step's results for ``rows``: the iterate, first hits, loss increases and the best point."""
+        self.x_adv[rows] = new
+        self.grad[rows] = grad
+        self.found[rows] = torch.where(hit.view(shape1), new, self.found[rows])
+        self.done[rows] = self.done[rows] | hit
+        self.increases[rows] += (loss > self.loss_last[rows]).float()
+        self.loss_last[rows] = loss
+        better = loss > self.loss_best[rows]
+        self.x_best[rows] = torch.where(better.view(shape1), new, self.x_best[rows])
+        self.grad_best[rows] = torch.where(better.view(shape1), grad, self.grad_best[rows])
+        self.loss_best[rows] = torch.where(better, loss, self.loss_best[rows])
+
+    def checkpoint(self, interval: int, shape1):
+        """Halve the step where the loss oscillated or stalled since the last checkpoint; restart from the best."""
+        oscillating = self.increases <= interval * RHO
+        stalled = ~self.reduced_at_check & (self.loss_best_at_check >= self.loss_best)
+        reduce = oscillating | stalled
+        self.reduced_at_check = reduce
+        self.loss_best_at_check = self.loss_best.clone()
+        self.step = torch.where(reduce, self.step / 2.0, self.step)
+        self.x_adv = torch.where(reduce.view(shape1), self.x_best, self.x_adv)
+        self.grad = torch.where(reduce.view(shape1), self.grad_best, self.grad)
+        self.increases.zero_()
+
+
+def _single_run(model, x, y, target, ball: Ball, p: APGDParams, loss_fn, generator):
+    """One run from one boundary start: (x kept, broken mask, example passes)."""
+    eps, norm, n = ball.eps, ball.norm, x.shape[0]
     shape1 = (-1, *([1] * (x.dim() - 1)))
 
-    def proj(p, idx):
-        return clip_to(x[idx] + project(p - x[idx], eps, norm), clip)
+    def proj(z, idx):
+        return clip_to(x[idx] + project(z - x[idx], eps, norm), ball.clip)
 
     all_idx = torch.arange(n, device=x.device)
     x_adv = proj(x + _boundary_start(x, eps, norm, generator), all_idx)
-    tgt = None if target is None else target
-    loss, grad, logits = _loss_grad(model, x_adv, y, tgt, loss_fn)
-    passes = n
-    done = logits.argmax(1).ne(y)
-    found = x_adv.clone()
-    x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
-    x_prev = x_adv.clone()
-    loss_last = loss.clone()
-    step = torch.full((n,), 2.0 * eps, device=x.device, dtype=x.dtype)
-    increases = torch.zeros(n, device=x.device)
-    loss_best_at_check = loss_best.clone()
-    reduced_at_check = torch.ones(n, dtype=torch.bool, device=x.device)
-    interval = max(int(0.22 * steps), 1)
-    min_interval, decrease = max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
-    since_check = 0
+    loss, grad, logits = loss_gradient(model, x_adv, y, target, loss_fn)
+    s = _Iterates.start(x_adv, loss, grad, logits.argmax(1).ne(y), eps)
+    passes, checks = n, _Checkpoints(p.steps)
     active, every = all_idx, compact_every(x.device)
-    for i in range(steps):
-        if early_stop and i % every == 0:  # the only host synchronisation of the loop
-            active = active[~done[active]]
+    for i in range(p.steps):
+        if p.early_stop and i % every == 0:  # the only host synchronisation of the loop
+            active = active[~s.done[active]]
             if active.numel() == 0:
                 break
         a = MOMENTUM if i > 0 else 1.0
-        xa, xp = x_adv[active], x_prev[active]
-        z = proj(xa + step[active].view(shape1) * ascent_direction(grad[active], norm), active)
+        xa, xp = s.x_adv[active], s.x_prev[active]
+        z = proj(xa + s.step[active].view(shape1) * ascent_direction(s.grad[active], norm), active)
         new = proj(xa + a * (z - xa) + (1 - a) * (xa - xp), active)
-        x_prev[active], x_adv[active] = xa, new
-        l_new, g_new, lg = _loss_grad(model, new, y[active], None if tgt is None else tgt[active], loss_fn)
+        s.x_prev[active] = xa
+        l_new, g_new, lg = loss_gradient(model, new, y[active], None if target is None else target[active], loss_fn)
         passes += active.numel()
-        grad[active] = g_new
-        hit = lg.argmax(1).ne(y[active]) & ~done[active]
-        found[active] = torch.where(hit.view(shape1), new, found[active])
-        done[active] = done[active] | hit
-        increases[active] += (l_new > loss_last[active]).float()
-        loss_last[active] = l_new
-        better = l_new > loss_best[active]
-        x_best[active] = torch.where(better.view(shape1), new, x_best[active])
-        grad_best[active] = torch.where(better.view(shape1), g_new, grad_best[active])
-        loss_best[active] = torch.where(better, l_new, loss_best[active])
-        since_check += 1
-        if since_check == interval:
-            oscillating = increases <= interval * RHO
-            stalled = ~reduced_at_check & (loss_best_at_check >= loss_best)
-            reduce = oscillating | stalled
-            reduced_at_check = reduce
-            loss_best_at_check = loss_best.clone()
-            step = torch.where(reduce, step / 2.0, step)
-            x_adv = torch.where(reduce.view(shape1), x_best, x_adv)
-            grad = torch.where(reduce.view(shape1), grad_best, grad)
-            increases.zero_()
-            since_check = 0
-            interval = max(interval - decrease, min_interval)
-    found = torch.where(done.view(shape1), found, x_best)
-    return found, done, passes
+        s.record(active, new, l_new, g_new, lg.argmax(1).ne(y[active]) & ~s.done[active], shape1)
+        ended = checks.tick()
+        if ended:
+            s.checkpoint(ended, shape1)
+    return torch.where(s.done.view(shape1), s.found, s.x_best), s.done, passes
 
 
-def apgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
-         clip: tuple = (0.0, 1.0), steps: int = 100, restarts: int = 1, loss: str = "ce",
-         target: torch.Tensor | None = None, early_stop: bool = False,
-         generator: torch.Generator | None = None, **_unused) -> AttackOutput:
-    norm = Norm(norm)
+def apgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball, params: APGDParams = APGDParams(),
+         *, loss: str = "ce", target: torch.Tensor | None = None,
+         generator: torch.Generator | None = None) -> AttackOutput:
+    """APGD on ``loss`` ("ce" or "dlr", attacks/losses.py), towards ``target`` when given."""
     loss_fn = LOSSES[loss]
     return attack_with_restarts(
-        model, x, y, target, restarts,
-        lambda xs, ys, ts: _single_run(model, xs, ys, ts, eps=eps, norm=norm, clip=clip, steps=steps,
-                                       loss_fn=loss_fn, early_stop=early_stop, generator=generator))
+        model, x, y, target, params.restarts,
+        lambda xs, ys, ts: _single_run(model, xs, ys, ts, ball, params, loss_fn, generator))
 
 
-def apgd_ce(model, x, y, **kw) -> AttackOutput:
-    return apgd(model, x, y, loss="ce", **kw)
+def apgd_cross_entropy(model, x, y, ball: Ball, params: APGDParams = APGDParams(), *, target=None,
+                       generator=None) -> AttackOutput:
+    return apgd(model, x, y, ball, params, loss="ce", target=target, generator=generator)
 
 
-def apgd_dlr(model, x, y, **kw) -> AttackOutput:
-    return apgd(model, x, y, loss="dlr", **kw)
+def apgd_dlr_loss(model, x, y, ball: Ball, params: APGDParams = APGDParams(), *, target=None,
+                  generator=None) -> AttackOutput:
+    return apgd(model, x, y, ball, params, loss="dlr", target=target, generator=generator)
+
+
+apgd_ce = register(AttackSpec("apgd_ce", "APGD-CE", apgd_cross_entropy, APGDParams, gradient_ascent=True))
+apgd_dlr = register(AttackSpec("apgd_dlr", "APGD-DLR", apgd_dlr_loss, APGDParams,
+                               min_classes=MIN_CLASSES["dlr"], gradient_ascent=True))  # DLR divides by z_pi1 - z_pi3
+
+
+@dataclass(frozen=True)
+class APGDTParams(APGDParams):
+    """APGD's, and n_targets: the classes ranked highest after y, attacked in turn."""
+
+    n_targets: int = setting(9, "n_targets")
+
+    def describe(self, label: str) -> str:
+        return super().describe(label) + targets_text(self.n_targets)
+
+    def cost(self) -> tuple[float, float]:
+        passes = float(self.steps * self.restarts * self.n_targets)
+        return passes, passes
+
+
+def apgd_multi_target(model, x, y, ball: Ball, params: APGDTParams = APGDTParams(), *,
+                      generator=None) -> AttackOutput:
+    """APGD-T: the targeted DLR loss towards each of the ``n_targets`` ranked classes in turn (with fewer than 4
+    classes, which targeted DLR needs, the targeted cross-entropy)."""
+    with frozen_eval(model), torch.no_grad():
+        classes = model(x[:1]).shape[1]
+    loss = "dlr" if classes >= 4 else "ce"
+    return multi_target(lambda xs, ys, t: apgd(model, xs, ys, ball, params, loss=loss, target=t, generator=generator),
+                        model, x, y, params.n_targets)
+
+
+apgd_t = register(AttackSpec("apgd_t", "APGD-T", apgd_multi_target, APGDTParams, gradient_ascent=True))

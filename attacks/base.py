@@ -1,4 +1,4 @@
-"""Shared pieces of the attacks: norms, projection, gradient, and model-mode guarding."""
+"""Shared pieces of the attacks: the threat ball, projection, the loss gradient, restarts and model-mode guarding."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +6,8 @@ import enum
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from attacks.losses import ce
 
 
 class Norm(str, enum.Enum):
@@ -14,6 +15,19 @@ class Norm(str, enum.Enum):
 
     LINF = "linf"
     L2 = "l2"
+
+
+@dataclass(frozen=True)
+class Ball:
+    """The threat model of one attack call: perturbations of ``norm`` size at most ``eps`` (input units), adversarial
+    inputs kept inside ``clip`` (two floats, or two tensors shaped like one input for per-feature bounds)."""
+
+    eps: float
+    norm: Norm = Norm.LINF
+    clip: tuple = (0.0, 1.0)
+
+    def __post_init__(self):
+        object.__setattr__(self, "norm", Norm(self.norm))
 
 
 @dataclass(frozen=True)
@@ -59,15 +73,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool = False):
-    """Gradient of the summed cross-entropy w.r.t. the input (negated for targeted attacks), and the logits."""
+def loss_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
+                  loss=ce):
+    """The attacks' one loss-and-gradient step: the per-example ``loss(logits, y, target)`` (an objective to
+    ascend, attacks/losses.py), the gradient of its sum w.r.t. the input, and the logits (all detached)."""
     x = x.detach().requires_grad_(True)
     logits = model(x)
-    loss = F.cross_entropy(logits, y, reduction="sum")
-    if targeted:
-        loss = -loss
-    (grad,) = torch.autograd.grad(loss, x)
-    return grad, logits.detach()
+    value = loss(logits, y, target)
+    (grad,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), grad, logits.detach()
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -116,8 +130,8 @@ def compact_every(device: torch.device) -> int:
 
 def attack_with_restarts(model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, restarts: int,
                          run) -> AttackOutput:
-    """Run ``run(xs, ys, ts) -> (x kept, broken mask or None, passes)`` from fresh starts, each time only on the examples
-    no earlier start broke; per example the broken point (or the last start's kept point) is returned."""
+    """Run ``run(xs, ys, ts) -> (x kept, broken mask or None, passes)`` from fresh starts, each time only on the
+    examples no earlier start broke; per example the broken point (or the last start's kept point) is returned."""
     x0 = x.detach()
     if restarts <= 1:  # one start: its kept points as they are (no mask read, no host synchronisation)
         with frozen_eval(model):

@@ -16,15 +16,50 @@ For robust accuracy at eps a point counts as broken when FAB's perturbation is a
 else the original. FAB-T: the ``n_targets`` classes ranked highest after y on the clean input, in turn, later
 targets attacking only the points still robust; cost per target ``steps`` x (one forward+backward, one forward).
 Untargeted FAB steps towards the nearest linearised boundary among all classes (K backward passes per step).
+
+Parameters (``FABParams``): steps, restarts (later runs start from a random point about eps / 2 away); FAB-T adds
+n_targets. Shapes: x (N, ...) in the clip range, y (N,) int64 true labels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from attacks.base import AttackOutput, Norm, clip_to, draw, frozen_eval
+from attacks.base import AttackOutput, Ball, Norm, clip_to, draw, frozen_eval
+from attacks.spec import AttackSpec, register, setting, targets_text
 from attacks.targeted import target_classes
 
 ALPHA_MAX, ETA, BETA = 0.1, 1.05, 0.9
+
+
+@dataclass(frozen=True)
+class FABParams:
+    """steps per run; restarts: runs per boundary, the later ones from a random start of size about eps / 2."""
+
+    steps: int = setting(100, "fab_steps")
+    restarts: int = setting(1, "fab_restarts")
+
+    def describe(self, label: str) -> str:
+        return (f"{label}, {self.steps} steps x {self.restarts} restart(s), minimal-norm boundary steps "
+                f"(alpha_max {ALPHA_MAX:g}, eta {ETA:g}, beta {BETA:g})")
+
+    def cost(self) -> tuple[float, float]:
+        return float(3 * self.steps * self.restarts), float(self.steps * self.restarts)
+
+
+@dataclass(frozen=True)
+class FABTParams(FABParams):
+    """FAB's, and n_targets: the classes ranked highest after y, attacked in turn."""
+
+    n_targets: int = setting(9, "n_targets")
+
+    def describe(self, label: str) -> str:
+        return super().describe(label) + targets_text(self.n_targets)
+
+    def cost(self) -> tuple[float, float]:
+        return float(3 * self.steps * self.restarts * self.n_targets), float(self.steps * self.restarts
+                                                                             * self.n_targets)
 
 
 def _min_threshold(a: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -98,9 +133,10 @@ def nearest_boundary(model, x, y, norm):
     return diff.gather(1, j[:, None]).squeeze(1), w.gather(1, pick).squeeze(1), k
 
 
-def _fab_run(model, x0, y, boundary, *, norm, clip, steps, start):
+def _fab_run(model, x0, y, boundary, ball: Ball, steps: int, start):
     """One FAB run from ``start``: (best perturbation size, best point, fwd+bwd, fwd)."""
     shape1 = (-1, *([1] * (x0.dim() - 1)))
+    norm, clip = ball.norm, ball.clip
     lo, hi = clip
     x = start.clone()
     best = x0.clone()
@@ -127,19 +163,18 @@ def _fab_run(model, x0, y, boundary, *, norm, clip, steps, start):
     return best_size, best, grads, steps * x0.shape[0]
 
 
-def _fab(model, x, y, boundaries, *, eps, norm, clip, steps, restarts, generator) -> AttackOutput:
+def _fab(model, x, y, boundaries, ball: Ball, params: FABParams, generator) -> AttackOutput:
     """FAB at budget ``eps`` over the ``boundaries`` (one per target, or the nearest one): per example the first
     misclassified point within eps; later runs attack only the examples still robust."""
     x0 = x.detach()
     out = x0.clone()
     pending = torch.arange(x0.shape[0], device=x0.device)
-    grads, fwds = 0, x0.shape[0]
+    grads, fwds, eps = 0, x0.shape[0], ball.eps
     for boundary in boundaries:
-        for r in range(max(restarts, 1)):
+        for r in range(max(params.restarts, 1)):
             xs, ys = x0[pending], y[pending]
-            start = xs if r == 0 else clip_to(xs + _random_start(xs, eps, norm, generator), clip)
-            size, best, g, f = _fab_run(model, xs, ys, boundary(pending), norm=norm, clip=clip, steps=steps,
-                                        start=start)
+            start = xs if r == 0 else clip_to(xs + _random_start(xs, eps, ball.norm, generator), ball.clip)
+            size, best, g, f = _fab_run(model, xs, ys, boundary(pending), ball, params.steps, start)
             grads, fwds = grads + g, fwds + f
             broken = size <= eps * (1 + 1e-6)
             out[pending[broken]] = best[broken]
@@ -149,25 +184,24 @@ def _fab(model, x, y, boundaries, *, eps, norm, clip, steps, restarts, generator
     return AttackOutput(x_adv=out, example_passes=grads, forward_passes=fwds)
 
 
-def fab_t(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
-          clip: tuple = (0.0, 1.0), steps: int = 100, restarts: int = 1, n_targets: int = 9,
-          generator: torch.Generator | None = None, **_unused) -> AttackOutput:
+def fab_targeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
+                 params: FABTParams = FABTParams(), *, generator: torch.Generator | None = None) -> AttackOutput:
     """FAB-T: towards each of the ``n_targets`` classes ranked highest after y, in turn."""
-    norm = Norm(norm)
     with frozen_eval(model):
-        targets = target_classes(model, x, y, n_targets)
+        targets = target_classes(model, x, y, params.n_targets)
         return _fab(model, x, y, [lambda rows, j=j: towards(targets[rows, j]) for j in range(targets.shape[1])],
-                    eps=eps, norm=norm, clip=clip, steps=steps, restarts=restarts, generator=generator)
+                    ball, params, generator)
 
 
-def fab(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
-        clip: tuple = (0.0, 1.0), steps: int = 100, restarts: int = 1, generator: torch.Generator | None = None,
-        **_unused) -> AttackOutput:
+def fab_untargeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
+                   params: FABParams = FABParams(), *, generator: torch.Generator | None = None) -> AttackOutput:
     """Untargeted FAB: each step towards the nearest linearised boundary (K backward passes per step)."""
-    norm = Norm(norm)
     with frozen_eval(model):
-        return _fab(model, x, y, [lambda rows: nearest_boundary], eps=eps, norm=norm, clip=clip, steps=steps,
-                    restarts=restarts, generator=generator)
+        return _fab(model, x, y, [lambda rows: nearest_boundary], ball, params, generator)
+
+
+fab = register(AttackSpec("fab", "FAB", fab_untargeted, FABParams))
+fab_t = register(AttackSpec("fab_t", "FAB-T", fab_targeted, FABTParams))
 
 
 def _random_start(x, eps, norm, generator):

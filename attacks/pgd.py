@@ -1,39 +1,45 @@
 """Projected Gradient Descent (Madry, Makelov, Schmidt, Tsipras & Vladu, 2018, "Towards Deep Learning Models
-Resistant to Adversarial Attacks", arXiv:1706.06083).
+Resistant to Adversarial Attacks", arXiv:1706.06083), Linf and L2.
 
 From a random point of the eps-ball (``random_init``), repeat ``steps`` times:
     x <- clip(x0 + Proj_eps(x + alpha * dir(grad_x L(f(x), y)) - x0))
-with dir = sign for Linf and grad/||grad||_2 for L2.
+with dir = sign for Linf and grad/||grad||_2 for L2, and alpha = ``step_size`` (default 2.5 eps / steps).
 
 Evaluation semantics (``keep_adversarial=True``, the default): per example the **first** misclassified iterate is
 kept, over all steps and restarts (ART returns the last iterate of a restart instead), and examples not yet broken
 are attacked again from a new random start. ``early_stop=True`` additionally stops computing gradients for an
 example once it is misclassified; since the kept point is the same, robust accuracy is identical to the
-fixed-step run by construction (same random draws), for far fewer passes. Training passes
-``keep_adversarial=False`` to get the last (highest-loss) iterate.
+fixed-step run by construction (same random draws), for far fewer passes. Both run the same masked loop: fixed
+steps never drop an example, early stop drops the broken ones every ``compact_every(device)`` steps. Training
+passes ``keep_adversarial=False`` to get the last (highest-loss) iterate.
 
 Targeted: ``target`` (N,) int64 makes each step descend the cross-entropy to the target class; success for robust
-accuracy is still any misclassification of the true label ``y``. (The legacy ``targeted=True`` treats ``y`` as the
-target and success as hitting it.)
+accuracy is still any misclassification of the true label ``y``. PGD-T (``pgd_t``) runs PGD towards each of the
+``n_targets`` classes ranked highest after y, in turn (attacks/targeted.py).
 
-Shapes: x (N, ...) in the clip range, y (N,) int64 true labels.
+Parameters (``PGDParams``): steps, restarts, early_stop, step_size, random_init, keep_adversarial; PGD-T adds
+n_targets. Shapes: x (N, ...) in the clip range, y (N,) int64 true labels, target (N,) int64.
 Cost: at most ``steps * restarts`` forward+backward per example; the exact count is returned.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-import torch.nn.functional as F
 
 from attacks.base import (
     AttackOutput,
-    Norm,
+    Ball,
     ascent_direction,
     attack_with_restarts,
     clip_to,
     compact_every,
+    loss_gradient,
     project,
     random_start,
 )
+from attacks.spec import AttackSpec, register, setting, targets_text
+from attacks.targeted import multi_target
 
 
 def default_step_size(eps: float, steps: int) -> float:
@@ -41,85 +47,111 @@ def default_step_size(eps: float, steps: int) -> float:
     return 2.5 * eps / max(steps, 1)
 
 
-def _grad(model, x, y, target, legacy_targeted):
-    """Gradient of the attack objective (to ascend) and the logits at x."""
-    x = x.detach().requires_grad_(True)
-    logits = model(x)
-    if target is not None:
-        loss = -F.cross_entropy(logits, target, reduction="sum")
-    else:
-        loss = F.cross_entropy(logits, y, reduction="sum")
-        if legacy_targeted:
-            loss = -loss
-    (g,) = torch.autograd.grad(loss, x)
-    return g, logits.detach()
+@dataclass(frozen=True)
+class PGDParams:
+    """steps, restarts; early_stop: stop attacking an example once broken (same result, fewer passes); step_size:
+    alpha (None: 2.5 eps / steps); random_init: start from a random point of the ball (else from x);
+    keep_adversarial: keep the first misclassified iterate (evaluation) rather than the last one (training)."""
+
+    steps: int = setting(20, "pgd_steps")
+    restarts: int = setting(1, "pgd_restarts")
+    early_stop: bool = setting(False, "early_stop")
+    step_size: float | None = None
+    random_init: bool = True
+    keep_adversarial: bool = True
+
+    def __post_init__(self):
+        if self.early_stop and not self.keep_adversarial:
+            raise ValueError("early_stop keeps the first adversarial iterate: it needs keep_adversarial=True")
+
+    def alpha(self, eps: float) -> float:
+        return default_step_size(eps, self.steps) if self.step_size is None else self.step_size
+
+    def describe(self, label: str) -> str:
+        return f"{label}, {self.steps} steps x {self.restarts} restart(s), step 2.5 eps/steps"
+
+    def cost(self) -> tuple[float, float]:
+        return float(self.steps * self.restarts), 0.0
 
 
-def _success(logits, y, legacy_targeted):
-    pred = logits.argmax(1)
-    return pred.eq(y) if legacy_targeted else pred.ne(y)
+def _put(t: torch.Tensor, rows, value: torch.Tensor) -> torch.Tensor:
+    """``t`` with ``value`` at ``rows``: written in place for the rows still attacked, or ``value`` itself when
+    every row is (the fixed-step run: the new iterate replaces the old one)."""
+    if isinstance(rows, slice):
+        return value
+    t[rows] = value
+    return t
 
 
-def _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, legacy, early_stop, keep_adv,
-             generator, need_last=True):
-    """One run from one start; returns (x kept, success mask, example passes).
+def _one_run(model, xs, ys, ts, ball: Ball, p: PGDParams, generator):
+    """One run from one start: (x kept, broken mask or None when one start is all, example passes).
 
-    Fixed steps run on the whole batch with masked updates (no host synchronisation inside the loop); early stop
-    drops the broken examples from the batch every ``compact_every(device)`` steps (its only synchronisation), with
-    masked updates in between, so the kept point of every example is the fixed-step run's.
+    One masked loop: ``rows`` are the examples still attacked, all of them for fixed steps (never compacted, no
+    host synchronisation), the unbroken ones under early stop (dropped every ``compact_every(device)`` steps, the
+    loop's only synchronisation), so the kept point of every example is the fixed-step run's.
     """
-    xa = clip_to(xs + random_start(xs, eps, norm, generator), clip) if random_init else xs.clone()
-    found = xa.clone()
-    done = torch.zeros(xs.shape[0], dtype=torch.bool, device=xs.device)
+    eps, norm, clip = ball.eps, ball.norm, ball.clip
+    alpha, keep, n = p.alpha(eps), p.keep_adversarial, xs.shape[0]
+    xa = clip_to(xs + random_start(xs, eps, norm, generator), clip) if p.random_init else xs.clone()
+    found = xa.clone() if keep else None
+    done = torch.zeros(n, dtype=torch.bool, device=xs.device)
     shape1 = (-1,) + (1,) * (xs.dim() - 1)
-    if not early_stop:
-        for _ in range(steps):
-            grad, logits = _grad(model, xa, ys, ts, legacy)
-            if keep_adv:
-                hit = _success(logits, ys, legacy) & ~done
-                found = torch.where(hit.view(shape1), xa, found)
-                done = done | hit
-            xa = clip_to(xs + project(xa + alpha * ascent_direction(grad, norm) - xs, eps, norm), clip).detach()
-        passes = steps * xs.shape[0]
-        if not keep_adv and not need_last:  # adversarial training: the last iterate, no extra forward pass
-            return xa, None, passes
-        with torch.no_grad():
-            last = _success(model(xa), ys, legacy)
-        if not keep_adv:
-            return xa, last, passes
-        return torch.where(done.view(shape1), found, xa), done | last, passes
-    active, every = torch.arange(xs.shape[0], device=xs.device), compact_every(xs.device)
-    passes = 0
-    for i in range(steps):
-        if i and i % every == 0:  # the loop's only host synchronisation
-            active = active[~done[active]]
-            if active.numel() == 0:
+    rows = torch.arange(n, device=xs.device) if p.early_stop else slice(None)
+    every, passes = compact_every(xs.device), 0
+    for i in range(p.steps):
+        if p.early_stop and i and i % every == 0:  # the loop's only host synchronisation
+            rows = rows[~done[rows]]
+            if rows.numel() == 0:
                 break
-        grad, logits = _grad(model, xa[active], ys[active], None if ts is None else ts[active], legacy)
-        passes += active.numel()
-        xs_a, xa_a = xs[active], xa[active]
-        hit = _success(logits, ys[active], legacy) & ~done[active]
-        found[active] = torch.where(hit.view(shape1), xa_a, found[active])
-        done[active] = done[active] | hit
-        xa[active] = clip_to(xs_a + project(xa_a + alpha * ascent_direction(grad, norm) - xs_a, eps, norm),
-                             clip).detach()
-    if active.numel():
-        with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
-            last_ok = _success(model(xa[active]), ys[active], legacy) & ~done[active]
-        found[active] = torch.where(last_ok.view(shape1), xa[active], found[active])
-        done[active] = done[active] | last_ok
-    found = torch.where(done.view(shape1), found, xa)
-    return found, done, passes
+        x_r, x0_r = xa[rows], xs[rows]
+        _, grad, logits = loss_gradient(model, x_r, ys[rows], None if ts is None else ts[rows])
+        passes += x_r.shape[0]
+        if keep:
+            hit = logits.argmax(1).ne(ys[rows]) & ~done[rows]
+            found = _put(found, rows, torch.where(hit.view(shape1), x_r, found[rows]))
+            done = _put(done, rows, done[rows] | hit)
+        xa = _put(xa, rows, clip_to(x0_r + project(x_r + alpha * ascent_direction(grad, norm) - x0_r, eps, norm), clip))
+    kept = torch.where(done.view(shape1), found, xa) if keep else xa
+    if p.restarts <= 1 and not keep:  # adversarial training: the last iterate, no extra forward pass
+        return kept, None, passes
+    broken = done.clone()
+    if p.early_stop and rows.numel() == 0:
+        return kept, broken, passes
+    with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
+        broken[rows] = broken[rows] | model(xa[rows]).argmax(1).ne(ys[rows])
+    return kept, broken, passes
 
 
-def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
-        clip: tuple = (0.0, 1.0), steps: int = 20, step_size: float | None = None, restarts: int = 1,
-        random_init: bool = True, targeted: bool = False, target: torch.Tensor | None = None,
-        early_stop: bool = False, keep_adversarial: bool = True, generator: torch.Generator | None = None,
-        **_unused) -> AttackOutput:
-    norm = Norm(norm)
-    alpha = default_step_size(eps, steps) if step_size is None else step_size
-    return attack_with_restarts(
-        model, x, y, target, restarts,
-        lambda xs, ys, ts: _one_run(model, xs, ys, ts, eps, norm, clip, steps, alpha, random_init, targeted,
-                                    early_stop, keep_adversarial, generator, need_last=restarts > 1))
+def projected_gradient_descent(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
+                               params: PGDParams = PGDParams(), *, target: torch.Tensor | None = None,
+                               generator: torch.Generator | None = None) -> AttackOutput:
+    """PGD with ``params.restarts`` starts, each on the examples no earlier one broke."""
+    return attack_with_restarts(model, x, y, target, params.restarts,
+                                lambda xs, ys, ts: _one_run(model, xs, ys, ts, ball, params, generator))
+
+
+pgd = register(AttackSpec("pgd", "PGD", projected_gradient_descent, PGDParams, gradient_ascent=True))
+
+
+@dataclass(frozen=True)
+class PGDTParams(PGDParams):
+    """PGD's, and n_targets: the classes ranked highest after y, attacked in turn."""
+
+    n_targets: int = setting(3, "n_targets")
+
+    def describe(self, label: str) -> str:
+        return super().describe(label) + targets_text(self.n_targets)
+
+    def cost(self) -> tuple[float, float]:
+        return float(self.steps * self.restarts * self.n_targets), 0.0
+
+
+def pgd_multi_target(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
+                     params: PGDTParams = PGDTParams(), *, generator: torch.Generator | None = None) -> AttackOutput:
+    """PGD-T: PGD descending the cross-entropy to each of the ``n_targets`` ranked classes in turn."""
+    return multi_target(lambda xs, ys, t: projected_gradient_descent(model, xs, ys, ball, params, target=t,
+                                                                     generator=generator),
+                        model, x, y, params.n_targets)
+
+
+pgd_t = register(AttackSpec("pgd_t", "PGD-T", pgd_multi_target, PGDTParams, gradient_ascent=True))

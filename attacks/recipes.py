@@ -9,9 +9,12 @@ first 40% of the steps, then down to 0; Smith & Topin 2019, as in Wong et al. 20
 /10 at 50% and /100 at 75% of the epochs; Madry et al. / Rice et al.); warmup_epochs: epochs over which the
 training eps grows linearly from 0 to eps, per step; precision: "bf16" autocasts forward and backward on a GPU
 (on a CPU it is fp32); channels_last: trains a 4-d model and its batches in the channels-last memory format
-(faster convolutions on GPUs with tensor cores; the weights are handed back contiguous); select: "last" or "best" (by held-out robust accuracy for adversarial training, held-out
-clean accuracy otherwise); holdout: rows of the training data set aside to monitor every epoch (0: none; the
-catastrophic-overfitting guard then uses a 256-row training probe).
+(faster convolutions on GPUs with tensor cores; the weights are handed back contiguous); select: "last" or "best"
+(by held-out robust accuracy for adversarial training, held-out clean accuracy otherwise); holdout: rows of the
+training data set aside to monitor every epoch (0: none; the catastrophic-overfitting guard then uses a 256-row
+training probe); weight_decay: the optimiser's L2 penalty; reg: the other regularisers (attacks/adversaries.py);
+overfit_guard: the catastrophic-overfitting guard of the FGSM methods; clip: the valid input range (the
+adversary's and the input noise's); seed: the generator of the batch order, the noise and the adversary.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from attacks.adversaries import Regularisers
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle", "piecewise")
@@ -40,6 +45,10 @@ class Recipe:
     channels_last: bool = False
     select: str = "last"
     holdout: int = 0
+    reg: Regularisers = Regularisers()
+    overfit_guard: bool = True
+    clip: tuple = (0.0, 1.0)
+    seed: int = 0
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         if self.optimizer == "sgd":

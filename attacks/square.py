@@ -12,18 +12,39 @@ signed "bumps" (two opposite-signed pseudo-Gaussian halves per square) scaled to
 perturbation's energy of a second window into the first window, as a fresh bump added to the first window's old
 content, so the norm stays at eps.
 
-Shapes: x (N, C, H, W) in the clip range, y (N,) int64 true labels. Cost: one forward per example per query
-(``forward_passes``), no backward; ``queries`` counts the budget.
+Parameters (``SquareParams``): queries, p_init, restarts. Shapes: x (N, C, H, W) in the clip range, y (N,) int64
+true labels. Cost: one forward per example per query (``forward_passes``), no backward; ``queries`` counts the
+budget.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from attacks.base import AttackOutput, Norm, clip_to, frozen_eval
+from attacks.base import AttackOutput, Ball, Norm, clip_to, frozen_eval
+from attacks.spec import AttackSpec, register, setting
 
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
               (8000, 256), (10000, 512))  # (until this iteration of a 10,000-query run, divide p_init by)
 COMPACT_EVERY = 8
+
+
+@dataclass(frozen=True)
+class SquareParams:
+    """queries: the budget per example and run; p_init: the window's initial share of the pixels; restarts: fresh
+    runs on the examples still robust (AutoAttack's "plus" uses 5)."""
+
+    queries: int = setting(5000, "square_queries")
+    p_init: float = setting(0.8, "square_p_init")
+    restarts: int = setting(1, "square_restarts")
+
+    def describe(self, label: str) -> str:
+        return (f"{label}, {self.queries:,} queries x {self.restarts} restart(s), p_init {self.p_init:g}, "
+                f"margin loss, score-based (no gradients)")
+
+    def cost(self) -> tuple[float, float]:
+        return 0.0, float(self.queries * self.restarts)
 
 
 def p_at(p_init: float, i: int, queries: int) -> float:
@@ -139,20 +160,16 @@ def _l2_step(x, best, eps, s, clip, gen):
     return clip_to(x + delta * (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).view(n, 1, 1, 1), clip)
 
 
-def square(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
-           clip: tuple = (0.0, 1.0), queries: int = 5000, p_init: float = 0.8, restarts: int = 1,
-           generator: torch.Generator | None = None, **_unused) -> AttackOutput:
-    """Square at budget eps with ``queries`` per example and run; ``restarts`` fresh runs on the examples still
-    robust (AutoAttack's "plus" uses 5)."""
-    norm = Norm(norm)
+def square_attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
+                  params: SquareParams = SquareParams(), *, generator: torch.Generator | None = None) -> AttackOutput:
+    """Square at budget eps with ``params.queries`` per example and run, ``params.restarts`` runs."""
     if x.dim() != 4:
         raise ValueError("the Square attack perturbs images (N, C, H, W)")
     out = x.detach().clone()
     pending = torch.arange(x.shape[0], device=x.device)
     forwards = 0
-    for _ in range(max(restarts, 1)):
-        adv, fooled, f = _square_run(model, x[pending], y[pending], eps=eps, norm=norm, clip=clip, queries=queries,
-                                     p_init=p_init, generator=generator)
+    for _ in range(max(params.restarts, 1)):
+        adv, fooled, f = _square_run(model, x[pending], y[pending], ball, params, generator)
         forwards += f
         out[pending] = adv
         pending = pending[~fooled]
@@ -161,8 +178,9 @@ def square(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
     return AttackOutput(x_adv=out, example_passes=0, forward_passes=forwards)
 
 
-def _square_run(model, x, y, *, eps, norm, clip, queries, p_init, generator):
+def _square_run(model, x, y, ball: Ball, params: SquareParams, generator):
     """One run: (best points, fooled mask, forward passes)."""
+    eps, norm, clip, queries, p_init = ball.eps, ball.norm, ball.clip, params.queries, params.p_init
     n, c, h, w = x.shape
     x0 = x.detach()
     with frozen_eval(model), torch.no_grad():
@@ -193,3 +211,6 @@ def _square_run(model, x, y, *, eps, norm, clip, queries, p_init, generator):
             best[active] = torch.where(better.view(-1, 1, 1, 1), prop, ba)
             loss[active] = torch.where(better, new_loss, loss[active])
     return best.detach(), loss <= 0, forwards
+
+
+square = register(AttackSpec("square", "Square", square_attack, SquareParams, images_only=True, score_based=True))

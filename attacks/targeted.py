@@ -2,16 +2,15 @@
 after the true one (on the clean input), as AutoAttack's APGD-T does. An example stays robust only if every
 targeted run leaves it correctly classified; later targets attack only the examples still robust.
 
-``pgd_t``: PGD descending the cross-entropy to the target. ``apgd_t``: APGD with the targeted DLR loss (needs
->= 4 classes; with fewer, the targeted cross-entropy is used).
+Built on this: PGD-T (attacks/pgd.py: PGD descending the cross-entropy to the target) and APGD-T (attacks/apgd.py:
+APGD with the targeted DLR loss). FAB-T (attacks/fab.py) ranks its targets with ``target_classes`` too.
+Shapes: x (N, ...), y (N,) int64 true labels; targets (N, n_targets) int64.
 """
 from __future__ import annotations
 
 import torch
 
-from attacks.apgd import apgd
 from attacks.base import AttackOutput, frozen_eval
-from attacks.pgd import pgd
 
 
 def target_classes(model, x: torch.Tensor, y: torch.Tensor, n_targets: int) -> torch.Tensor:
@@ -23,13 +22,14 @@ def target_classes(model, x: torch.Tensor, y: torch.Tensor, n_targets: int) -> t
     return logits.topk(n, dim=1).indices
 
 
-def _multi_target(run, model, x, y, n_targets, **kw) -> AttackOutput:
+def multi_target(run, model, x: torch.Tensor, y: torch.Tensor, n_targets: int) -> AttackOutput:
+    """``run(xs, ys, target) -> AttackOutput`` towards each ranked target in turn, on the examples still robust."""
     targets = target_classes(model, x, y, n_targets)
     best = x.detach().clone()
     pending = torch.arange(x.shape[0], device=x.device)
     passes = x.shape[0]  # the ranking forward, counted as one pass
     for j in range(targets.shape[1]):
-        out = run(model, x[pending], y[pending], target=targets[pending, j], **kw)
+        out = run(x[pending], y[pending], targets[pending, j])
         passes += out.example_passes
         best[pending] = out.x_adv
         with frozen_eval(model), torch.no_grad():
@@ -38,13 +38,3 @@ def _multi_target(run, model, x, y, n_targets, **kw) -> AttackOutput:
         if pending.numel() == 0:
             break
     return AttackOutput(x_adv=best, example_passes=passes)
-
-
-def pgd_t(model, x, y, *, n_targets: int = 3, **kw) -> AttackOutput:
-    return _multi_target(pgd, model, x, y, n_targets, **kw)
-
-
-def apgd_t(model, x, y, *, n_targets: int = 9, **kw) -> AttackOutput:
-    with frozen_eval(model), torch.no_grad():
-        classes = model(x[:1]).shape[1]
-    return _multi_target(apgd, model, x, y, n_targets, loss="dlr" if classes >= 4 else "ce", **kw)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks.base import AttackOutput, Norm, ascent_direction, clip_to, draw, frozen_eval, project
+from attacks.base import AttackOutput, Ball, ascent_direction, clip_to, draw, frozen_eval, project
 
 
 def trades_kl(logits_adv: torch.Tensor, probs_clean: torch.Tensor) -> torch.Tensor:
@@ -19,10 +19,10 @@ def trades_kl(logits_adv: torch.Tensor, probs_clean: torch.Tensor) -> torch.Tens
     return F.kl_div(F.log_softmax(logits_adv, 1), probs_clean, reduction="sum")
 
 
-def trades_perturb(model: torch.nn.Module, x: torch.Tensor, *, eps: float, norm: Norm = Norm.LINF,
-                   clip: tuple = (0.0, 1.0), steps: int = 10, step_size: float | None = None,
-                   generator: torch.Generator | None = None) -> AttackOutput:
-    norm = Norm(norm)
+def trades_perturb(model: torch.nn.Module, x: torch.Tensor, ball: Ball, *, steps: int = 10,
+                   step_size: float | None = None, generator: torch.Generator | None = None) -> AttackOutput:
+    """x' inside ``ball`` after ``steps`` ascent steps on KL(f(x) || f(x')), from x + 0.001 N(0, I)."""
+    eps, norm, clip = ball.eps, ball.norm, ball.clip
     alpha = step_size if step_size is not None else 2.5 * eps / max(steps, 1)
     with frozen_eval(model):
         with torch.no_grad():

@@ -1,4 +1,6 @@
-"""Training loops: natural and adversarial training under one ``Recipe`` (attacks/recipes.py).
+"""Training loops: natural and adversarial training under one ``Recipe`` (attacks/recipes.py), in three parts:
+the batch step (the adversarial example, the loss, the optimiser step), the epoch (the batches in a seeded order)
+and the selection (the monitor set after each epoch: the best weights, divergence and the overfitting guard).
 
 The adversarial example of each batch is generated against the current model in eval mode (the attack's mode
 guard), then the model is updated on it in train mode. The inner loop never waits for the device: batches are
@@ -12,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from attacks.adversaries import ADVERSARY_METHODS, Adversary, Regularisers
-from attacks.base import clip_to, model_device
-from attacks.pgd import pgd
+from attacks.base import Ball, clip_to, model_device
+from attacks.pgd import PGDParams, projected_gradient_descent
 from attacks.recipes import Recipe, scheduler
 from attacks.trades import trades_kl
 
@@ -78,29 +80,140 @@ def _monitor(model, x, y, adversary: Adversary | None, clip, seed: int) -> tuple
     if adversary is None:
         return clean, None
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    out = pgd(model, x, y, eps=adversary.eps, norm=adversary.norm, clip=clip, steps=10, generator=gen)
+    out = projected_gradient_descent(model, x, y, Ball(adversary.eps, adversary.norm, clip), PGDParams(steps=10),
+                                     generator=gen)
     return clean, _accuracy(model, out.x_adv, y)
 
 
-def _split(n: int, recipe: Recipe, seed: int, fgsm_guard: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _split(n: int, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(training rows, monitor rows, monitor label): a held-out slice, or a training probe (no rows withheld)."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(recipe.seed + 1))
     if recipe.holdout > 0 and n > 2 * recipe.holdout:
         held = perm[:recipe.holdout].sort().values
         return perm[recipe.holdout:].sort().values, held, f"held-out ({recipe.holdout} rows)"
     return torch.arange(n), perm[:PROBE_ROWS].sort().values, f"training probe ({min(n, PROBE_ROWS)} rows)"
 
 
-def train(model: torch.nn.Module, x, y: torch.Tensor, *, epochs: int | None = None, batch_size: int = 64,
-          lr: float = 1e-3, weight_decay: float = 0.0, adversary: Adversary | None = None, clip: tuple = (0.0, 1.0),
-          seed: int = 0, desc: str = "train", reg: Regularisers | None = None, overfit_guard: bool = True,
-          recipe: Recipe | None = None) -> TrainStats:
-    """Train ``model`` in place on (x, y) under ``recipe`` (or a constant-rate Adam recipe from ``epochs``,
-    ``batch_size``, ``lr``); with ``adversary``, on adversarial examples (TRADES: clean cross-entropy plus
-    beta * KL to the adversarial output). ``x`` is a tensor (moved to the model's device once) or lazily read rows
-    indexable by an index tensor (read batch by batch)."""
-    recipe = recipe or Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    reg = reg or Regularisers(weight_decay=weight_decay)
+@dataclass
+class _Run:
+    """The moving parts of one training run: the model and its optimiser and schedule, the recipe and adversary,
+    the generator of the batch order, noise and adversary, and the counters."""
+
+    model: torch.nn.Module
+    recipe: Recipe
+    adversary: Adversary | None
+    clip: tuple
+    device: torch.device
+    layout: torch.memory_format | None
+    gen: torch.Generator
+    opt: torch.optim.Optimizer
+    steps_per_epoch: int
+    sched: object = None
+    step: int = 0
+    passes: int = 0
+
+
+def _batch_step(r: _Run, xb: torch.Tensor, yb: torch.Tensor):
+    """One optimiser step on a batch (adversarial when the run has an adversary): (summed loss, eps used)."""
+    reg, model = r.recipe.reg, r.model
+    if r.layout is not None:
+        xb = xb.contiguous(memory_format=r.layout)
+    if reg.input_noise > 0:
+        noise = torch.randn(xb.shape, generator=r.gen, device=r.gen.device).to(r.device, xb.dtype)
+        xb = clip_to(xb + reg.input_noise * noise, r.clip)
+    adv = eps_now = None
+    if r.adversary is not None:
+        eps_now = r.adversary.eps * r.recipe.eps_factor(r.step, r.steps_per_epoch)
+        adv = r.adversary.at(eps_now)
+    with r.recipe.autocast(r.device):
+        if adv is not None and adv.method == "trades":
+            out = adv.perturb(model, xb, yb, r.clip, r.gen)
+            model.train()
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=reg.label_smoothing) + \
+                adv.beta * trades_kl(model(out.x_adv), F.softmax(logits.float(), 1)) / xb.shape[0]
+            r.passes += out.example_passes + xb.shape[0]
+        else:
+            if adv is not None:
+                out = adv.perturb(model, xb, yb, r.clip, r.gen)
+                xb, r.passes = out.x_adv, r.passes + out.example_passes
+            model.train()
+            loss = _loss(model, xb, yb, reg, r.gen)
+        if reg.l1 > 0:
+            loss = loss + reg.l1 * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
+    r.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if reg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), reg.grad_clip)
+    r.opt.step()
+    r.sched.step()
+    r.step += 1
+    r.passes += xb.shape[0]
+    return loss.detach().float() * xb.shape[0], eps_now
+
+
+def _epoch(r: _Run, x, y: torch.Tensor, rows: torch.Tensor, rows_dev: torch.Tensor):
+    """The batches of one epoch in a seeded order: (mean training loss, the epoch's last training eps). The mean
+    is the epoch's one synchronisation."""
+    n, bs = rows.shape[0], r.recipe.batch_size
+    order = rows_dev[torch.randperm(n, generator=r.gen, device=r.device)] if r.device.type != "cpu" else \
+        rows[torch.randperm(n, generator=r.gen)]
+    loss_sum = torch.zeros((), device=r.device)
+    eps_now = None
+    for i in range(0, n, bs):
+        idx = order[i:i + bs]
+        batch_loss, eps_now = _batch_step(r, x[idx].to(r.device), y[idx.to(r.device)])
+        loss_sum += batch_loss
+    return float(loss_sum) / n, eps_now
+
+
+@dataclass
+class _Selection:
+    """The weights kept over the epochs: the best monitored score (robust accuracy under the adversary, else
+    clean), the FGSM overfitting guard's history, and why training stopped early."""
+
+    label: str
+    guard: bool
+    history: list = field(default_factory=list)
+    guard_history: list = field(default_factory=list)
+    best_score: float = -1.0
+    best_state: dict | None = None
+    best_epoch: int = 0
+    stopped: str = ""
+    diverged: bool = False
+
+    def diverge(self, model, epoch: int, eps_now) -> None:
+        self.diverged, self.stopped = True, f"the training loss became non-finite at epoch {epoch}"
+        self.history.append(EpochRecord(None, eps_now, None, None))
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+            self.stopped += f"; restored epoch {self.best_epoch}"
+
+    def judge(self, model, epoch: int, clean: float, robust: float | None) -> bool:
+        """After a monitored epoch: keep the weights if best; True when the overfitting guard stops training."""
+        score = robust if robust is not None else clean
+        if self.guard:
+            self.guard_history.append(robust)
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif self.guard and robust < self.best_score - GUARD_DROP:
+            model.load_state_dict(self.best_state)
+            self.stopped = (f"catastrophic overfitting at epoch {epoch}: PGD accuracy on the {self.label} fell "
+                            f"from {self.best_score:.1%} to {robust:.1%}; restored epoch {self.best_epoch}")
+            return True
+        return False
+
+    def final(self, model, recipe: Recipe, done: int) -> int:
+        """Load the kept weights; the selected epoch (1-based)."""
+        if recipe.select == "best" and self.best_state is not None and not self.stopped:
+            model.load_state_dict(self.best_state)
+            return self.best_epoch
+        return self.best_epoch if self.stopped and self.best_state is not None else done
+
+
+def _start(model, x, y, recipe: Recipe, adversary: Adversary | None):
+    """The run's state on the model's device: (run, x, y)."""
     device = model_device(model)
     if isinstance(x, torch.Tensor):
         x = x.to(device)
@@ -108,108 +221,55 @@ def train(model: torch.nn.Module, x, y: torch.Tensor, *, epochs: int | None = No
     layout = torch.channels_last if recipe.channels_last and len(x.shape) == 4 else None
     if layout is not None:
         model.to(memory_format=layout)
+    clip = recipe.clip
     if isinstance(clip[0], torch.Tensor):
         clip = (clip[0].to(device), clip[1].to(device))
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(recipe.seed)
     opt = recipe.make_optimizer(model.parameters())
-    if reg.weight_decay and not recipe.weight_decay:
-        for group in opt.param_groups:
-            group["weight_decay"] = reg.weight_decay
-    fgsm_guard = overfit_guard and adversary is not None and adversary.method in ("fgsm_rs", "fgsm")
-    rows, mon, monitor_label = _split(x.shape[0], recipe, seed, fgsm_guard)
+    return _Run(model, recipe, adversary, clip, device, layout, gen, opt, 0), x, y
+
+
+def train(model: torch.nn.Module, x, y: torch.Tensor, recipe: Recipe, adversary: Adversary | None = None, *,
+          desc: str = "train") -> TrainStats:
+    """Train ``model`` in place on (x, y) under ``recipe``; with ``adversary``, on adversarial examples (TRADES:
+    clean cross-entropy plus beta * KL to the adversarial output). ``x`` is a tensor (moved to the model's device
+    once) or lazily read rows indexable by an index tensor (read batch by batch)."""
+    r, x, y = _start(model, x, y, recipe, adversary)
+    fgsm_guard = recipe.overfit_guard and adversary is not None and adversary.method in ("fgsm_rs", "fgsm")
+    rows, mon, monitor_label = _split(x.shape[0], recipe)
     monitored = recipe.select == "best" or fgsm_guard or recipe.holdout > 0
-    x_mon, y_mon = (x[mon].to(device), y[mon.to(device)]) if monitored else (None, None)
-    rows_dev = rows.to(device)
-    n = rows.shape[0]
-    steps_per_epoch = max(1, -(-n // recipe.batch_size))
-    sched = scheduler(opt, recipe, recipe.epochs * steps_per_epoch)
-    passes, step, history, guard = 0, 0, [], []
-    best_score, best_state, best_epoch, stopped, diverged = -1.0, None, 0, "", False
+    x_mon, y_mon = (x[mon].to(r.device), y[mon.to(r.device)]) if monitored else (None, None)
+    rows_dev = rows.to(r.device)
+    r.steps_per_epoch = max(1, -(-rows.shape[0] // recipe.batch_size))
+    r.sched = scheduler(r.opt, recipe, recipe.epochs * r.steps_per_epoch)
+    sel = _Selection(monitor_label, fgsm_guard)
     start = time.perf_counter()
     bar = tqdm(range(recipe.epochs), desc=desc, unit="epoch", disable=None, leave=False)
     done = 0
     for _ in bar:
-        order = rows_dev[torch.randperm(n, generator=gen, device=device)] if device.type != "cpu" else \
-            rows[torch.randperm(n, generator=gen)]
-        loss_sum = torch.zeros((), device=device)
-        eps_now = None
-        for i in range(0, n, recipe.batch_size):
-            idx = order[i:i + recipe.batch_size]
-            xb, yb = x[idx].to(device), y[idx.to(device)]
-            if layout is not None:
-                xb = xb.contiguous(memory_format=layout)
-            if reg.input_noise > 0:
-                noise = torch.randn(xb.shape, generator=gen, device=gen.device).to(device, xb.dtype)
-                xb = clip_to(xb + reg.input_noise * noise, clip)
-            adv = None
-            if adversary is not None:
-                eps_now = adversary.eps * recipe.eps_factor(step, steps_per_epoch)
-                adv = adversary.at(eps_now)
-            with recipe.autocast(device):
-                if adv is not None and adv.method == "trades":
-                    out = adv.perturb(model, xb, yb, clip, gen)
-                    model.train()
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits, yb, label_smoothing=reg.label_smoothing) + \
-                        adv.beta * trades_kl(model(out.x_adv), F.softmax(logits.float(), 1)) / xb.shape[0]
-                    passes += out.example_passes + xb.shape[0]
-                else:
-                    if adv is not None:
-                        out = adv.perturb(model, xb, yb, clip, gen)
-                        xb, passes = out.x_adv, passes + out.example_passes
-                    model.train()
-                    loss = _loss(model, xb, yb, reg, gen)
-                if reg.l1 > 0:
-                    loss = loss + reg.l1 * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if reg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), reg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            passes += xb.shape[0]
-            loss_sum += loss.detach().float() * xb.shape[0]
+        mean_loss, eps_now = _epoch(r, x, y, rows, rows_dev)
         done += 1
-        mean_loss = float(loss_sum) / n  # the epoch's one synchronisation
         if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
-            diverged, stopped = True, f"the training loss became non-finite at epoch {done}"
-            history.append(EpochRecord(None, eps_now, None, None))
-            if best_state is not None:
-                model.load_state_dict(best_state)
-                stopped += f"; restored epoch {best_epoch}"
-            log.warning("%s: %s", desc, stopped)
+            sel.diverge(model, done, eps_now)
+            log.warning("%s: %s", desc, sel.stopped)
             break
         bar.set_postfix(loss=f"{mean_loss:.3f}")
         if not monitored:
-            history.append(EpochRecord(mean_loss, eps_now, None, None))
+            sel.history.append(EpochRecord(mean_loss, eps_now, None, None))
             continue
-        clean, robust = _monitor(model, x_mon, y_mon, adversary, clip, seed + 2)
-        passes += 10 * len(y_mon) if adversary is not None else 0
-        history.append(EpochRecord(mean_loss, eps_now, clean, robust))
-        score = robust if robust is not None else clean
-        if fgsm_guard:
-            guard.append(robust)
-        if score > best_score:
-            best_score, best_epoch = score, done
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif fgsm_guard and robust < best_score - GUARD_DROP:
-            model.load_state_dict(best_state)
-            stopped = (f"catastrophic overfitting at epoch {done}: PGD accuracy on the {monitor_label} fell from "
-                       f"{best_score:.1%} to {robust:.1%}; restored epoch {best_epoch}")
-            log.warning("%s: %s", desc, stopped)
+        clean, robust = _monitor(model, x_mon, y_mon, adversary, r.clip, recipe.seed + 2)
+        r.passes += 10 * len(y_mon) if adversary is not None else 0
+        sel.history.append(EpochRecord(mean_loss, eps_now, clean, robust))
+        if sel.judge(model, done, clean, robust):
+            log.warning("%s: %s", desc, sel.stopped)
             break
-    selected = done
-    if recipe.select == "best" and best_state is not None and not stopped:
-        model.load_state_dict(best_state)
-        selected = best_epoch
-    elif stopped and best_state is not None:
-        selected = best_epoch
-    if layout is not None:
+    selected = sel.final(model, recipe, done)
+    if r.layout is not None:
         model.to(memory_format=torch.contiguous_format)
     model.eval()
-    stats = TrainStats(seconds=time.perf_counter() - start, epochs=done, example_passes=passes,
-                       stopped_early=stopped, guard_history=tuple(guard), history=tuple(history),
-                       selected_epoch=selected, diverged=diverged, monitor=monitor_label if monitored else "")
+    stats = TrainStats(seconds=time.perf_counter() - start, epochs=done, example_passes=r.passes,
+                       stopped_early=sel.stopped, guard_history=tuple(sel.guard_history),
+                       history=tuple(sel.history), selected_epoch=selected, diverged=sel.diverged,
+                       monitor=monitor_label if monitored else "")
     log.info("%s: %d epochs in %.1fs", desc, done, stats.seconds)
     return stats

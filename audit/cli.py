@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -46,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="audit the built-in demo (small CNN on scikit-learn digits)")
     d.add_argument("--out", type=Path, default=Path("advaudit-demo"), help="output directory")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (auto: a GPU if any)")
+    d.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where to run (auto: a GPU if any)")
     _executor_options(d)
     d.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     d.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate; train and write nothing")
@@ -96,51 +96,42 @@ def _summary(result, written: dict) -> str:
 
 def _dry_run(config) -> int:
     from audit.engine.dryrun import dry_run
-    from audit.engine.pipeline import prepare
-    ctx = prepare(config)
+    from audit.engine.pipeline import build_context, prepare
+    prepared = prepare(config)
     try:
-        text, _seconds = dry_run(ctx)
+        text, _seconds = dry_run(build_context(prepared, train=False))
     finally:
-        ctx.executor.close()
+        prepared.executor.close()
     say("\n".join(terminal(line) for line in text.splitlines()))  # names in the plan are the user's text
     return EXIT_OK
 
 
 def _run(config, out: Path, config_path: Path | None = None, start: float | None = None,
          profile: bool = False, json_summary: bool = False, dry_run: bool = False) -> int:
-    from audit.api.outputs import check_output, render, write
+    from audit.api.outputs import output_target, run_to
     from audit.core.result import StageRecord
-    from audit.engine.pipeline import run_audit_with_context
     from audit.engine.record import Recorder, profile_table
-    o = config.output
     config.validate("config")  # the demo's config and flag overrides too
-    key = check_output(out, tuple(o.formats), o.sign_key)
-    if config.tracking.mlflow:
+    t = config.tracking
+    target = output_target(out, config.output, config_path, (t.tracking_uri, t.experiment) if t.mlflow else None)
+    if t.mlflow:
         from audit.api.tracking_check import check_tracking_uri
-        check_tracking_uri(config.tracking.tracking_uri)
+        check_tracking_uri(t.tracking_uri)
     if dry_run:
         return _dry_run(config)
     recorder = Recorder(start=start)
     recorder.add(StageRecord("load libraries and config", round(time.perf_counter() - recorder.start, 4)))
-    result, ctx = run_audit_with_context(config, recorder=recorder)
-    with recorder.stage("render the report"):  # timed once; the written files are rendered again with the record
-        render(result, tuple(f for f in o.formats if f != "pdf"))
-    result = dataclasses.replace(result, run_record=recorder.record())
-    t = time.perf_counter()
-    written = write(result, out, tuple(o.formats), ctx=ctx, config_path=config_path,
-                    include_weights=o.include_weights, sign_key=key)
-    if profile:
+    outcome = run_to(target, config, recorder=recorder)
+    result, key = outcome.result, target.sign_key
+    written: dict[str, Path | str] = dict(outcome.written)
+    if profile and result.run_record is not None:
         say(profile_table(result.run_record))
-        say(f"then writing the outputs and the evidence bundle took {time.perf_counter() - t:.2f} s "
+        say(f"then writing the outputs and the evidence bundle took {outcome.write_seconds:.2f} s "
             "(not in the record it writes)")
-    if config.tracking.mlflow:  # after the output is written: a store that fails now costs a warning, not it
-        from audit.api.mlflow_log import log_run_or_warn
-        t = config.tracking
-        run_id, problem = log_run_or_warn(result, out, t.tracking_uri, t.experiment)
-        if run_id:
-            written["mlflow_run"] = run_id
-        else:
-            print(f"advaudit: warning: {terminal(problem)}", file=sys.stderr)
+    if outcome.mlflow_run:
+        written["mlflow_run"] = outcome.mlflow_run
+    elif outcome.mlflow_problem:
+        print(f"advaudit: warning: {terminal(outcome.mlflow_problem)}", file=sys.stderr)
     if json_summary:
         print(_summary(result, written))
         return result.verdict.exit_code
@@ -203,7 +194,8 @@ def _init(path: Path) -> int:
         raise UsageError(f"{path} already exists; not overwriting it") from None
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    say(f"wrote {path}; edit it, then run: advaudit run" + ("" if path == Path("advaudit.toml") else f" --config {path}"))
+    flag = "" if path == Path("advaudit.toml") else f" --config {path}"
+    say(f"wrote {path}; edit it, then run: advaudit run{flag}")
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from attacks.pgd import default_step_size
-from attacks.training import Adversary, train
+from attacks.training import Adversary, Recipe, train
 from audit.data.sources.builtin import load_digits
 from audit.models.reference import SmallCNN
 
@@ -64,8 +64,8 @@ def main() -> None:
     def ours(method):
         model = SmallCNN().to(args.device)
         adv = Adversary(method, EPS, steps=STEPS)
-        return timed(lambda: train(model, x, y, epochs=args.epochs, batch_size=BATCH, adversary=adv, seed=0,
-                                   overfit_guard=False), args.device)
+        recipe = Recipe(epochs=args.epochs, batch_size=BATCH, seed=0, overfit_guard=False)
+        return timed(lambda: train(model, x, y, recipe, adv), args.device)
 
     def art_madry():
         model = SmallCNN().to(args.device)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from attacks.pgd import default_step_size, pgd
-from attacks.training import train
+from attacks.training import Recipe, train
 from audit.data.sources.builtin import load_digits
 from audit.models.reference import PreActResNet18, SmallCNN
 
@@ -110,7 +110,7 @@ def early_stop_savings(device, steps_list=(10, 20, 50)):
     d = load_digits(seed=0)
     torch.manual_seed(0)
     model = SmallCNN().to(device)
-    train(model, d.x_train.to(device), d.y_train.to(device), epochs=8, lr=2e-3, seed=0)
+    train(model, d.x_train.to(device), d.y_train.to(device), Recipe(epochs=8, lr=2e-3, seed=0))
     model.eval()
     x, y = d.x_test.to(device), d.y_test.to(device)
     print(f"\nearly stop vs fixed steps: naturally trained SmallCNN, {x.shape[0]} digits test images, Linf")

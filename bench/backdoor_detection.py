@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from attacks.training import train
+from attacks.training import Recipe, train
 from audit.data.sources.builtin import load_digits
 from audit.methods.art_adapter import art_classifier
 from audit.methods.backdoor import add_trigger, poison_plan, rates, recall_at_fpr, screen
@@ -35,7 +35,7 @@ from audit.models.reference import SmallCNN
 def trained(x, y, epochs, seed):
     torch.manual_seed(seed)
     model = SmallCNN()
-    train(model, torch.from_numpy(x), torch.from_numpy(y), epochs=epochs, batch_size=64, lr=0.002, seed=seed)
+    train(model, torch.from_numpy(x), torch.from_numpy(y), Recipe(epochs=epochs, batch_size=64, lr=0.002, seed=seed))
     return model.eval()
 
 

@@ -217,7 +217,8 @@ def results_cases(d: Path, prev: Path) -> list[tuple[str, str, list[str]]]:
         "results.json with NaN": json.dumps(with_accuracy(float("nan"))),
         "results.json with 1e999": json.dumps(with_accuracy(float("inf"))).replace("Infinity", "1e999"),
         "results.json nested 200,000 deep": '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}",
-        "results.json schema minor 2.99": json.dumps({**base, "schema_version": f"{base['schema_version'].split('.')[0]}.99"}),
+        "results.json schema minor 2.99": json.dumps(
+            {**base, "schema_version": f"{base['schema_version'].split('.')[0]}.99"}),
     }
     out = []
     for name, body in crafted.items():

@@ -56,8 +56,9 @@ def digits_recall(copies: int) -> None:
         inj, src = jittered_copies(xtr, copies, sigma, (0.0, 1.0), seed=k + 1)
         test = torch.cat([d.x_test.flatten(1), inj])
         ytest = np.concatenate([d.y_test.numpy(), ytr[src]])
-        flag_o, t_o = timed(lambda: ours(xtr, ytr, test, ytest))
-        flag_d, t_d = timed(lambda: datalab_near_duplicates(xtr.numpy(), ytr, test.numpy(), ytest))
+        flag_o, t_o = timed(lambda test=test, ytest=ytest: ours(xtr, ytr, test, ytest))
+        flag_d, t_d = timed(lambda test=test, ytest=ytest:
+                            datalab_near_duplicates(xtr.numpy(), ytr, test.numpy(), ytest))
         n0 = len(d.y_test)
         print(f"  {sigma:<7g} {flag_o[n0:].mean():11.1%}   {flag_d[n0:].mean():14.1%}   {t_o:6.2f}   {t_d:9.2f}"
               f"   (untouched test rows flagged: ours {flag_o[:n0].mean():.1%}, Datalab {flag_d[:n0].mean():.1%})")
@@ -72,7 +73,7 @@ def _prf(found: np.ndarray, truth: np.ndarray) -> str:
 
 def kfold_probs(x: torch.Tensor, y: np.ndarray, folds: int = 5, epochs: int = 15) -> np.ndarray:
     """Out-of-fold softmax probabilities of the demo's SmallCNN (the label_issues check's "kfold" method)."""
-    from attacks.training import train
+    from attacks.training import Recipe, train
     from audit.methods.label_issues import fold_assignment
     from audit.models.reference import SmallCNN
     fold_of = fold_assignment(y, folds, 0)
@@ -81,7 +82,7 @@ def kfold_probs(x: torch.Tensor, y: np.ndarray, folds: int = 5, epochs: int = 15
         fit, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
         torch.manual_seed(k + 1)
         m = SmallCNN()
-        train(m, x[fit], torch.from_numpy(y[fit]), epochs=epochs, lr=2e-3, seed=k)
+        train(m, x[fit], torch.from_numpy(y[fit]), Recipe(epochs=epochs, lr=2e-3, seed=k))
         with torch.no_grad():
             probs[held] = torch.softmax(m.eval()(x[held]), 1).double().numpy()
     return probs

@@ -57,14 +57,14 @@ def pgd_vs_art(steps: int = 20, eps: float = 0.1) -> tuple[float, float]:
     import torch
 
     from attacks import pgd
-    from attacks.training import train
+    from attacks.training import Recipe, train
     from audit.data.sources.builtin import load_digits
     from audit.methods.art_adapter import art_attack, art_classifier
     from audit.models.reference import SmallCNN
     d = load_digits()
     torch.manual_seed(0)
     model = SmallCNN()
-    train(model, d.x_train, d.y_train, epochs=10, seed=0)
+    train(model, d.x_train, d.y_train, Recipe(epochs=10, seed=0))
     x, y = d.x_test, d.y_test
     reps = 5
     pgd(model, x, y, eps=eps, steps=steps, generator=torch.Generator().manual_seed(0))  # warm-up

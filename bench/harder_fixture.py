@@ -64,10 +64,9 @@ def main() -> None:
             recipe = Recipe(epochs=args.epochs, batch_size=64, lr=2e-3, warmup_epochs=auto_warmup(args.epochs)
                             if adversarial else 0, select="best" if adversarial else "last",
                             holdout=128 if adversarial else 0,
-                            precision="bf16" if device.type == "cuda" else "fp32")
+                            precision="bf16" if device.type == "cuda" else "fp32", seed=seed)
             start = time.perf_counter()
-            stats = train(model, x_tr, y_tr, recipe=recipe, seed=seed,
-                          adversary=Adversary(method, EPS, steps=7) if adversarial else None)
+            stats = train(model, x_tr, y_tr, recipe, Adversary(method, EPS, steps=7) if adversarial else None)
             seconds = time.perf_counter() - start
             model.eval()
             row = {"method": method, "seed": seed, "clean": accuracy(model, x_te, y_te),

@@ -1,5 +1,6 @@
-"""Scale-out: the K-fold label-issue stage (the K folds and the self-test's K, as the check runs them) and the attack grid on 1 and on 2 Ray workers (torch limited to one
-thread per worker), against the local executor, in one run on the demo's data and model.
+"""Scale-out: the K-fold label-issue stage (the K folds and the self-test's K, as the check runs them) and the
+attack grid on 1 and on 2 Ray workers (torch limited to one thread per worker), against the local executor, in one
+run on the demo's data and model.
 
 Usage: python bench/ray_scaling.py [--folds 5] [--fold-epochs 10]
 Target (issue 19): on a 2-core machine, 2 workers >= 1.6x faster than 1 for both stages; the bits are the same.
@@ -16,13 +17,12 @@ import time
 import numpy as np
 import torch
 
-from audit.checks.label_issues import kfold_probabilities
+from audit.checks.label_issues import out_of_fold
 from audit.config.data_checks import LabelIssuesConfig
 from audit.config.execution import ExecutionConfig
 from audit.config.load import demo_config
 from audit.engine.execution import make_executor
-from audit.engine.pipeline import prepare
-from audit.engine.variants import train_variants
+from audit.engine.pipeline import build_context, prepare
 from audit.methods.evaluation import evaluate_robustness
 from audit.methods.label_issues import flip_labels
 
@@ -32,7 +32,7 @@ def stages(ctx):
     t = time.perf_counter()
     labels = ctx.data.y_train.numpy()
     noisy, _ = flip_labels(labels, 0.1, ctx.data.num_classes, 1)
-    probs = np.concatenate(kfold_probabilities(ctx, labels, noisy))  # the check's K folds and its self-test's K
+    probs = np.concatenate(out_of_fold(ctx, "kfold", labels, noisy))  # the check's K folds and its self-test's K
     t_fold = time.perf_counter() - t
     a = ctx.config.attacks
     t = time.perf_counter()
@@ -53,8 +53,7 @@ def main() -> None:
     base = dataclasses.replace(base, label_issues=LabelIssuesConfig(folds=args.folds, epochs=args.fold_epochs),
                                attacks=dataclasses.replace(base.attacks, batch_size=64))
     torch.set_num_threads(1)
-    ctx = prepare(base)
-    train_variants(ctx)  # the variants once, locally: the stages below are what is measured
+    ctx = build_context(prepare(base))  # the variants once, locally: the stages below are what is measured
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; demo data, "
           f"{args.folds} folds x {args.fold_epochs} epochs, attack grid {base.attacks.attacks} x {base.attacks.eps} "
           f"on pgd_at; one torch thread per worker", flush=True)
@@ -64,7 +63,8 @@ def main() -> None:
                              ("ray, 2 workers", ExecutionConfig(executor="ray", cluster_cpus=2, num_cpus=1))):
         if execution is not None:
             ctx.executor.close()
-            ctx.executor = make_executor(dataclasses.replace(base, execution=execution), ctx.recorder)
+            ctx = dataclasses.replace(ctx, executor=make_executor(dataclasses.replace(base, execution=execution),
+                                                                  ctx.recorder))
             stages(ctx)  # warm-up: workers started, modules imported, objects stored
         rows[label] = stages(ctx)
         print(f"{label:16s} K-fold {rows[label][0]:6.1f} s   attack grid {rows[label][1]:6.1f} s", flush=True)

@@ -136,8 +136,8 @@ def art_attack(name, clf, eps, steps, queries, bs):
         return ProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=default_step_size(eps, steps),
                                         max_iter=steps, num_random_init=1, batch_size=bs, verbose=False)
     if name == "APGD-CE":
-        return AutoProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps, nb_random_init=1,
-                                            batch_size=bs, loss_type="cross_entropy", verbose=False)
+        return AutoProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                            nb_random_init=1, batch_size=bs, loss_type="cross_entropy", verbose=False)
     return SquareAttack(clf, norm=np.inf, eps=eps, max_iter=queries, p_init=0.8, nb_restarts=1, batch_size=bs,
                         verbose=False)
 
@@ -174,7 +174,8 @@ def bench_attacks(model, x, y, args, device, rows):
                 model(xb)
 
     t_fb, t_f = seconds(fb, device, 3), seconds(fwd, device, 3)
-    ours = {"PGD": lambda xb, yb: pgd(model, xb, yb, eps=eps, steps=k, generator=torch.Generator(device).manual_seed(0)),
+    ours = {"PGD": lambda xb, yb: pgd(model, xb, yb, eps=eps, steps=k,
+                                      generator=torch.Generator(device).manual_seed(0)),
             "APGD-CE": lambda xb, yb: apgd_ce(model, xb, yb, eps=eps, steps=k, restarts=1,
                                               generator=torch.Generator(device).manual_seed(0)),
             "Square": lambda xb, yb: square(model, xb, yb, eps=eps, queries=q,
@@ -196,10 +197,10 @@ def bench_attacks(model, x, y, args, device, rows):
             clf = art_classifier(model, tuple(x.shape[1:]), device)
             atk = art_attack(name, clf, eps, k, q, bs)
             xn, yn = x.cpu().numpy(), np.eye(10, dtype=np.float32)[y.cpu().numpy()]
-            line["ART"] = n / seconds(lambda: atk.generate(x=xn, y=yn), device, 1)
+            line["ART"] = n / seconds(lambda atk=atk, xn=xn, yn=yn: atk.generate(x=xn, y=yn), device, 1)
         if have_ta:
             ta = torchattacks_attack(name, model, eps, k, q)
-            line["torchattacks"] = n / seconds(lambda: [ta(xb, yb) for xb, yb in chunks(x, y, bs)], device)
+            line["torchattacks"] = n / seconds(lambda ta=ta: [ta(xb, yb) for xb, yb in chunks(x, y, bs)], device)
         line["cost"] = cost
         rows.append(line)
 
@@ -208,14 +209,14 @@ def bench_trainers(make_model, x, y, args, device, rows):
     eps, bs, epochs = args.eps, args.batch, args.epochs
     n = x.shape[0] * epochs
     for method in ("natural", "pgd", "fgsm_rs", "trades"):
-        def ours():
+        def ours(method=method):
             model = make_model()
             adversary = None if method == "natural" else Adversary(method, eps, steps=7)
             recipe = Recipe(epochs=epochs, batch_size=bs, lr=1e-3, precision="bf16" if args.bf16 else "fp32",
-                            channels_last=args.channels_last)
-            train(model, x, y, adversary=adversary, recipe=recipe, seed=0, overfit_guard=False)
+                            channels_last=args.channels_last, seed=0, overfit_guard=False)
+            train(model, x, y, recipe, adversary)
 
-        def plain():
+        def plain(method=method):
             model = make_model()
             if args.channels_last:
                 model = model.to(memory_format=torch.channels_last)

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from attacks.apgd import apgd  # noqa: E402
+from attacks.apgd import apgd_ce, apgd_t  # noqa: E402
 from attacks.fab import fab_t  # noqa: E402
 from attacks.square import square  # noqa: E402
-from attacks.targeted import apgd_t  # noqa: E402
-from attacks.training import train  # noqa: E402
+from attacks.training import Recipe, train  # noqa: E402
 from audit.data.sources.builtin import load_digits, load_digits28  # noqa: E402
 from audit.methods.art_adapter import art_classifier, one_hot  # noqa: E402
 from audit.methods.evaluation import attack_mode  # noqa: E402
@@ -81,13 +80,13 @@ def main() -> None:
     rows = []
     d8 = load_digits()
     small = SmallCNN()
-    train(small, d8.x_train, d8.y_train, epochs=8, lr=2e-3, seed=0)
+    train(small, d8.x_train, d8.y_train, Recipe(epochs=8, lr=2e-3, seed=0))
     small = small.eval().to(device)
     x8, y8 = d8.x_test[:args.points].to(device), d8.y_test[:args.points].to(device)
     rows.append(square_row("SmallCNN 8x8", small, x8, y8, 0.1, args.queries, device))
     d28 = load_digits28()
     madry = MadryCNN(width=16, hidden=256)
-    train(madry, d28.x_train, d28.y_train, epochs=6, lr=1e-3, seed=0)
+    train(madry, d28.x_train, d28.y_train, Recipe(epochs=6, lr=1e-3, seed=0))
     madry = madry.eval().to(device)
     x28, y28 = d28.x_test[:args.points].to(device), d28.y_test[:args.points].to(device)
     rows.append(square_row("MadryCNN-narrow 28x28", madry, x28, y28, 0.1, args.queries, device))
@@ -100,7 +99,7 @@ def main() -> None:
         acc = lambda a: float((small(a).argmax(1) == y).float().mean())  # noqa: E731
     for eps in (0.05, 0.1):
         refs[f"linf {eps}"] = {
-            "apgd_ce": acc(apgd(small, x, y, eps=eps, steps=100, generator=torch.Generator(device=device)
+            "apgd_ce": acc(apgd_ce(small, x, y, eps=eps, steps=100, generator=torch.Generator(device=device)
                                 .manual_seed(0)).x_adv),
             "apgd_t": acc(apgd_t(small, x, y, eps=eps, steps=100, n_targets=9, generator=torch.Generator(
                 device=device).manual_seed(0)).x_adv),
@@ -115,11 +114,13 @@ def main() -> None:
         both = ((small(torch.from_numpy(df).to(device)).argmax(1) != y) & (small(fab_out.x_adv).argmax(1) != y)
                 & (small(x).argmax(1) == y)).cpu().numpy()
     refs["minimal L2 (points both broke)"] = {"fab_t_median": float(np.median(fab_norm[both])),
-                                               "deepfool_median": float(np.median(df_norm[both])), "points": int(both.sum())}
+                                               "deepfool_median": float(np.median(df_norm[both])),
+                                               "points": int(both.sum())}
     print(json.dumps(refs, indent=1))
     print(f"\ndevice {device}")
     for r in rows:
-        print(f"{r['model']:24s} {r['points']} points, eps {r['eps']}, {r['queries']} queries: ours {r['ours_s']:.2f} s, "
+        print(f"{r['model']:24s} {r['points']} points, eps {r['eps']}, {r['queries']} queries: "
+              f"ours {r['ours_s']:.2f} s, "
               f"ART {r['art_s']:.2f} s ({r['speedup']}x); success ours {r['ours_success']:.1%} vs ART "
               f"{r['art_success']:.1%}")
     if args.out:

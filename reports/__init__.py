@@ -1,6 +1,7 @@
 """Renderers: one AuditResult -> text or bytes. ``FORMATS`` is the only registry: format -> (file name, render).
 
-``DEFAULT_FORMATS`` are written by every run (triage.csv: the flagged data rows with every detector's score); "pdf" (headless Chromium) on request (``--format pdf``).
+``DEFAULT_FORMATS`` are written by every run (triage.csv: the flagged data rows with every detector's score);
+"pdf" (headless Chromium) on request (``--format pdf``).
 """
 from reports.html import render_html
 from reports.json_format import render_json

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 from audit.checks import CHECKS
+from audit.checks.attack_validity import AttackValidity
+from audit.checks.calibration import Calibration
+from audit.checks.corruptions import Corruptions
+from audit.checks.ood import Ood
+from audit.checks.robustness import Robustness
 from audit.core.metrics import WORST_CASE, same_eps
 from audit.core.result import AuditResult, Status
 from audit.frameworks.controls import crosswalk, nist_rmf, run_evidence_titles
@@ -20,7 +25,7 @@ def robustness_rows(result: AuditResult) -> tuple[list[float], list[dict]]:
     rows = []
     for v in result.variants:
         by_eps = {p.eps: p for p in v.robustness if p.attack == WORST_CASE}
-        mce = next((f.metrics.get("mce") for f in result.findings if f.check == "corruptions"
+        mce = next((f.metrics.get("mce") for f in result.findings if f.check == Corruptions.id
                     and f.variant == v.name), None)
         rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid], "mce": mce})
     return grid, rows
@@ -39,7 +44,7 @@ def robustness_chart(result: AuditResult) -> str:
         hi = ((clean.ci_high,) if clean else ()) + tuple(p.ci_high for p in pts)
         series.append(Series(label=v.name, x=xs, y=ys, low=lo, high=hi, dashed=not v.candidate))
     floor = None
-    rob = next((f for f in result.findings if f.check == "robustness" and f.details is not None
+    rob = next((f for f in result.findings if f.check == Robustness.id and f.details is not None
                 and f.details.policy_floor is not None), None)
     if rob is not None:
         floor = (rob.details.policy_floor, "policy floor")
@@ -53,7 +58,7 @@ def tradeoff_chart(result: AuditResult) -> str:
     grid = sorted({p.eps for v in result.variants for p in v.robustness})
     if not grid:
         return ""
-    rob = next((f for f in result.findings if f.check == "robustness" and f.details is not None), None)
+    rob = next((f for f in result.findings if f.check == Robustness.id and f.details is not None), None)
     eps = rob.details.gated_eps if rob is not None else grid[len(grid) // 2]
     points = []
     for v in result.variants:
@@ -66,7 +71,7 @@ def tradeoff_chart(result: AuditResult) -> str:
 
 def reliability_chart(result: AuditResult) -> str:
     """Reliability diagram of the candidate's clean test predictions: accuracy vs confidence per bin."""
-    f = next((f for f in result.findings if f.check == "calibration" and f.variant == result.candidate
+    f = next((f for f in result.findings if f.check == Calibration.id and f.variant == result.candidate
               and f.details is not None), None)
     if f is None:
         return ""
@@ -83,7 +88,7 @@ def reliability_chart(result: AuditResult) -> str:
 def quality_tables(result: AuditResult) -> dict:
     """Calibration, corruption and OOD findings per variant, for the report's tables."""
     out = {}
-    for check in ("calibration", "corruptions", "ood"):
+    for check in (Calibration.id, Corruptions.id, Ood.id):
         out[check] = [f for f in result.findings if f.check == check and f.details is not None]
     return out
 
@@ -92,7 +97,7 @@ def validity_table(result: AuditResult) -> dict:
     """Validity-check id -> {name, variant -> ValidityResult}, for the checks-by-variant table."""
     table: dict = {}
     for f in result.findings:
-        if f.check != "attack_validity" or f.details is None:
+        if f.check != AttackValidity.id or f.details is None:
             continue
         for g in f.details.validity_checks:
             row = table.setdefault(g.id, {"name": g.name, "variants": {}})
@@ -102,8 +107,19 @@ def validity_table(result: AuditResult) -> dict:
 
 def robustness_details(result: AuditResult) -> dict:
     """The candidate's robustness details (attack settings, per-class table), or None."""
-    return next((f.details for f in result.findings if f.check == "robustness" and f.variant == result.candidate
+    return next((f.details for f in result.findings if f.check == Robustness.id and f.variant == result.candidate
                  and f.details is not None), None)
+
+
+def headline(result: AuditResult) -> list:
+    """The candidate's robustness finding(s): the summary's "under attack" sentence."""
+    return [f for f in result.findings if f.check == Robustness.id and f.variant == result.candidate]
+
+
+def notes(finding) -> tuple[str, ...]:
+    """The bullets its check shows under a finding in the findings table."""
+    check = CHECKS.get(finding.check)
+    return check.notes(finding) if check is not None else ()
 
 
 def sections(result: AuditResult) -> list[tuple[str, list]]:
@@ -141,7 +157,7 @@ def context(result: AuditResult) -> dict:
     return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
             "tradeoff": tradeoff_chart(result), "reliability": reliability_chart(result),
             "quality": quality_tables(result), "validity": validity_table(result),
-            "rob": robustness_details(result),
+            "rob": robustness_details(result), "headline": headline(result), "notes": notes,
             "counts": status_counts(result), "sections": sections(result), "nist_sections": nist_sections(result),
             "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
             "worst_case": WORST_CASE,

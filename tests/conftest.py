@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from attacks.training import train
+from attacks.training import Recipe, train
 from audit.data.sources.builtin import load_digits
 from audit.models.reference import SmallCNN
 
@@ -23,7 +23,7 @@ def trained_cnn(digits):
     """A naturally trained SmallCNN (8 epochs, seeded): accurate and easy to attack."""
     torch.manual_seed(0)
     model = SmallCNN()
-    train(model, digits.x_train, digits.y_train, epochs=8, lr=2e-3, seed=0)
+    train(model, digits.x_train, digits.y_train, Recipe(epochs=8, lr=2e-3, seed=0))
     return model.eval()
 
 

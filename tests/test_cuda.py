@@ -116,8 +116,8 @@ def test_adversarial_training_does_not_synchronise_per_batch(digits):
     def run(n):
         torch.manual_seed(0)
         model = SmallCNN().to(CUDA)
-        train(model, x[:n], y[:n], recipe=Recipe(epochs=1, batch_size=64), adversary=Adversary("pgd", EPS, steps=3),
-              overfit_guard=False, seed=0)
+        train(model, x[:n], y[:n], Recipe(epochs=1, batch_size=64, overfit_guard=False, seed=0),
+              Adversary("pgd", EPS, steps=3))
     run(128)
     assert synchronisations(lambda: run(512)) == synchronisations(lambda: run(128))
 
@@ -127,12 +127,12 @@ def test_adversarial_training_does_not_synchronise_per_batch(digits):
 def test_training_on_cuda_repeats_and_learns(method, layout, digits):
     x, y = digits.x_train.to(CUDA), digits.y_train.to(CUDA)
     recipe = Recipe(epochs=4, batch_size=128, lr=3e-3, precision="bf16" if "bf16" in layout else "fp32",
-                    channels_last="channels_last" in layout)
+                    channels_last="channels_last" in layout, overfit_guard=False, seed=3)
 
     def run():
         torch.manual_seed(0)
         model = SmallCNN().to(CUDA)
-        train(model, x, y, recipe=recipe, adversary=Adversary(method, EPS, steps=5), overfit_guard=False, seed=3)
+        train(model, x, y, recipe, Adversary(method, EPS, steps=5))
         return model
     a, b = run(), run()
     if layout == "fp32":

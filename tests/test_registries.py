@@ -35,9 +35,8 @@ from audit.core.serde import to_data
 from audit.data.sources import SOURCES
 from audit.engine.assemble import assemble
 from audit.engine.judge import judge, verdict
-from audit.engine.pipeline import measure_safely, prepare, run_checks
+from audit.engine.pipeline import build_context, measure_safely, prepare, run_checks
 from audit.engine.plan import execution_order
-from audit.engine.variants import train_variants
 from audit.models import SmallCNN
 from reports import FORMATS
 
@@ -48,7 +47,8 @@ TINY = AuditConfig(
                          square_points=8, art_crosscheck_points=32),
     defences=(DefenceConfig(name="at", method="pgd", eps=0.1, steps=2),),
     label_issues=LabelIssuesConfig(folds=2, epochs=2, retrain_cleaned=True),
-    leakage=LeakageConfig(selftest_copies=10), backdoor=BackdoorConfig(selftest_epochs=3))
+    leakage=LeakageConfig(selftest_copies=10), backdoor=BackdoorConfig(selftest_epochs=3),
+    checks=tuple(CHECKS))   # the opt-in checks too
 
 
 def camel(check_id: str) -> str:
@@ -60,8 +60,7 @@ def tiny(digits):
     """(context, {(check, variant): measurement}, findings) of one seeded run of every check on 300 + 120 digits."""
     data = dataclasses.replace(digits, x_train=digits.x_train[:300], y_train=digits.y_train[:300],
                                x_test=digits.x_test[:120], y_test=digits.y_test[:120])
-    ctx = prepare(TINY, data=data)
-    train_variants(ctx)
+    ctx = build_context(prepare(TINY, data=data))
     findings = run_checks(ctx)
     return ctx, findings
 
@@ -75,14 +74,14 @@ def test_a_checks_id_is_its_file_and_class_name_and_it_declares_what_it_needs(ch
     assert dataclasses.is_dataclass(check.Details) and issubclass(check.Details, Details)
     assert check.Details.__dataclass_params__.frozen
     assert check.scope in ("variant", "data") and check.title and check.description and check.controls
-    assert set(check.requires) | set(check.after) <= set(CHECKS) - {check_id}
+    assert set(check.follows()) <= set(CHECKS) - {check_id}
     assert resources.files("templates").joinpath(f"checks/{check_id}.html.j2").is_file()
 
 
 def test_checks_run_after_what_they_require():
     order = execution_order(tuple(CHECKS))
     for c in CHECKS.values():
-        for need in (*c.requires, *c.after):
+        for need in c.follows():
             assert order.index(need) < order.index(c.id)
 
 
@@ -123,7 +122,7 @@ def test_a_crashing_check_is_an_error_finding_and_a_missing_requirement_a_skip(t
     f = judge(m, check, None, gating=True)
     assert f.status is Status.ERROR and "RuntimeError: simulated" in f.summary
     assert verdict((f,)).value == "error"
-    monkeypatch.setattr(type(check), "requires", ("no_such_check",))
+    monkeypatch.setattr(type(check), "requires", (type("NoSuchCheck", (), {"id": "no_such_check"}),))
     m = measure_safely(check, ctx, None)
     assert m.skipped and "no_such_check" in m.skipped
 
@@ -218,8 +217,10 @@ def test_every_attack_stays_in_the_ball_and_range_and_leaves_the_model_as_it_was
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = digits.x_test[:24], digits.y_test[:24]
     eps = 0.1 if norm is Norm.LINF else 0.8
-    out = ATTACKS[name](model, x, y, eps=eps, norm=norm, clip=(0.0, 1.0), steps=3, restarts=1, n_targets=2,
-                        queries=50, generator=torch.Generator().manual_seed(0))
+    settings = {k: v for k, v in dict(steps=3, restarts=1, n_targets=2, queries=50).items()
+                if k in ATTACKS[name].param_names}
+    out = ATTACKS[name](model, x, y, eps=eps, norm=norm, clip=(0.0, 1.0), generator=torch.Generator().manual_seed(0),
+                        **settings)
     assert isinstance(out, AttackOutput) and out.x_adv.shape == x.shape
     assert out.example_passes + out.forward_passes > 0
     d = (out.x_adv - x).flatten(1)

@@ -125,7 +125,8 @@ def test_the_rule_catches_a_violation_and_a_cycle(tmp_path, monkeypatch):
 
 def test_core_and_reading_a_result_import_no_torch(demo_run):
     _code, out, _ = demo_run
-    code = ("import json, sys\nfrom audit.core.result import AuditResult\nimport audit.core.result_schema, audit.core.stats\n"
+    code = ("import json, sys\nfrom audit.core.result import AuditResult\n"
+            "import audit.core.result_schema, audit.core.stats\n"
             f"r = AuditResult.from_dict(json.load(open({str(out / 'results.json')!r})))\n"
             "assert r.verdict.value in ('go', 'no-go', 'error')\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'art', 'cleanlab', 'attacks'))\n"

@@ -1,12 +1,18 @@
-"""Regenerate audit/core/results.schema.json from the result model and every check's Details (a test fails when
-the shipped file and the model disagree): python tools/write_schema.py"""
+"""Regenerate what is generated from the code (a test fails when a shipped file and the code disagree):
+audit/core/results.schema.json from the result model and every check's Details, and the [checks] block of
+audit/config/init_template.toml from every check's Config. Run: python tools/write_schema.py"""
 import json
 from pathlib import Path
 
 from audit.checks import details_types
+from audit.checks.config_template import with_check_tables
 from audit.core.result_schema import SCHEMA_FILE, results_schema
 
 if __name__ == "__main__":
-    path = Path(__file__).resolve().parents[1] / "audit" / "core" / SCHEMA_FILE
+    root = Path(__file__).resolve().parents[1]
+    path = root / "audit" / "core" / SCHEMA_FILE
     path.write_text(json.dumps(results_schema(details_types()), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+    template = root / "audit" / "config" / "init_template.toml"
+    template.write_text(with_check_tables(template.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {template}")

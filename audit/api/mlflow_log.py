@@ -69,7 +69,7 @@ def log_run(result: AuditResult, out: Path | None, tracking_uri: str = "", exper
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps ./mlruns behind this switch
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # library code does not print
     try:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise UsageError("tracking.mlflow needs MLflow: pip install 'advaudit[mlflow]'") from None

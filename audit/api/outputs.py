@@ -1,15 +1,24 @@
-"""Everything about an output directory that must be known before any work: the formats, the signing key, the
-PDF printer, and that the directory can be written; then rendering every format of one result and writing it
-with the evidence bundle."""
+"""The one output path of the CLI and ``audit.run``: everything about an output directory that must be known
+before any work (the formats, the signing key, the PDF printer, that the directory can be written), then the run,
+every format rendered once, the run record set once, the directory written and swapped in atomically with the
+evidence bundle, and the run logged to MLflow once."""
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from audit.core.errors import UsageError
 from audit.core.result import AuditResult
-from audit.evidence.bundle import artifacts, bundle_facts
+from audit.engine.record import Recorder
+from audit.evidence.bundle import BundleInputs, artifacts, bundle_facts, bundle_inputs
 from audit.evidence.output import check_writable, write_outputs
 from reports import FORMATS
+
+RECORDED = ("json",)  # the formats rendered after the run record is set (the record times the others' rendering)
 
 
 def check_output(out: Path, formats: tuple[str, ...], sign_key: str = "") -> Path | None:
@@ -34,14 +43,94 @@ def check_output(out: Path, formats: tuple[str, ...], sign_key: str = "") -> Pat
 
 def render(result: AuditResult, formats: tuple[str, ...]) -> dict[str, str | bytes]:
     """File name -> rendered content of every requested format (each renderer sees only the result)."""
-    return {FORMATS[f][0]: FORMATS[f][1](result) for f in formats}
+    out: dict[str, str | bytes] = {}
+    for f in formats:
+        name, renderer = FORMATS[f]
+        out[str(name)] = cast(Callable[[AuditResult], "str | bytes"], renderer)(result)
+    return out
 
 
-def write(result: AuditResult, out: Path, formats: tuple[str, ...], ctx=None, config_path: Path | None = None,
-          include_weights: bool = True, sign_key: Path | None = None) -> dict[str, Path]:
-    """Render and write one result (with its evidence bundle when the run's context is given); returns
-    format -> written path."""
-    files = artifacts(ctx, config_path, include_weights) if ctx is not None else None
-    facts = bundle_facts(result, ctx) if ctx is not None else None
-    written = write_outputs(result, out, render(result, formats), files=files, facts=facts, sign_key=sign_key)
+def write_rendered(result: AuditResult, out: Path, formats: tuple[str, ...], rendered: dict[str, str | bytes],
+                   bundle: BundleInputs | None = None, sign_key: Path | None = None) -> dict[str, Path]:
+    """Write the ``rendered`` formats of one result (with its evidence bundle when ``bundle`` is given);
+    returns format -> written path."""
+    files = artifacts(bundle) if bundle is not None else None
+    facts = bundle_facts(result, bundle) if bundle is not None else None
+    written = write_outputs(result, out, rendered, files=files, facts=facts, sign_key=sign_key)
     return {f: written[FORMATS[f][0]] for f in formats}
+
+
+def write(result: AuditResult, out: Path, formats: tuple[str, ...], bundle: BundleInputs | None = None,
+          sign_key: Path | None = None) -> dict[str, Path]:
+    """Render and write a finished result (``advaudit render``, ``Audit.write``); returns format -> path."""
+    return write_rendered(result, out, formats, render(result, formats), bundle, sign_key)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one run's outputs go, checked before any work (``output_target``): the output directory (None: no
+    files), its formats, the signing key, whether the bundle holds the weights, the user's config file, and the
+    MLflow (tracking URI, experiment) when the run is logged."""
+
+    out: Path | None
+    formats: tuple[str, ...] = ()
+    sign_key: Path | None = None
+    include_weights: bool = True
+    config_path: Path | None = None
+    tracking: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished run: the result (with its run record), format -> written path, the MLflow run id or the one
+    line saying why logging failed, and how long writing took (after the record was set)."""
+
+    result: AuditResult
+    written: dict[str, Path] = field(default_factory=dict)
+    mlflow_run: str | None = None
+    mlflow_problem: str = ""
+    write_seconds: float = 0.0
+
+
+def output_target(out: Path | None, output, config_path: Path | None = None,
+                  tracking: tuple[str, str] | None = None) -> Target:
+    """The target of a run writing ``out`` with the config's ``output`` settings, checked now (before any work):
+    the CLI and ``audit.run`` both start here."""
+    if out is None:
+        return Target(None, tracking=tracking)
+    key = check_output(out, tuple(output.formats), output.sign_key)
+    return Target(out, tuple(output.formats), key, output.include_weights, config_path, tracking)
+
+
+def run_to(target: Target, config, data=None, model=None, recorder: Recorder | None = None) -> Outcome:
+    """The one output path: run the audit, then ``publish`` it to ``target``."""
+    from audit.engine import pipeline
+    recorder = recorder or Recorder()
+    result, ctx = pipeline.run_audit_with_context(config, data=data, model=model, recorder=recorder)
+    bundle = None if target.out is None else bundle_inputs(ctx.config, ctx.policy, ctx.variants, ctx.user_model,
+                                                           target.config_path, target.include_weights)
+    return publish(result, target, recorder, bundle)
+
+
+def publish(result: AuditResult, target: Target, recorder: Recorder, bundle: BundleInputs | None = None) -> Outcome:
+    """Render every format once (the reports inside the record's "render the report" stage, seeing the record so
+    far; then results.json with the record), set the run record once, write and swap the directory in atomically,
+    then log to MLflow once (a store that fails costs a warning line, not the output)."""
+    early = tuple(f for f in target.formats if f not in RECORDED)
+    rendered: dict[str, str | bytes] = {}
+    if early:
+        with recorder.stage("render the report"):
+            rendered = render(dataclasses.replace(result, run_record=recorder.record()), early)
+    result = dataclasses.replace(result, run_record=recorder.record())
+    rendered.update(render(result, tuple(f for f in target.formats if f in RECORDED)))
+    t = time.perf_counter()
+    written: dict[str, Path] = {}
+    if target.out is not None:
+        written = write_rendered(result, target.out, target.formats, rendered, bundle, target.sign_key)
+    seconds = time.perf_counter() - t
+    run_id, problem = None, ""
+    if target.tracking is not None:
+        from audit.api.mlflow_log import log_run_or_warn
+        run_id, problem = log_run_or_warn(result, target.out, *target.tracking)
+    return Outcome(result, written, run_id, problem, seconds)
+

@@ -41,9 +41,9 @@ class Audit:
 
     def variants_table(self):
         import pandas as pd
-        return pd.DataFrame([{"variant": v.name, "candidate": v.candidate, "best": v.best,
-                              "clean_accuracy": v.clean_accuracy.value if v.clean_accuracy else None,
-                              "ece": v.ece, "description": v.description} for v in self.result.variants])
+        return pd.DataFrame([dict(variant=v.name, candidate=v.candidate, best=v.best,
+                                  clean_accuracy=v.clean_accuracy.value if v.clean_accuracy else None,
+                                  ece=v.ece, description=v.description) for v in self.result.variants])
 
     def metrics(self) -> dict[str, float]:
         """Every finding's metrics as "check[:variant].metric" -> value."""
@@ -77,7 +77,7 @@ class Audit:
             raise UsageError(f"out: give the output directory as a str or a pathlib.Path, not {type(out).__name__}")
         out = Path(out)
         key = check_output(out, tuple(formats), str(sign_key or ""))
-        write(self.result, out, tuple(formats), ctx=_ctx, sign_key=key)
+        write(self.result, out, tuple(formats), bundle=_ctx, sign_key=key)
         return out
 
     def __repr__(self) -> str:

@@ -204,8 +204,7 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     (as ``advaudit run`` does). mlflow: True (the config's tracking URI, else ./mlruns) or a tracking URI: log the
     run to MLflow. Every bad argument raises ``audit.UsageError`` before any work.
     """
-    from audit.api.outputs import check_output
-    from audit.engine.pipeline import run_audit_with_context
+    from audit.api.outputs import output_target, run_to
     from audit.models.loading import LoadedModel
     # each argument's type first, then what needs reading or importing; the pipeline only when all is right
     base = _path(base_dir, "base_dir", "the folder for the config's relative paths")
@@ -220,26 +219,22 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     if factory:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, factory=factory))
     cfg.validate("config")
-    if out_path is not None:
-        check_output(out_path, cfg.output.formats, cfg.output.sign_key)  # the config's formats and key, as the CLI
     uri_argument = isinstance(mlflow, str) and bool(mlflow)
-    uri = mlflow if uri_argument else cfg.tracking.tracking_uri
-    if mlflow or cfg.tracking.mlflow:
+    uri = str(mlflow) if uri_argument else cfg.tracking.tracking_uri
+    logged = bool(mlflow or cfg.tracking.mlflow)
+    # the config's formats and key, as the CLI: checked before any work
+    target = output_target(out_path, cfg.output, tracking=(uri, cfg.tracking.experiment) if logged else None)
+    if logged:
         _check_uri(uri, named_by_argument=uri_argument)
     splits = _data(data, cfg)
     loaded = None
     if model is not None:
         loaded = LoadedModel(model, True, f"an in-memory {type(model).__name__}",
                              was_training=bool(getattr(model, "training", False)), trainable=bool(factory))
-    result, ctx = run_audit_with_context(cfg, splits, model=loaded)
-    audit = Audit(result)
-    if out_path is not None:
-        audit.write(out_path, cfg.output.formats, _ctx=ctx, sign_key=cfg.output.sign_key)
-    if mlflow or cfg.tracking.mlflow:  # after the audit: a store that fails now is a warning, the result stands
+    outcome = run_to(target, cfg, splits, model=loaded)
+    audit = Audit(outcome.result)
+    audit.mlflow_run_id = outcome.mlflow_run
+    if outcome.mlflow_problem:  # logged after the audit: a store that fails now is a warning, the result stands
         import warnings
-
-        from audit.api.mlflow_log import log_run_or_warn
-        audit.mlflow_run_id, problem = log_run_or_warn(result, out_path, uri, cfg.tracking.experiment)
-        if problem:
-            warnings.warn(problem, RuntimeWarning, stacklevel=2)
+        warnings.warn(outcome.mlflow_problem, RuntimeWarning, stacklevel=2)
     return audit

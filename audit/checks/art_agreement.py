@@ -4,7 +4,8 @@ ART's ``FastGradientMethod`` and ``ProjectedGradientDescent`` (on ``art_crossche
 ``AutoProjectedGradientDescent`` and ``SquareAttack`` (on at most 64 of them: ART runs them in NumPy, query by
 query), run on the same model, points, true labels, eps and settings as ours (audit/methods/art_adapter.py); Square
 with at most 1,000 queries on both sides, on the candidate variant only (a random search does not depend on
-the model's gradients, so one agreement checks the implementation; ART's Square is the slowest part of the check). ``max_shortfall_vs_art`` is how much weaker ours is than ART's at worst
+the model's gradients, so one agreement checks the implementation; ART's Square is the slowest part of the
+check). ``max_shortfall_vs_art`` is how much weaker ours is than ART's at worst
 (positive: ART found more adversarial examples) over the gradient attacks; the policy bounds it. Square is a
 random search: on 64 points two runs differ by chance, so its shortfall is reported (``square_shortfall_vs_art``)
 and bench/square_vs_art.py measures the agreement on more points.
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from attacks.base import frozen_eval
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
 from audit.core.result import Details, Measurement
 from audit.methods.art_adapter import ART_NAMES, compare_with_art
 from audit.models.adapters import looks_like_probabilities
@@ -53,25 +54,36 @@ class ArtAgreementDetails(Details):
     art_classes: dict[str, str]       # attack -> ART's class
 
 
-class ArtAgreement:
+@register
+class ArtAgreement(VariantCheck):
     id = "art_agreement"
+    rank = 60
     title = "Agreement with ART's reference attacks"
-    scope = "variant"
     controls = controls(MEASURE_2_13="direct", MEASURE_2_1="supporting")
     description = ("Our FGSM, PGD, APGD-CE and Square against ART's FastGradientMethod, ProjectedGradientDescent, "
-                   "AutoProjectedGradientDescent and SquareAttack on a subsample at the gated eps (the threat model's), same "
-                   "settings and true labels.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
+                   "AutoProjectedGradientDescent and SquareAttack on a subsample at the gated eps (the threat "
+                   "model's), same settings and true labels.")
     Details = ArtAgreementDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def cost(self, sheet: CostSheet, variant: str) -> None:
+        a, costs = sheet.config.attacks, sheet.costs
+        pts = min(a.art_crosscheck_points, sheet.n_test)
+        small = min(64, pts)
+        fb = pts * (1 + a.pgd_steps) + small * a.apgd_steps
+        sheet.add(f"check {self.id}:{variant}", fb, pts * 2.0,
+                  seconds=2 * fb * costs.grad_row + fb * costs.art_grad_row)
+        if variant == sheet.config.candidate:
+            q = min(a.square_queries, 1000)
+            sheet.add(f"  ART and native Square:{variant}", 0.0, 2 * small * q,
+                      seconds=small * q * (costs.art_query_row + costs.small_forward_row))
+
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         import art
         a = ctx.config.attacks
         n = min(a.art_crosscheck_points, ctx.data.x_test.shape[0])
         idx = torch.from_numpy(np.random.default_rng(ctx.config.seed).choice(ctx.data.x_test.shape[0], n,
                                                                                replace=False))
-        eps = ctx.gated_eps()
+        eps = ctx.gated_eps
         x, y = ctx.data.x_test[idx], ctx.data.y_test[idx]
         model = ctx.variants[variant].model
         common = dict(eps=eps, norm=a.norm.value, clip=ctx.data.attack_clip, num_classes=ctx.data.num_classes,

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
+from audit.checks.run_view import RobustnessGrid
 from audit.checks.validity import VALIDITY_CHECKS, Probe, ValidityResult, worst
-from audit.core.result import Details, Measurement, Status
+from audit.core.result import Details, Finding, Measurement, Status
+from audit.methods.seeding import PROBE_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def reference_of(ctx: AuditContext):
         natural = v.train_stats is not None and (v.defence is None or (
             v.defence.method == "none" and not v.defence.mixup_alpha and not v.defence.input_noise))
         if natural:
-            return (name, ctx.robustness(name)), ""
+            return (name, ctx.get(RobustnessGrid, name)), ""
     return None, "no variant of this run was naturally trained here (the baseline is the supplied model)"
 
 
@@ -42,16 +44,16 @@ def build_probe(ctx: AuditContext, variant: str) -> Probe:
     a = ctx.config.attacks
     n_test = ctx.data.x_test.shape[0]
     n = min(a.probe_points, n_test)
-    idx = np.sort(np.random.default_rng(ctx.config.seed + 3).choice(n_test, n, replace=False))
+    idx = np.sort(np.random.default_rng(PROBE_POINTS.seed(ctx.config.seed)).choice(n_test, n, replace=False))
     sel = torch.from_numpy(idx)
     clip = ctx.data.attack_clip
     if isinstance(clip[0], torch.Tensor):
         clip = (clip[0].to(ctx.device), clip[1].to(ctx.device))
     ref, why = reference_of(ctx)
     v = ctx.variants[variant]
-    return Probe(model=v.model, grid=ctx.robustness(variant), settings=a, idx=idx,
+    return Probe(model=v.model, grid=ctx.get(RobustnessGrid, variant), settings=a, idx=idx,
                  x=ctx.data.x_test[sel].to(ctx.device), y=ctx.data.y_test[sel].to(ctx.device), clip=clip,
-                 device=ctx.device, num_classes=ctx.data.num_classes, seed=ctx.config.seed, eps=ctx.gated_eps(),
+                 device=ctx.device, num_classes=ctx.data.num_classes, seed=ctx.config.seed, eps=ctx.gated_eps,
                  range_width=ctx.data.range_width, thresholds=ctx.policy.validity, kind=ctx.data.kind,
                  reference=ref, reference_reason=why, training=v.train_stats, defence=v.defence)
 
@@ -67,29 +69,40 @@ def run_validity_checks(probe: Probe, checks=None, stage=None) -> list[ValidityR
             out.append(dataclasses.replace(result, seconds=round(time.perf_counter() - start, 3)))
         except Exception as e:  # a validity check that cannot run is reported, never silently passed
             log.warning("validity check %s could not run: %s", cid, e)
-            out.append(ValidityResult(cid, check.name, "fail", f"the validity check could not run: "
+            out.append(ValidityResult(cid, check.name, Status.FAIL, f"the validity check could not run: "
                                       f"{type(e).__name__}: {e}"))
     return out
 
 
-class AttackValidity:
+@register
+class AttackValidity(VariantCheck):
     id = "attack_validity"
+    rank = 50
     title = "Attack validity (is the robustness number trustworthy?)"
-    scope = "variant"
     controls = controls(MEASURE_2_13="direct", MEASURE_1_2="supporting")
     description = ("Validity checks C1-C16: monotone in eps, iterative beats single-step, convergence, unbounded "
                    "attack reaches chance, noise weaker than attack, black-box not stronger, gradient health, "
                    "determinism, logits, perturbation validity, undefended reference, worst case, eps units, "
                    "catastrophic overfitting, true labels, single-step / iterative gap.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = AttackValidityDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def notes(self, finding: Finding) -> tuple[str, ...]:
+        """The validity problems, one bullet each."""
+        return tuple(finding.details.problems) if finding.details is not None else ()
+
+    def cost(self, sheet: CostSheet, variant: str) -> None:
+        a = sheet.config.attacks
+        probe = min(a.probe_points, sheet.n_test)
+        sheet.add(f"check {self.id}:{variant}", probe * (3 * a.pgd_steps + 10), 0.0)
+        sq = 0 if "square" in a.attacks else min(a.square_points, probe) * a.square_queries
+        sheet.add(f"  validity probes (forward):{variant}", 0.0, sq + 40 * probe,
+                  fwd_cost=sheet.costs.small_forward_row)
+
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         probe = build_probe(ctx, variant)
         results = run_validity_checks(probe, stage=lambda cid: ctx.stage(f"validity {cid}:{variant}"))
-        failed = [r for r in results if r.status == "fail"]
-        warned = [r for r in results if r.status == "warn"]
+        failed = [r for r in results if r.status is Status.FAIL]
+        warned = [r for r in results if r.status is Status.WARN]
         summary = (f"{len(results) - len(failed) - len(warned)} of {len(results)} validity checks pass or do not "
                    f"apply" + (f"; {len(failed)} fail ({', '.join(r.id for r in failed)})" if failed else "")
                    + (f"; {len(warned)} warn ({', '.join(r.id for r in warned)})" if warned else ""))
@@ -101,4 +114,4 @@ class AttackValidity:
                                           problems=tuple(f"{r.id} {r.name}: {r.evidence}" for r in failed + warned),
                                           probe_points=len(probe.idx), probe_eps=probe.eps,
                                           skipped_attacks=dict(probe.grid.skipped)),
-            summary=summary, at_best=Status.WARN if worst(results) == "warn" else None)
+            summary=summary, at_best=Status.WARN if worst(results) is Status.WARN else None)

@@ -19,15 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit.checks.base import AuditContext, controls
-from audit.core.result import Details, Measurement, Status
+from audit.checks.base import AuditContext, CostSheet, RunCheck, controls, register, settings
+from audit.checks.run_view import TrainEmbeddings, embedding_unavailable
+from audit.config.data_checks import BackdoorConfig
+from audit.core.result import Details, Finding, Measurement, Status
 from audit.core.work import Unit
 from audit.methods.backdoor import add_trigger, auroc, poison_plan, rates, recall_at_fpr, screen
 from audit.methods.jobs import train_unit
+from audit.methods.seeding import BACKDOOR_SELFTEST, seeded
 from audit.models.embeddings import penultimate
 
 MAX_LISTED = 25
-SELFTEST_SEED_OFFSET = 202
 SETTINGS = ("ratio_z", "spectral_z", "min_silhouette", "max_cluster_share", "min_cluster_ratio_z", "nb_dims")
 
 
@@ -118,11 +120,11 @@ def _class_rows(raw: list[dict], names) -> tuple[ClassScreen, ...]:
 
 def self_test(ctx: AuditContext) -> BackdoorSelfTest:
     """Plant an all-to-all backdoor in a copy of the training split, train the architecture on it, screen it."""
-    cfg = ctx.config.backdoor
+    cfg = settings(Backdoor, ctx.config)
     d = ctx.data
     k = d.num_classes
     y = d.y_train.numpy()
-    rows, new_labels = poison_plan(y, k, cfg.selftest_rate, ctx.config.seed + SELFTEST_SEED_OFFSET)
+    rows, new_labels = poison_plan(y, k, cfg.selftest_rate, BACKDOOR_SELFTEST.seed(ctx.config.seed))
     value = _trigger_value(ctx)
     x = d.x_train.numpy().copy()
     x[rows] = add_trigger(x[rows], d.kind, value)
@@ -132,13 +134,13 @@ def self_test(ctx: AuditContext) -> BackdoorSelfTest:
     truth[rows] = True
     t = ctx.config.training
     epochs = cfg.selftest_epochs or t.epochs
-    kw = dict(epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed + SELFTEST_SEED_OFFSET,
+    kw = dict(epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=BACKDOOR_SELFTEST.seed(ctx.config.seed),
               desc="backdoor self-test")
     (state, _), = ctx.run_units([Unit("train the backdoored copy", train_unit,
-                                      (ctx.model_spec(), ctx.seed_of(SELFTEST_SEED_OFFSET), torch.from_numpy(x),
+                                      (ctx.models.spec(), BACKDOOR_SELFTEST.seed(ctx.config.seed), torch.from_numpy(x),
                                        torch.from_numpy(yp), kw))])
-    with ctx.seeded(SELFTEST_SEED_OFFSET):
-        model = ctx.build_model()
+    with seeded(BACKDOOR_SELFTEST.seed(ctx.config.seed)):
+        model = ctx.models.build_model()
     model.load_state_dict(state)
     model.eval()
     # attack success: test rows of each source class, triggered, predicted as that class's target
@@ -165,28 +167,49 @@ def self_test(ctx: AuditContext) -> BackdoorSelfTest:
              "on the planted rows, false-positive rate on the copy's untouched rows")
 
 
-class Backdoor:
+@register
+class Backdoor(RunCheck):
     id = "backdoor"
+    rank = 150
     title = "Backdoor screening (activation clustering, centroid ratio, spectral signature)"
-    scope = "data"
     controls = controls(MEASURE_2_7="direct", MAP_2_3="supporting", MEASURE_2_5="supporting",
                         MEASURE_1_2="supporting")
     description = ("Per-class screening of the baseline's penultimate activations: ART ActivationDefence clustering "
                    "(seeded, an analysis that leaves clean classes alone), a centroid-distance ratio and a centred "
                    "spectral signature; a self-test that plants a pattern backdoor in a copy of the data.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = BackdoorDetails
+    Config = BackdoorConfig   # its [checks.backdoor] table (in the config room: audit/methods uses it too)
+    triage_columns = ("backdoor_ratio_z", "backdoor_spectral_z", "backdoor_clustered")
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
-        cfg = ctx.config.backdoor
+    def triage(self, details: BackdoorDetails, row) -> None:
+        for p in details.flagged:
+            row("train", p.row).update(backdoor_ratio_z=p.ratio_z, backdoor_spectral_z=p.spectral_z,
+                                       backdoor_clustered=p.clustered)
+
+    def residual_risk(self, finding: Finding) -> str:
+        if "flagged_rows" not in finding.metrics:
+            return ""
+        test = finding.details.selftest
+        recall = test.detectors["screen"].recall if test else None
+        evidence = (f"; its self-test found {recall:.0%} of a planted {test.rate:.0%} backdoor, so a backdoor "
+                    f"it misses remains possible") if recall is not None else ""
+        return f"The backdoor screen flagged {int(finding.metrics['flagged_rows'])} training rows for review{evidence}."
+
+    def cost(self, sheet: CostSheet) -> None:
+        if sheet.trainable:
+            epochs = settings(self, sheet.config).selftest_epochs or sheet.config.training.epochs
+            sheet.add(f"check {self.id} (self-test training)", epochs * sheet.n_train, 2.0 * sheet.n_train,
+                      train=True)
+
+    def measure(self, ctx: AuditContext) -> Measurement:
+        cfg = settings(self, ctx.config)
         d = ctx.data
-        why = ctx.embedding_unavailable()
+        why = embedding_unavailable(ctx)
         if why:
             return Measurement(check=self.id, skipped=why)
         if d.num_classes < 2:
             return Measurement(check=self.id, skipped="one class: a backdoor needs a target class")
-        e = ctx.embedding("train")
+        e = ctx.get(TrainEmbeddings)
         y = d.y_train.numpy()
         s = screen(e, y, cfg, ctx.config.seed)
         names = d.class_names
@@ -237,7 +260,7 @@ class Backdoor:
         return Measurement(check=self.id, metrics=metrics, details=details, summary=summary, at_best=at_best)
 
     def _why_no_self_test(self, ctx: AuditContext) -> str:
-        if ctx.config.backdoor.selftest_rate <= 0:
+        if settings(self, ctx.config).selftest_rate <= 0:
             return "backdoor.selftest_rate = 0"
         if not ctx.can_train:
             return "the self-test trains the architecture on a poisoned copy; an archive cannot be retrained"

@@ -2,8 +2,9 @@
 
 Recalibration maps are fitted on the validation split when the data has one; otherwise by 2-fold cross-fitting
 on the test split (fit on one half, evaluate on the other, pooled), so no reported figure uses a map fitted on
-the points it is evaluated on. Confidence under attack: PGD at the gated eps (the threat model's, else the grid's middle) on up to 512 test
-points; a model that stays confident while wrong under attack gives its users no warning signal.
+the points it is evaluated on. Confidence under attack: PGD at the gated eps (the threat model's, else the grid's
+middle) on up to 512 test points; a model that stays confident while wrong under attack gives its users no
+warning signal.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import torch
 
 from attacks import ATTACKS
 from attacks.base import frozen_eval
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
+from audit.checks.run_view import TestLogits
 from audit.core.result import Details, Measurement
 from audit.methods.calibration import BINS, calibration_metrics, recalibrate, reliability
 
@@ -49,7 +51,7 @@ class CalibrationDetails(Details):
 
 
 def _recalibrated(ctx: AuditContext, variant: str):
-    logits, y = ctx.test_logits(variant), ctx.data.y_test
+    logits, y = ctx.get(TestLogits, variant), ctx.data.y_test
     if ctx.data.x_val is not None and ctx.data.y_val is not None:
         fit = ctx.logits(ctx.variants[variant].model, ctx.data.x_val)
         return recalibrate(fit, ctx.data.y_val, logits), "fitted on the validation split"
@@ -68,7 +70,7 @@ def _recalibrated(ctx: AuditContext, variant: str):
 
 def adversarial_confidence(ctx: AuditContext, variant: str) -> AdversarialConfidence:
     a = ctx.config.attacks
-    eps = ctx.gated_eps()
+    eps = ctx.gated_eps
     n = min(ADV_POINTS, ctx.data.x_test.shape[0])
     model = ctx.variants[variant].model
     x, y = ctx.data.x_test[:n].to(ctx.device), ctx.data.y_test[:n].to(ctx.device)
@@ -86,19 +88,22 @@ def adversarial_confidence(ctx: AuditContext, variant: str) -> AdversarialConfid
                                  ece_under_attack=calibration_metrics(probs.numpy(), y.cpu().numpy())["ece"])
 
 
-class Calibration:
+@register
+class Calibration(VariantCheck):
     id = "calibration"
+    rank = 70
     title = "Calibration and confidence under attack"
-    scope = "variant"
     controls = controls(MEASURE_2_5="direct", MEASURE_2_6="supporting", MEASURE_2_9="supporting",
                         MAP_2_3="supporting")
     description = ("ECE (equal-width and equal-mass), MCE, Brier, NLL and reliability of the clean test "
                    "predictions; temperature, vector and isotonic recalibration; confidence when wrong under PGD.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
+    compared = (("ece", "lower"), ("adversarial_wrong_confidence", "lower"))
     Details = CalibrationDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def cost(self, sheet: CostSheet, variant: str) -> None:
+        sheet.add(f"check {self.id}:{variant}", sheet.n_test * 10, 2.0 * sheet.n_test)
+
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         y = ctx.data.y_test.numpy()
         probs, how = _recalibrated(ctx, variant)
         base = calibration_metrics(probs["none"], y)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, VariantCheck, controls, register
 from audit.core.metrics import Accuracy
 from audit.core.result import Details, Measurement
 
@@ -15,17 +15,16 @@ class CleanAccuracyDetails(Details):
     per_class_accuracy: dict[str, float | None]  # class name -> accuracy (None: no test point of the class)
 
 
-class CleanAccuracy:
+@register
+class CleanAccuracy(VariantCheck):
     id = "clean_accuracy"
+    rank = 20
     title = "Clean accuracy"
-    scope = "variant"
     controls = controls(MEASURE_2_3="direct", MEASURE_2_5="supporting", MAP_2_3="supporting")
     description = "Share of held-out test points classified correctly, with a 95% Wilson interval."
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = CleanAccuracyDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         ok = ctx.clean_correct(variant)
         acc = Accuracy.of(ok)
         y = ctx.data.y_test.numpy()

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
+from audit.checks.run_view import CorruptionErrors
 from audit.core.result import Details, Measurement
 from audit.methods.corruptions import SEVERITIES
+
+CORRUPTION_WORK = 3.0  # dry run: corrupting a row costs about two forward passes of a small model besides the forward
 
 
 @dataclass(frozen=True)
@@ -20,19 +23,24 @@ class CorruptionsDetails(Details):
     relative_to: str
 
 
-class Corruptions:
+@register
+class Corruptions(VariantCheck):
     id = "corruptions"
+    rank = 80
     title = "Robustness to common corruptions"
-    scope = "variant"
     controls = controls(MEASURE_2_5="supporting", MEASURE_2_6="direct", MAP_2_3="supporting")
     description = "Accuracy per corruption and severity; mean corruption error relative to the baseline."
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
+    compared = (("mean_corruption_accuracy", "higher"), ("mce", "lower"))
     Details = CorruptionsDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
-        err = ctx.corruption_errors(variant)
-        base = ctx.corruption_errors("baseline") if "baseline" in ctx.variants else err
+    def cost(self, sheet: CostSheet, variant: str) -> None:
+        n_te = sheet.n_test
+        sheet.add(f"check {self.id}:{variant}", 0.0, 35.0 * n_te,
+                  seconds=sheet.costs.corruption_call + 35.0 * n_te * sheet.costs.forward_row * CORRUPTION_WORK)
+
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
+        err = ctx.get(CorruptionErrors, variant)
+        base = ctx.get(CorruptionErrors, "baseline") if "baseline" in ctx.variants else err
         names = sorted({c for c, _ in err})
         ce = {}
         for c in names:

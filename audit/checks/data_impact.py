@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, VariantCheck, controls, register
+from audit.checks.leakage import InputLeaks
+from audit.checks.run_view import RobustnessGrid, TestLabelIssues
 from audit.core.metrics import WORST_CASE, Accuracy
 from audit.core.result import Details, Measurement
 
@@ -32,32 +34,31 @@ class DataImpactDetails(Details):
 def flagged_test_rows(ctx: AuditContext) -> dict[str, np.ndarray]:
     out = {}
     if not ctx.data.lazy:
-        out["leaked"] = np.flatnonzero(ctx.input_leaks()[1].flagged)
+        out["leaked"] = np.flatnonzero(ctx.get(InputLeaks)[1].flagged)
     if "baseline" in ctx.variants:
-        out["label_issue"] = np.asarray(ctx.test_label_issues(), dtype=int)
+        out["label_issue"] = np.asarray(ctx.get(TestLabelIssues), dtype=int)
     return out
 
 
-class DataImpact:
+@register
+class DataImpact(VariantCheck):
     id = "data_impact"
+    rank = 160
     title = "Impact of flagged test rows on the reported accuracies"
-    scope = "variant"
     controls = controls(MEASURE_2_1="supporting", MEASURE_2_5="supporting")
     description = ("Clean and worst-case robust accuracy with and without the test rows flagged as leaked or "
                    "mislabelled.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = DataImpactDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         flagged = flagged_test_rows(ctx)
         n = ctx.data.x_test.shape[0]
         drop = np.zeros(n, dtype=bool)
         for rows in flagged.values():
             drop[rows] = True
-        ev = ctx.robustness(variant)
+        ev = ctx.get(RobustnessGrid, variant)
         clean = ctx.clean_correct(variant)
-        eps = ctx.gated_eps()
+        eps = ctx.gated_eps
         robust = ev.correct[(WORST_CASE, eps)]
         rows = {}
         for name, mask in (("clean", clean), (f"worst_case@{eps:g}", robust)):

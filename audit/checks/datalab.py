@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, RunCheck, controls, register, settings
+from audit.checks.label_issues import LabelIssues, OutOfFoldProbabilities
+from audit.checks.run_view import TrainEmbeddings, embedding_unavailable
+from audit.config.data_checks import DatalabConfig
 from audit.core.result import Details, Measurement
 
 ISSUE_TYPES = ("outlier", "near_duplicate", "non_iid", "class_imbalance", "underperforming_group")
@@ -43,30 +46,40 @@ class DatalabDetails(Details):
     non_iid_p_value: float | None
 
 
-class Datalab:
+@register
+class Datalab(RunCheck):
     id = "datalab"
+    rank = 130
     title = "Data issues found by cleanlab Datalab (training split)"
-    scope = "data"
     controls = controls(MAP_2_3="supporting", MEASURE_2_1="supporting", MEASURE_2_11="supporting")
     description = ("Datalab outlier, near_duplicate, non_iid, class_imbalance and underperforming_group issue types "
                    "on the baseline's embeddings of the training split.")
-    requires: tuple[str, ...] = ()
-    after = ("label_issues",)   # underperforming groups use its out-of-sample probabilities when it ran
+    after = (LabelIssues,)   # underperforming groups use its out-of-sample probabilities when it ran
     Details = DatalabDetails
+    Config = DatalabConfig   # its [checks.datalab] table (in the config room: audit/methods uses it too)
+    triage_columns = ("outlier_score", "near_duplicate_score", "underperforming_group_score")
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def triage(self, details: DatalabDetails, row) -> None:
+        """The flagged training rows' scores of the issue types it has a column for."""
+        for t, scores in details.flagged.items():
+            if f"{t}_score" in self.triage_columns:
+                for i, score in scores.items():
+                    row("train", int(i))[f"{t}_score"] = score
+
+    def measure(self, ctx: AuditContext) -> Measurement:
         from cleanlab import Datalab as CleanlabDatalab
-        why = ctx.embedding_unavailable()
+        why = embedding_unavailable(ctx)
         if why:
             return Measurement(check=self.id, skipped=why)
-        emb = ctx.embedding("train")
+        emb = ctx.get(TrainEmbeddings)
         labels = ctx.data.y_train.numpy()
         n = len(labels)
-        max_rows = ctx.config.datalab.max_rows
+        max_rows = settings(self, ctx.config).max_rows
         rows = np.arange(n)
         if n > max_rows:
             rows = np.sort(np.random.default_rng(ctx.config.seed).choice(n, max_rows, replace=False))
-        probs = ctx.label_probabilities()
+        oof = ctx.computed(OutOfFoldProbabilities)  # when the label-issues check ran
+        probs = None if oof is None else oof.probs
         types = {t: {} for t in ISSUE_TYPES if t != "underperforming_group" or probs is not None}
         lab = CleanlabDatalab(data={"label": labels[rows]}, label_name="label", verbosity=0)
         with warnings.catch_warnings():

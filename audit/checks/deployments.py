@@ -16,13 +16,14 @@ import torch
 
 from attacks.pgd import pgd
 from attacks.square import square
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, RunCheck, controls, register
 from audit.core.metrics import Accuracy
 from audit.core.result import Details, Measurement, Status
 from audit.core.stats import expected_calibration_error, mcnemar_exact
 from audit.methods.compression import cast, dynamic_int8, latency_ms, prune_global, size_bytes, sparsity, static_int8
 from audit.methods.corruptions import corruption_errors
 from audit.methods.fake_quant import ste_surrogate
+from audit.methods.seeding import DEPLOY_PGD, DEPLOY_SQUARE
 
 LATENCY_BATCH = 64
 MASKING_MARGIN = 0.05  # white-box accuracy this far above the transfer/Square one: gradient masking suspected
@@ -60,16 +61,15 @@ class DeploymentsDetails(Details):
     failed: dict[str, str]                 # deployment -> why it could not be built or measured
 
 
-class Deployments:
+@register
+class Deployments(RunCheck):
     id = "deployments"
+    rank = 100
     title = "Deployment variants (quantisation, half precision, pruning)"
-    scope = "data"
     controls = controls(MEASURE_2_5="direct", MEASURE_2_7="supporting", MANAGE_2_4="supporting")
     description = ("Each [[deployments]] entry derived from its source variant: size, sparsity, CPU latency, clean "
                    "and robust accuracy (worst case over transfer, white-box or fake-quant white-box, and Square), "
                    "ECE and corruption accuracy, with paired McNemar tests against the source.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = DeploymentsDetails
 
     def not_applicable(self, ctx: AuditContext) -> str:
@@ -79,8 +79,8 @@ class Deployments:
             return "deployment robustness uses Square, which perturbs images"
         return ""
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
-        eps = ctx.gated_eps()
+    def measure(self, ctx: AuditContext) -> Measurement:
+        eps = ctx.gated_eps
         d = ctx.data
         cpu = torch.device("cpu")
         x, y = d.x_test, d.y_test
@@ -120,7 +120,7 @@ class Deployments:
         white = self._predict(model, adv, ctx.device) == y.numpy()
         sq = self._square(ctx, model, x, y, eps, clean, ctx.device)
         robust = clean & white & sq
-        copy_ = ctx.copy_model(src).cpu().eval()
+        copy_ = ctx.models.copy_model(ctx.variants[src]).cpu().eval()
         size, latency = size_bytes(copy_), latency_ms(copy_, x[:LATENCY_BATCH].cpu())
         return {"adv": adv, "clean": clean, "robust": robust, "size": size, "latency": latency,
                 "summary": {"clean": float(clean.mean()), "robust": float(robust.mean()), "size_bytes": float(size),
@@ -129,7 +129,7 @@ class Deployments:
     # --- one deployment ------------------------------------------------------------------------------------------
     def _build(self, ctx: AuditContext, dep, src: str):
         """(deployed model, where it runs, backend, differentiable stand-in or None, note)."""
-        source = ctx.copy_model(src).eval()
+        source = ctx.models.copy_model(ctx.variants[src]).eval()
         if dep.method == "dynamic_int8":
             m, backend = dynamic_int8(source)
             return m, torch.device("cpu"), backend, ste_surrogate(source, static=False), ""
@@ -144,7 +144,7 @@ class Deployments:
         finetune = None
         if dep.finetune_epochs:
             def finetune(m):
-                ctx.finetune(m, src, dep.finetune_epochs)
+                ctx.models.finetune(m, ctx.variants[src], dep.finetune_epochs)
         m = prune_global(source, dep.sparsity, finetune)
         note = f"fine-tuned {dep.finetune_epochs} epoch(s) with the source's recipe" if dep.finetune_epochs else \
             "not fine-tuned"
@@ -204,7 +204,7 @@ class Deployments:
         out = []
         for i in range(0, x.shape[0], a.batch_size):
             xb, yb = x[i:i + a.batch_size].to(device), y[i:i + a.batch_size].to(device)
-            gen = torch.Generator(device=device).manual_seed(ctx.config.seed + i)
+            gen = torch.Generator(device=device).manual_seed(DEPLOY_PGD.seed(ctx.config.seed, i))
             out.append(pgd(model, xb, yb, eps=eps, norm=a.norm, clip=ctx.data.attack_clip, steps=a.params("pgd")[
                 "steps"], generator=gen).x_adv.float().cpu())
         return torch.cat(out)
@@ -218,7 +218,7 @@ class Deployments:
         for i in range(0, len(idx), a.batch_size):
             sel = torch.from_numpy(idx[i:i + a.batch_size])
             xb, yb = x[sel].to(device), y[sel].to(device)
-            gen = torch.Generator(device=device).manual_seed(ctx.config.seed + 7 + i)
+            gen = torch.Generator(device=device).manual_seed(DEPLOY_SQUARE.seed(ctx.config.seed, i))
             adv = square(model, xb, yb, eps=eps, norm=a.norm, clip=ctx.data.attack_clip, queries=p["queries"],
                          p_init=p["p_init"], generator=gen).x_adv
             ok[idx[i:i + a.batch_size]] = self._predict(model, adv, device) == yb.cpu().numpy()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, RunCheck, controls, register
 from audit.core.result import Details, Measurement
 
 CHECKED = ("model accepts the data's input shape", "logits shaped (N, num_classes)", "labels are integers in range",
@@ -25,18 +25,17 @@ class InputValidationDetails(Details):
     lazy: bool
 
 
-class InputValidation:
+@register
+class InputValidation(RunCheck):
     id = "input_validation"
+    rank = 10
     title = "Input validation (model and data pre-flight)"
-    scope = "data"
     controls = controls(MEASURE_2_1="supporting", MAP_4_1="supporting", MEASURE_1_2="supporting")
     description = ("Model/data shapes, classes, finite values, clip range, eps units and determinism are checked "
                    "before the run; warnings are listed here.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = InputValidationDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext) -> Measurement:
         d = ctx.data
         return Measurement(
             check=self.id, variant=None, metrics={"warnings": float(len(ctx.warnings))},

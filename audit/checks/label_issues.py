@@ -14,25 +14,25 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, CostSheet, RunCheck, controls, register, settings
+from audit.checks.run_view import Shared, TestLabelIssues, TestProbabilities, TrainEmbeddings
+from audit.config.bounds import check_data_bounds
+from audit.config.data_checks import LabelIssuesConfig
 from audit.core.errors import UsageError
-from audit.core.result import Details, Measurement, Status
-from audit.core.work import Unit
+from audit.core.result import Details, Finding, Measurement, Status
 from audit.data.rows import take
-from audit.methods.jobs import fold_unit
 from audit.methods.label_issues import (
     find_issues,
     flip_labels,
-    fold_assignment,
     in_sample_suspected,
     precision_recall,
     proxy_probabilities,
 )
+from audit.methods.out_of_fold import KFold, kfold_probabilities
+from audit.methods.seeding import LABEL_SELFTEST
 
 MAX_LISTED = 25
 MAX_THUMBNAILS = 16
-FOLD_SEED_OFFSET = 1       # fold k trains under seed + 1 + k
-SELFTEST_SEED_OFFSET = 101
 
 
 @dataclass(frozen=True)
@@ -89,79 +89,119 @@ class LabelIssuesDetails(Details):
     selftest: FlipSelfTest | None = None
 
 
-def kfold_probabilities(ctx: AuditContext, *label_sets: np.ndarray) -> list[np.ndarray]:
-    """Out-of-fold probabilities from K-fold training of the audited architecture, for each set of labels (the
-    given ones, the self-test's flipped copy): every fold of every set is an independent unit of the run's
-    executor, all submitted together, each with its fold's seed."""
-    cfg, t = ctx.config.label_issues, ctx.config.training
-    spec, x = ctx.model_spec(), ctx.share(ctx.data.x_train)
-    units, held_rows = [], []
-    for j, labels in enumerate(label_sets):
-        fold_of = fold_assignment(labels, cfg.folds, ctx.config.seed)
-        y = torch.from_numpy(labels)
-        for k in range(cfg.folds):
-            fit, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
-            kw = dict(epochs=cfg.epochs, batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed + k,
-                      desc=f"fold {k + 1}/{cfg.folds}")
-            units.append(Unit(f"{'self-test ' if j else ''}fold {k + 1}/{cfg.folds}", fold_unit,
-                              (spec, ctx.seed_of(FOLD_SEED_OFFSET + k), x, y, fit, held, kw)))
-            held_rows.append((j, held))
-    probs = [np.zeros((len(labels), ctx.data.num_classes), dtype=np.float64) for labels in label_sets]
-    for (j, held), p in zip(held_rows, ctx.run_units(units), strict=False):
-        probs[j][held] = p
-    return probs
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-sample probabilities of the training labels, ``method``: "kfold", "proxy" or "user"; ``flips``: the
+    self-test's (flipped labels, flipped mask) when it runs; ``flipped_probs``: the K-fold probabilities of the
+    flipped copy, trained in the same batch of units (None otherwise)."""
+
+    probs: np.ndarray
+    method: str
+    flips: tuple[np.ndarray, np.ndarray] | None = None
+    flipped_probs: np.ndarray | None = None
 
 
-class LabelIssues:
+def out_of_fold(run: AuditContext, method: str, *label_sets: np.ndarray) -> list[np.ndarray]:
+    """Out-of-sample probabilities of each set of training labels, by K-fold training ("kfold") of the audited
+    architecture or a K-fold logistic regression on the baseline's embeddings ("proxy")."""
+    cfg = run.config.label_issues
+    if method == "proxy":
+        e = run.get(TrainEmbeddings)
+        if e is None:
+            raise UsageError("label_issues.method 'proxy' needs a model with a final nn.Linear layer")
+        return [proxy_probabilities(e, labels, run.data.num_classes, cfg.folds, run.config.seed)
+                for labels in label_sets]
+    t = run.config.training
+    plan = KFold(folds=cfg.folds, epochs=cfg.epochs, batch_size=t.batch_size, lr=t.lr, seed=run.config.seed)
+    return kfold_probabilities(plan, run.models.spec(), run.share(run.data.x_train), run.data.num_classes,
+                               run.run_units, *label_sets)
+
+
+class OutOfFoldProbabilities(Shared[OutOfFold]):
+    """The training labels' out-of-sample probabilities: the user's when given, else K-fold (the proxy when the
+    architecture cannot be trained); with K-fold, the self-test's flipped copy is trained in the same batch."""
+
+    stage = "out-of-fold probabilities"
+
+    @classmethod
+    def compute(cls, run, variant):
+        if run.user_pred_probs is not None:
+            return OutOfFold(run.user_pred_probs, "user")
+        cfg = run.config.label_issues
+        method = "proxy" if cfg.method == "kfold" and not run.can_train else cfg.method
+        labels = run.data.y_train.numpy()
+        flips = None if cfg.selftest_flip_rate <= 0 else flip_labels(
+            labels, cfg.selftest_flip_rate, run.data.num_classes, LABEL_SELFTEST.seed(run.config.seed))
+        if method == "kfold" and flips is not None:
+            probs, flipped = out_of_fold(run, method, labels, flips[0])  # one batch of units: 2K folds at once
+            return OutOfFold(probs, method, flips, flipped)
+        return OutOfFold(out_of_fold(run, method, labels)[0], method, flips)
+
+
+@register
+class LabelIssues(RunCheck):
     id = "label_issues"
+    rank = 110
     title = "Label issues in the training and test data (cleanlab)"
-    scope = "data"
     controls = controls(MAP_2_3="direct", MEASURE_2_5="supporting", MEASURE_2_1="supporting",
                         MAP_4_1="supporting")
     description = ("cleanlab find_label_issues on out-of-sample probabilities (K-fold training of the audited "
                    "architecture, or a logistic-regression proxy on its embeddings), ranked by label quality; an "
                    "in-sample guard; a self-test with injected label flips.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = LabelIssuesDetails
+    Config = LabelIssuesConfig   # its [checks.label_issues] table (in the config room: audit/methods uses it too)
+    triage_columns = ("label_issue", "label_issue_rank", "label_quality")
 
-    def _probs(self, ctx: AuditContext, labels: np.ndarray, method: str) -> np.ndarray:
-        cfg = ctx.config.label_issues
-        if method == "proxy":
-            e = ctx.embedding("train")
-            if e is None:
-                raise UsageError("label_issues.method 'proxy' needs a model with a final nn.Linear layer")
-            return proxy_probabilities(e, labels, ctx.data.num_classes, cfg.folds, ctx.config.seed)
-        return kfold_probabilities(ctx, labels)[0]
+    def triage(self, details: LabelIssuesDetails, row) -> None:
+        """Every suspected label error (training rows, then the test split's), ranked, with its label quality."""
+        by_index = {t.index: t for t in details.top_issues}
+        for rank, i in enumerate(details.indices_ranked, 1):
+            r = row("train", i)
+            r.update(label_issue=True, label_issue_rank=rank)
+            if i < len(details.label_quality):
+                r["label_quality"] = details.label_quality[i]
+            if i in by_index:
+                r.update(given_label=by_index[i].given_label, predicted_label=by_index[i].predicted_label)
+        if details.test_split is not None:
+            tops = {t.index: t for t in details.test_split.top_issues}
+            for rank, i in enumerate(details.test_split.indices_ranked, 1):
+                r = row("test", i)
+                r.update(label_issue=True, label_issue_rank=rank)
+                if i in tops:
+                    r.update(given_label=tops[i].given_label, predicted_label=tops[i].predicted_label)
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def residual_risk(self, finding: Finding) -> str:
+        if "label_issue_rate" not in finding.metrics:
+            return ""
+        return (f"{finding.metrics['label_issue_rate']:.1%} of training labels are suspected errors and remain "
+                f"in the training data unless cleaned.")
+
+    def preflight(self, config, data) -> None:
+        """K-fold needs every class in every fold: at most as many folds as the smallest class has rows."""
+        counts = np.bincount(data.y_train.numpy())
+        check_data_bounds(config, int(data.y_train.shape[0]), int(counts[counts > 0].min()))
+
+    def cost(self, sheet: CostSheet) -> None:
+        li = settings(self, sheet.config)
+        if li.method == "kfold" and sheet.trainable and not li.pred_probs:
+            k = li.folds
+            sheet.add(f"check {self.id} ({k} folds + the self-test's {k})",
+                      2 * k * li.epochs * sheet.n_train * (k - 1) / k, 2.0 * sheet.n_train, train=True)
+
+    def measure(self, ctx: AuditContext) -> Measurement:
         from cleanlab.rank import get_label_quality_scores
         cfg = ctx.config.label_issues
-        method = cfg.method
-        if method == "kfold" and not ctx.can_train and ctx.user_pred_probs is None:
-            if "baseline" not in ctx.variants:
-                return Measurement(check=self.id, skipped="K-fold probabilities need model.factory to train the "
-                                                          "architecture; an archive cannot be retrained")
-            method = "proxy"
+        if cfg.method == "kfold" and not ctx.can_train and ctx.user_pred_probs is None \
+                and "baseline" not in ctx.variants:
+            return Measurement(check=self.id, skipped="K-fold probabilities need model.factory to train the "
+                                                      "architecture; an archive cannot be retrained")
         labels = ctx.data.y_train.numpy()
         k = ctx.data.num_classes
-        flips = None if cfg.selftest_flip_rate <= 0 or ctx.user_pred_probs is not None else \
-            flip_labels(labels, cfg.selftest_flip_rate, k, ctx.config.seed + SELFTEST_SEED_OFFSET)
-        noisy_probs: list = []
-
-        def compute() -> np.ndarray:
-            if method != "kfold" or flips is None:
-                return self._probs(ctx, labels, method)
-            probs, noisy = kfold_probabilities(ctx, labels, flips[0])  # one batch of units: 2K folds at once
-            noisy_probs.append(noisy)
-            return probs
-        if ctx.user_pred_probs is not None:
-            probs = ctx.label_probabilities(lambda: ctx.user_pred_probs)
-            source = f"user-supplied probabilities ({cfg.pred_probs})"
-        else:
-            probs = ctx.label_probabilities(compute)
-            source = {"kfold": f"{cfg.folds}-fold training of the audited architecture",
-                      "proxy": f"{cfg.folds}-fold logistic regression on the baseline's penultimate embeddings"}[method]
+        oof = ctx.get(OutOfFoldProbabilities)  # with K-fold, the self-test's flipped copy trained in the same batch
+        probs, method, flips = oof.probs, oof.method, oof.flips
+        source = {"user": f"user-supplied probabilities ({cfg.pred_probs})",
+                  "kfold": f"{cfg.folds}-fold training of the audited architecture",
+                  "proxy": f"{cfg.folds}-fold logistic regression on the baseline's penultimate embeddings"}[method]
         guard = in_sample_suspected(probs, labels, self._reference(ctx), max_accuracy=cfg.in_sample_accuracy,
                                     max_confidence=cfg.in_sample_confidence)
         ranked = find_issues(labels, probs)
@@ -183,8 +223,7 @@ class LabelIssues:
             metrics["test_label_issue_rate"] = test.rate
         selftest = None
         if flips is not None:
-            selftest = self._self_test(ctx, flips, method, cfg.selftest_flip_rate,
-                                       noisy_probs[0] if noisy_probs else None)
+            selftest = self._self_test(ctx, flips, method, cfg.selftest_flip_rate, oof.flipped_probs)
             metrics["selftest_f1"] = selftest.f1
         details = LabelIssuesDetails(
             indices_ranked=tuple(int(i) for i in ranked), top_issues=listed, per_class_issues=per_class,
@@ -223,8 +262,8 @@ class LabelIssues:
         if ctx.variants.get("baseline") is None:
             return None
         labels = ctx.data.y_test.numpy()
-        probs = ctx.test_probabilities("baseline")
-        ranked = ctx.test_label_issues()
+        probs = ctx.get(TestProbabilities, "baseline")
+        ranked = ctx.get(TestLabelIssues)
         names = ctx.data.class_names
         return TestSplitIssues(
             issues=int(len(ranked)), rows=int(len(labels)), rate=len(ranked) / len(labels),
@@ -236,7 +275,7 @@ class LabelIssues:
                    noisy_probs: np.ndarray | None) -> FlipSelfTest:
         noisy, flipped = flips
         found = np.zeros(len(noisy), dtype=bool)
-        probs = noisy_probs if noisy_probs is not None else self._probs(ctx, noisy, method)
+        probs = noisy_probs if noisy_probs is not None else out_of_fold(ctx, method, noisy)[0]
         found[find_issues(noisy, probs)] = True
         tp, precision, recall, f1 = precision_recall(found, flipped)
         return FlipSelfTest(flip_rate=rate, flipped=int(flipped.sum()), flagged=int(found.sum()), true_positives=tp,

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, RunCheck, controls, register, settings
+from audit.checks.run_view import RunView, Shared, TestEmbeddings, TrainEmbeddings
+from audit.config.data_checks import LeakageConfig
 from audit.core.result import Details, Measurement
-from audit.methods.leakage import calibrated_threshold, find_leaks, jittered_copies
+from audit.methods.leakage import Leaks, calibrated_threshold, find_leaks, jittered_copies
+from audit.methods.seeding import LEAK_SELFTEST
 
 MAX_LISTED = 25
 SELFTEST_MAX_SIGMA = 0.05   # the self-test's headline recall is over the jitters up to this sigma
@@ -75,26 +78,52 @@ def self_test(train, y_train, *, threshold, copies, sigmas, scale, clip, seed) -
     """Recall of the detector on ``copies`` training rows injected into the test split at each jitter sigma."""
     rows = []
     for k, sigma in enumerate(sigmas):
-        x_inj, src = jittered_copies(train, copies, sigma * scale, clip, seed + k)
+        x_inj, src = jittered_copies(train, copies, sigma * scale, clip, LEAK_SELFTEST.seed(seed, k))
         leaks = find_leaks(train, y_train, x_inj, y_train[src], threshold=threshold)
         rows.append(LeakSelfTest(sigma=sigma, copies=copies, recall=float(leaks.flagged.mean())))
     return tuple(rows)
 
 
-class Leakage:
+class InputLeaks(Shared[tuple[float, Leaks]]):
+    """(threshold, Leaks) of the test split against the training split in input space (shared: data_impact)."""
+
+    stage = "input-space neighbours"
+
+    @classmethod
+    def compute(cls, run: RunView, variant: str | None) -> tuple[float, Leaks]:
+        d = run.data
+        xtr, xte = d.x_train.flatten(1).float(), d.x_test.flatten(1).float()
+        thr = calibrated_threshold(xtr, quantile=settings(Leakage, run.config).quantile, seed=run.config.seed)
+        return thr, find_leaks(xtr, d.y_train.numpy(), xte, d.y_test.numpy(), threshold=thr)
+
+
+@register
+class Leakage(RunCheck):
     id = "leakage"
+    rank = 120
     title = "Train/test leakage (exact and near duplicates)"
-    scope = "data"
     controls = controls(MEASURE_2_1="direct", MAP_2_3="supporting", MEASURE_2_5="supporting")
     description = ("Exact duplicates by hash and near duplicates closer than the 0.1% quantile of within-train "
                    "nearest-neighbour distances, in input and embedding space; conflicting labels; a self-test "
                    "with injected exact and jittered copies.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = LeakageDetails
+    Config = LeakageConfig   # its [checks.leakage] table (in the config room: audit/methods uses it too)
+    triage_columns = ("leaked_to_test_rows", "leak_distance", "leak_exact", "leak_conflicting_label")
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
-        cfg = ctx.config.leakage
+    def triage(self, details: LeakageDetails, row) -> None:
+        """Each flagged test row, and the training rows it duplicates (their closest distance)."""
+        for p in details.flagged:
+            row("test", p.test_row).update(leak_distance=p.distance, leak_exact=p.exact,
+                                           leak_conflicting_label=p.conflicting_label)
+            tr = row("train", p.train_row)
+            tr["leaked_to_test_rows"] = " ".join(filter(None, [str(tr.get("leaked_to_test_rows", "")),
+                                                                str(p.test_row)])).strip()
+            prev = tr.get("leak_distance")
+            tr["leak_distance"] = p.distance if prev is None else min(prev, p.distance)
+            tr["leak_exact"] = bool(tr.get("leak_exact")) or p.exact
+
+    def measure(self, ctx: AuditContext) -> Measurement:
+        cfg = settings(self, ctx.config)
         d = ctx.data
         if d.lazy:
             return Measurement(check=self.id, skipped="the data is read lazily; the leakage check compares whole "
@@ -102,7 +131,7 @@ class Leakage:
         xtr = d.x_train.flatten(1).float()
         ytr, yte = d.y_train.numpy(), d.y_test.numpy()
         seed = ctx.config.seed
-        thr, leaks = ctx.input_leaks()
+        thr, leaks = ctx.get(InputLeaks)
         width = d.range_width
         lo, hi = d.attack_clip
         clip = (lo.flatten(), hi.flatten()) if isinstance(lo, torch.Tensor) else (lo, hi)
@@ -110,8 +139,8 @@ class Leakage:
         selftest = self_test(xtr, ytr, threshold=thr, copies=copies, sigmas=tuple(cfg.selftest_sigmas), scale=width,
                              clip=clip, seed=seed) if copies else ()
         emb_flagged, embedding = np.zeros(len(yte), dtype=bool), None
-        if "baseline" in ctx.variants and ctx.embedding("train") is not None:
-            e_tr, e_te = torch.from_numpy(ctx.embedding("train")), torch.from_numpy(ctx.embedding("test"))
+        if "baseline" in ctx.variants and ctx.get(TrainEmbeddings) is not None:
+            e_tr, e_te = torch.from_numpy(ctx.get(TrainEmbeddings)), torch.from_numpy(ctx.get(TestEmbeddings))
             e_thr = calibrated_threshold(e_tr, quantile=cfg.quantile, seed=seed)
             e_leaks = find_leaks(e_tr, ytr, e_te, yte, threshold=e_thr)
             emb_flagged = e_leaks.flagged

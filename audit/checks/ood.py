@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
+from audit.checks.run_view import TestLogits
 from audit.core.result import Details, Measurement
 from audit.methods.ood import auroc_fpr95, shifted_sets
+from audit.methods.seeding import SHIFTED_INPUTS
 
 MAX_POINTS = 2000
 SCORES = ("msp", "energy", "cleanlab")
@@ -33,21 +35,24 @@ class OodDetails(Details):
     scores: tuple[str, ...]
 
 
-class Ood:
+@register
+class Ood(VariantCheck):
     id = "ood"
+    rank = 90
     title = "Out-of-distribution detection"
-    scope = "variant"
     controls = controls(MEASURE_2_5="supporting", MEASURE_2_6="supporting", MANAGE_2_4="supporting")
     description = "AUROC and FPR at 95% TPR of MSP, energy and cleanlab OOD scores against shifted inputs."
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
+    compared = (("auroc_msp_min", "higher"),)
     Details = OodDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def cost(self, sheet: CostSheet, variant: str) -> None:
+        sheet.add(f"check {self.id}:{variant}", 0.0, 5.0 * sheet.n_test)
+
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         from cleanlab.outlier import OutOfDistribution as CleanlabOOD
         model = ctx.variants[variant].model
         n = min(MAX_POINTS, ctx.data.x_test.shape[0])
-        test = ctx.test_logits(variant)[:n]
+        test = ctx.get(TestLogits, variant)[:n]
         n_fit = min(5000, ctx.data.x_train.shape[0])
         fit_logits = ctx.logits(model, ctx.data.x_train[:n_fit])
         detector = CleanlabOOD()
@@ -60,8 +65,8 @@ class Ood:
                     "cleanlab": detector.score(pred_probs=probs.numpy())}
         inside = scores(test)
         table, metrics = {}, {}
-        sets = shifted_sets(ctx.data.x_test[:n], ctx.data.attack_clip, ctx.data.kind, ctx.config.seed + 7,
-                            ctx.data.x_ood)
+        sets = shifted_sets(ctx.data.x_test[:n], ctx.data.attack_clip, ctx.data.kind,
+                            SHIFTED_INPUTS.seed(ctx.config.seed), ctx.data.x_ood)
         for name, x in sets.items():
             out = scores(ctx.logits(model, x))
             table[name] = {}

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attacks.training import train
-from audit.checks.base import AuditContext, controls
+from attacks.training import Recipe, train
+from audit.checks.base import AuditContext, CostSheet, RunCheck, controls, register, settings
+from audit.checks.label_issues import LabelIssues
 from audit.core.result import Details, Measurement
 from audit.core.stats import mcnemar_exact, wilson_interval
 from audit.data.rows import take
+from audit.methods.seeding import TRAIN, seeded
 
 
 @dataclass(frozen=True)
@@ -33,36 +35,41 @@ class RetrainCleanedDetails(Details):
     recipe: str
 
 
-class RetrainCleaned:
+@register
+class RetrainCleaned(RunCheck):
     id = "retrain_cleaned"
+    rank = 170
     title = "Retraining without the suspected label errors"
-    scope = "data"
     controls = controls(MANAGE_1_3="direct", MEASURE_2_5="supporting", MAP_2_3="supporting")
     description = ("The baseline recipe trained again without the training rows flagged as label errors; change in "
                    "test accuracy on the same points, with McNemar's exact test.")
-    requires = ("label_issues",)   # the training rows it flagged
-    after: tuple[str, ...] = ()
+    requires = (LabelIssues,)   # the training rows it flagged
     Details = RetrainCleanedDetails
 
     def not_applicable(self, ctx: AuditContext) -> str:
-        if not ctx.config.label_issues.retrain_cleaned:
+        if not settings(LabelIssues, ctx.config).retrain_cleaned:
             return "off; set label_issues.retrain_cleaned = true to run it"
         if not ctx.can_train:
             return "retraining needs model.factory; an archive cannot be retrained"
         return ""
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
-        ranked = ctx.measurement("label_issues").details.indices_ranked
+    def cost(self, sheet: CostSheet) -> None:
+        if settings(LabelIssues, sheet.config).retrain_cleaned and sheet.trainable:
+            sheet.add(f"check {self.id}", sheet.config.training.epochs * sheet.n_train, train=True)
+
+    def measure(self, ctx: AuditContext) -> Measurement:
+        ranked = ctx.measurement(LabelIssues.id).details.indices_ranked
         d = ctx.data
         n = len(d.y_train)
         keep = np.ones(n, dtype=bool)
         keep[np.asarray(ranked, dtype=np.int64)] = False
         rows = torch.from_numpy(np.flatnonzero(keep))
         t = ctx.config.training
-        with ctx.seeded():
-            model = ctx.build_model()
-            train(model, take(d.x_train, rows), d.y_train[rows], epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
-                  seed=ctx.config.seed, desc="train without flagged labels")
+        with seeded(TRAIN.seed(ctx.config.seed)):
+            model = ctx.models.build_model()
+            train(model, take(d.x_train, rows), d.y_train[rows],
+                  Recipe(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed),
+                  desc="train without flagged labels")
         y = d.y_test
         base_ok = ctx.clean_correct("baseline")
         new_ok = (ctx.logits(model, d.x_test).argmax(1) == y).numpy()

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, RunCheck, controls, register, settings
+from audit.checks.run_view import TestEmbeddings, TrainEmbeddings, embedding_unavailable
+from audit.config.data_checks import TestOutliersConfig
 from audit.core.result import Details, Measurement
 
 MAX_LISTED = 25
@@ -36,30 +38,36 @@ class TestOutliersDetails(Details):
     method: str
 
 
-class TestOutliers:
-    __test__ = False  # not a pytest class
+@register
+class TestOutliers(RunCheck):
     id = "test_outliers"
+    rank = 140
+    __test__ = False  # not a pytest class
     title = "Out-of-distribution test points (cleanlab OutOfDistribution on embeddings)"
-    scope = "data"
     controls = controls(MEASURE_2_5="supporting", MAP_2_3="supporting", MEASURE_2_1="supporting")
     description = ("cleanlab OutOfDistribution kNN scores of each test row against the training split in the "
                    "baseline's embedding space; rows below the training rows' 1% quantile are flagged.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = TestOutliersDetails
+    Config = TestOutliersConfig   # its [checks.test_outliers] table (in the config room: audit/methods uses it too)
+    triage_columns = ("test_outlier_score",)
+    triage_split = "test"
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def triage(self, details: TestOutliersDetails, row) -> None:
+        for i, score in details.flagged.items():
+            row("test", int(i))["test_outlier_score"] = score
+
+    def measure(self, ctx: AuditContext) -> Measurement:
         from cleanlab.outlier import OutOfDistribution
-        why = ctx.embedding_unavailable()
+        why = embedding_unavailable(ctx)
         if why:
             return Measurement(check=self.id, skipped=why)
-        cfg = ctx.config.test_outliers
-        e_tr = ctx.embedding("train")
+        cfg = settings(self, ctx.config)
+        e_tr = ctx.get(TrainEmbeddings)
         n = len(e_tr)
         rows = np.arange(n)
         if n > cfg.max_fit_rows:
             rows = np.sort(np.random.default_rng(ctx.config.seed).choice(n, cfg.max_fit_rows, replace=False))
-        e_te = ctx.embedding("test")
+        e_te = ctx.get(TestEmbeddings)
         ood = OutOfDistribution()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

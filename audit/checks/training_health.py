@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.training import EpochRecord
-from audit.checks.base import AuditContext, controls
+from audit.checks.base import AuditContext, VariantCheck, controls, register
+from audit.checks.run_view import TestLogits
 from audit.core.result import Details, Measurement, Status
 
 CHANCE_MARGIN = 0.1        # clean accuracy within this of chance is a collapse
@@ -25,7 +26,7 @@ ROBUST_DROP = 0.1          # held-out PGD accuracy this far below its peak at th
 @dataclass(frozen=True)
 class Condition:
     name: str            # "divergence", "collapse", "catastrophic overfitting", "robust overfitting"
-    status: str          # "pass", "warn" or "fail"
+    status: Status       # PASS, WARN or FAIL
     evidence: str
     remedy: str = ""
 
@@ -43,25 +44,25 @@ class TrainingHealthDetails(Details):
 
 def conditions(stats, ok: np.ndarray, pred: np.ndarray, y: np.ndarray, k: int, method: str) -> list[Condition]:
     out = []
-    out.append(Condition("divergence", "fail", stats.stopped_early, "lower training.lr, set grad_clip, or use "
+    out.append(Condition("divergence", Status.FAIL, stats.stopped_early, "lower training.lr, set grad_clip, or use "
                          "optimizer 'sgd'") if stats.diverged else
-               Condition("divergence", "pass", "the training loss stayed finite"))
+               Condition("divergence", Status.PASS, "the training loss stayed finite"))
     acc, share = float(ok.mean()), float(np.bincount(pred, minlength=k).max() / len(pred))
     label_share = float(np.bincount(y, minlength=k).max() / len(y))
     chance = 1.0 / k
     if acc <= chance + CHANCE_MARGIN or (share >= CONSTANT_SHARE and share > label_share + SKEW_MARGIN):
-        out.append(Condition("collapse", "fail", f"clean accuracy {acc:.1%} (chance {chance:.1%}); one class "
+        out.append(Condition("collapse", Status.FAIL, f"clean accuracy {acc:.1%} (chance {chance:.1%}); one class "
                              f"predicted for {share:.1%} of the test points",
                              "a linear eps warm-up (defences.warmup_epochs), a lower training.lr or schedule "
                              "'onecycle', more epochs; check the data's labels and clip range"))
     else:
-        out.append(Condition("collapse", "pass", f"clean accuracy {acc:.1%}; the most frequent prediction covers "
+        out.append(Condition("collapse", Status.PASS, f"clean accuracy {acc:.1%}; the most frequent prediction covers "
                              f"{share:.1%} of the test points"))
     if "catastrophic" in stats.stopped_early:
-        out.append(Condition("catastrophic overfitting", "warn", stats.stopped_early,
+        out.append(Condition("catastrophic overfitting", Status.WARN, stats.stopped_early,
                              "train with method 'pgd', or 'fgsm_rs' with a longer warm-up or a smaller eps"))
     elif method in ("fgsm", "fgsm_rs"):
-        out.append(Condition("catastrophic overfitting", "pass", "the FGSM guard saw no collapse of PGD accuracy"))
+        out.append(Condition("catastrophic overfitting", Status.PASS, "the FGSM guard saw no collapse of PGD accuracy"))
     robust = [h.monitor_robust for h in stats.history if h.monitor_robust is not None]
     if robust:
         peak, last = max(robust), robust[-1]
@@ -69,42 +70,41 @@ def conditions(stats, ok: np.ndarray, pred: np.ndarray, y: np.ndarray, k: int, m
         text = (f"held-out PGD accuracy peaked at {peak:.1%} (epoch {robust.index(peak) + 1}) and ended at "
                 f"{last:.1%}")
         if peak - last > ROBUST_DROP:
-            out.append(Condition("robust overfitting", "pass" if kept_best else "warn",
+            out.append(Condition("robust overfitting", Status.PASS if kept_best else Status.WARN,
                                  text + ("; the best epoch's weights are kept" if kept_best else ""),
                                  "" if kept_best else "set defences.select = 'best' or train fewer epochs"))
         else:
-            out.append(Condition("robust overfitting", "pass", text))
+            out.append(Condition("robust overfitting", Status.PASS, text))
     return out
 
 
-class TrainingHealth:
+@register
+class TrainingHealth(VariantCheck):
     id = "training_health"
+    rank = 30
     title = "Training health (convergence of the trained variants)"
-    scope = "variant"
     controls = controls(MEASURE_2_3="supporting", MEASURE_2_7="supporting", MANAGE_1_3="supporting")
     description = ("Divergence, collapse to a constant or chance-level predictor, catastrophic and robust "
                    "overfitting of every variant this audit trained, each with its cause and a remedy.")
-    requires: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
     Details = TrainingHealthDetails
 
-    def measure(self, ctx: AuditContext, variant: str | None) -> Measurement:
+    def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         v = ctx.variants[variant]
         stats = v.train_stats
         if stats is None:
             return Measurement(check=self.id, variant=variant, skipped="not trained by this audit (a supplied "
                                "model); validity check C16 looks for single-step overfitting instead")
         ok = ctx.clean_correct(variant)
-        pred = ctx.test_logits(variant).argmax(1).numpy()
+        pred = ctx.get(TestLogits, variant).argmax(1).numpy()
         y = ctx.data.y_test.numpy()
         k = ctx.data.num_classes
         method = v.defence.method if v.defence is not None else "none"
         conds = conditions(stats, ok, pred, y, k, method)
-        failed = [c for c in conds if c.status == "fail"]
-        warned = [c for c in conds if c.status == "warn"]
+        failed = [c for c in conds if c.status is Status.FAIL]
+        warned = [c for c in conds if c.status is Status.WARN]
         share = float(np.bincount(pred, minlength=k).max() / len(pred))
         summary = ("training failed: " + "; ".join(f"{c.name}: {c.evidence} (remedy: {c.remedy})" for c in failed)
-                   if failed else f"converged: {', '.join(c.name for c in conds if c.status == 'pass')} fine")
+                   if failed else f"converged: {', '.join(c.name for c in conds if c.status is Status.PASS)} fine")
         if warned and not failed:
             summary += "; " + "; ".join(f"{c.name}: {c.evidence}" for c in warned)
         return Measurement(

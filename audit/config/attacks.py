@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attacks import ATTACK_FAMILY, ATTACK_LABELS, ATTACKS
+from attacks import ATTACKS
 from attacks.base import Norm
 from attacks.presets import PRESETS
+from attacks.spec import config_keys
 from audit.config.sections import finite
 from audit.core.errors import UsageError
 
@@ -83,38 +84,14 @@ class AttackConfig:
             raise UsageError(f"{path}.precision: {self.precision!r} is not valid; valid: 'fp32', 'bf16'")
 
     def params(self, attack: str) -> dict:
-        """Keyword settings for one attack of the grid."""
-        family = ATTACK_FAMILY[attack]
-        out: dict = {"early_stop": self.early_stop}
-        if family == "pgd":
-            out.update(steps=self.pgd_steps, restarts=self.pgd_restarts)
-        elif family == "apgd":
-            out.update(steps=self.apgd_steps, restarts=self.apgd_restarts)
-        elif family == "fab":
-            out.update(steps=self.fab_steps, restarts=self.fab_restarts)
-        elif family == "score":
-            out.update(queries=self.square_queries, restarts=self.square_restarts, p_init=self.square_p_init)
-        if attack.endswith("_t"):
-            out["n_targets"] = self.n_targets
-        return out
+        """Keyword settings for one attack of the grid: the fields of its parameter class this config sets."""
+        return {name: getattr(self, key) for name, key in config_keys(ATTACKS[attack].params).items()}
 
     def describe(self, attack: str) -> str:
         """'PGD, 20 steps x 1 restart(s), step 2.5 eps/steps' style text for the report."""
-        p = self.params(attack)
-        family = ATTACK_FAMILY[attack]
-        label = ATTACK_LABELS[attack]
-        if family == "single":
-            text = f"{label} (one step of size eps)"
-        elif family == "score":
-            text = (f"{label}, {p['queries']:,} queries x {p['restarts']} restart(s), p_init {p['p_init']:g}, "
-                    f"margin loss, score-based (no gradients)")
-        else:
-            text = f"{label}, {p['steps']} steps x {p['restarts']} restart(s)"
-            text += {"pgd": ", step 2.5 eps/steps", "apgd": ", step from 2 eps, halved adaptively",
-                     "fab": ", minimal-norm boundary steps (alpha_max 0.1, eta 1.05, beta 0.9)"}[family]
-        if "n_targets" in p:
-            text += f", {p['n_targets']} target classes"
+        spec = ATTACKS[attack]
+        text = spec.describe(spec.make(**self.params(attack)))
         if attack in self.chain and self.chain.index(attack) > 0:
-            text += f"; on the points {', '.join(ATTACK_LABELS[a] for a in self.chain[:self.chain.index(attack)])} " \
+            text += f"; on the points {', '.join(ATTACKS[a].label for a in self.chain[:self.chain.index(attack)])} " \
                     f"left robust"
         return text

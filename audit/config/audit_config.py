@@ -24,11 +24,22 @@ from audit.config.tracking import TrackingConfig
 from audit.core.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
+CHECK_SETTINGS = {"check_settings": True}   # field metadata: the field holds one check's settings
+
+
+def check_sections() -> tuple[str, ...]:
+    """The names of the fields holding a check's settings (each the id of its check)."""
+    return tuple(f.name for f in dataclasses.fields(AuditConfig) if f.metadata.get("check_settings"))
 
 
 @dataclass(frozen=True)
 class AuditConfig:
     """A whole audit. ``candidate`` names the variant proposed for deployment: its findings gate the verdict.
+
+    ``checks``: the enabled checks (empty: every check on by default); in the file the ``[checks]`` table's
+    ``enabled`` (or the older top-level list ``checks = [...]``). Each check's settings are its ``[checks.<id>]``
+    table (or the older top-level ``[<id>]``), loaded into the field of that name (the loader, ``audit.config.load``,
+    turns either form into these fields; written out, a config has the older form, which loads the same).
 
     ``base_dir`` is set by the loader, not written in the file: the config file's folder (its modules are
     importable, and every relative path in the file was resolved against it).
@@ -41,17 +52,18 @@ class AuditConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     attacks: AttackConfig = field(default_factory=AttackConfig)
     defences: tuple[DefenceConfig, ...] = ()
-    deployments: tuple[DeploymentConfig, ...] = ()
-    label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig)
-    leakage: LeakageConfig = field(default_factory=LeakageConfig)
-    datalab: DatalabConfig = field(default_factory=DatalabConfig)
-    test_outliers: TestOutliersConfig = field(default_factory=TestOutliersConfig)
-    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
+    deployments: tuple[DeploymentConfig, ...] = field(default=(), metadata={"bound": 32})
+    # each check's settings, its [checks.<id>] table (the check's ``Config``; a field named after its check)
+    label_issues: LabelIssuesConfig = field(default_factory=LabelIssuesConfig, metadata=CHECK_SETTINGS)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig, metadata=CHECK_SETTINGS)
+    datalab: DatalabConfig = field(default_factory=DatalabConfig, metadata=CHECK_SETTINGS)
+    test_outliers: TestOutliersConfig = field(default_factory=TestOutliersConfig, metadata=CHECK_SETTINGS)
+    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig, metadata=CHECK_SETTINGS)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    checks: tuple[str, ...] = ()
+    checks: tuple[str, ...] = field(default=(), metadata={"bound": 64})   # [checks] enabled: empty = the defaults
     candidate: str = "baseline"
     policy: str = "default"
     seed: int = 0

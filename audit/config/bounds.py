@@ -2,7 +2,8 @@
 
 A value past its bound would not make a better audit, only one that never ends or exhausts memory: 10,000 eps
 values, a million epochs or a batch of 10^12 rows are typos or attacks. ``LIMITS`` is the documented table (the
-README's "Bounds"); every other integer or number of the config is bounded by ``DEFAULT_INT`` and every list by
+README's "Bounds"), a field's own ``metadata={"bound": ...}`` beside it (a check's settings carry theirs);
+every other integer or number of the config is bounded by ``DEFAULT_INT`` and every list by
 ``DEFAULT_ITEMS``. Bounds that depend on the data (folds relative to the rows) are checked once the data is
 loaded (``check_data_bounds``).
 """
@@ -27,15 +28,10 @@ LIMITS: dict[str, int] = {
     "training.batch_size": 65_536,
     "defences": 32,                       # defended variants
     "defences[].steps": 1_000,
-    "deployments": 32,
     "deployments[].finetune_epochs": 1_000,
     "deployments[].calibration_rows": 100_000,
     "data.class_names": 100_000,
     "data.image_size[]": 4_096,           # pixels per side of a resized folder image
-    "label_issues.folds": 100,
-    "label_issues.epochs": 1_000,
-    "backdoor.selftest_epochs": 1_000,
-    "checks": 64,
 }
 DEFAULT_INT = 10_000_000
 DEFAULT_ITEMS = 10_000
@@ -47,12 +43,13 @@ def _key(path: str) -> str:
     return re.sub(r"\[\d+\]", "[]", path)
 
 
-def _check(path: str, value: Any) -> None:
+def _check(path: str, value: Any, bound: int | None = None) -> None:
+    """``bound``: the field's own (``field(metadata={"bound": ...})``, a section's or a check's), before LIMITS."""
     key = _key(path)
     if key in UNBOUNDED:
         return
     if isinstance(value, (tuple, list)):
-        limit = LIMITS.get(key, DEFAULT_ITEMS)
+        limit = bound or LIMITS.get(key, DEFAULT_ITEMS)
         if len(value) > limit:
             raise UsageError(f"{path}: {len(value):,} items; at most {limit:,} (advaudit's bound on {key})")
         for i, v in enumerate(value):
@@ -60,11 +57,11 @@ def _check(path: str, value: Any) -> None:
         return
     if dataclasses.is_dataclass(value):
         for f in dataclasses.fields(value):
-            _check(f"{path}.{f.name}" if path else f.name, getattr(value, f.name))
+            _check(f"{path}.{f.name}" if path else f.name, getattr(value, f.name), f.metadata.get("bound"))
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
-    limit = LIMITS.get(key, DEFAULT_INT)
+    limit = bound or LIMITS.get(key, DEFAULT_INT)
     if value > limit:
         shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
         raise UsageError(f"{path}: {shown} is above advaudit's bound of {limit:,} for {key}")

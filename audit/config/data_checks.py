@@ -2,7 +2,7 @@
 Every threshold a data check applies is a key here, with its default."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from audit.config.sections import finite
 from audit.core.errors import UsageError
@@ -22,12 +22,12 @@ class LabelIssuesConfig:
     accurate on the given labels at at least this mean confidence look in-sample (the guard's last resort).
     """
 
-    folds: int = 5
-    epochs: int = 15
-    method: str = "kfold"
-    pred_probs: str = ""
-    selftest_flip_rate: float = 0.1
-    retrain_cleaned: bool = False
+    folds: int = field(default=5, metadata={"bound": 100})
+    epochs: int = field(default=15, metadata={"bound": 1_000})
+    method: str = field(default="kfold", metadata={"doc": '"kfold" (train K times) or "proxy" (faster, on embeddings)'})
+    pred_probs: str = field(default="", metadata={"doc": "an .npy of your own out-of-sample probabilities"})
+    selftest_flip_rate: float = field(default=0.1, metadata={"doc": "labels flipped in a copy to test the detector"})
+    retrain_cleaned: bool = field(default=False, metadata={"doc": "train once more without the flagged rows"})
     in_sample_accuracy: float = 0.995
     in_sample_confidence: float = 0.97
 
@@ -50,7 +50,7 @@ class LeakageConfig:
     nearest-neighbour distances. Self-test: ``selftest_copies`` training rows are copied into the test split with
     Gaussian jitter at each of ``selftest_sigmas`` (in units of the input range's width; 0 = exact copies)."""
 
-    quantile: float = 0.001
+    quantile: float = field(default=0.001, metadata={"doc": "of within-train nearest-neighbour distances"})
     selftest_copies: int = 100
     selftest_sigmas: tuple[float, ...] = (0.0, 0.01, 0.03, 0.05)
 
@@ -103,14 +103,14 @@ class BackdoorConfig:
     warning).
     """
 
-    ratio_z: float = 2.5
+    ratio_z: float = field(default=2.5, metadata={"doc": "flag rows this far (robust z) towards another class"})
     spectral_z: float = 3.5
     min_silhouette: float = 0.35
     max_cluster_share: float = 0.35
     min_cluster_ratio_z: float = 2.0
     nb_dims: int = 10
-    selftest_rate: float = 0.1
-    selftest_epochs: int = 0
+    selftest_rate: float = field(default=0.1, metadata={"doc": "plant a pattern backdoor in a copy (0 = no self-test)"})
+    selftest_epochs: int = field(default=0, metadata={"bound": 1_000})
     min_attack_success: float = 0.5
     min_selftest_recall: float = 0.5
 

@@ -71,8 +71,8 @@ class DefenceConfig:
                           f"catastrophic-overfitting guard",
                   "trades": f"TRADES (Zhang et al. 2019), {self.eps:g} eps, {self.steps} steps, beta {self.beta:g}"}
         text = labels[self.method]
-        regs = [f"{k.replace('_', ' ')} {getattr(self, k):g}" for k in
-                ("weight_decay", "l1", "label_smoothing", "mixup_alpha", "input_noise", "grad_clip") if getattr(self, k)]
+        knobs = ("weight_decay", "l1", "label_smoothing", "mixup_alpha", "input_noise", "grad_clip")
+        regs = [f"{k.replace('_', ' ')} {getattr(self, k):g}" for k in knobs if getattr(self, k)]
         if regs:
             text += "; " + ", ".join(regs)
         return f"checkpoint {Path(self.weights).name} supplied by the user" if self.weights else text

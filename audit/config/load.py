@@ -8,7 +8,7 @@ from typing import Any
 
 import tomllib
 
-from audit.config.audit_config import AuditConfig
+from audit.config.audit_config import AuditConfig, check_sections
 from audit.config.paths import resolve_paths
 from audit.core.errors import UsageError
 from audit.core.files import read_bounded
@@ -100,10 +100,55 @@ def check_nesting(data: Any, where: str = "config", limit: int = MAX_CONFIG_DEPT
                 stack.append((value, depth + 1, keys + (key,)))
 
 
+def _checks_table(data: dict) -> dict:
+    """``data`` with its checks in the ``[checks]`` table form: the older top-level list ``checks = [...]`` becomes
+    ``enabled`` and each older top-level ``[<id>]`` settings table becomes ``[checks.<id>]``."""
+    table = data.get("checks", {})
+    table = {"enabled": table} if isinstance(table, (list, tuple)) else table
+    if not isinstance(table, dict):
+        raise UsageError(f"checks: expected a table (enabled = [...] and [checks.<id>] settings) or a list of check "
+                         f"ids, got {type(table).__name__}")
+    table = dict(table)
+    for name in check_sections():
+        if name in data:
+            if name in table:
+                raise UsageError(f"checks.{name}: given twice, as [checks.{name}] and as [{name}]; keep one")
+            table[name] = data.pop(name)
+    data["checks"] = table
+    return data
+
+
+def _loaded_form(data: dict) -> dict:
+    """The ``[checks]`` table -> the config's fields: ``enabled`` -> ``checks``, ``[checks.<id>]`` -> ``<id>``."""
+    table = dict(data.pop("checks"))
+    valid = ("enabled",) + check_sections()
+    for key in table:
+        if key not in valid:
+            raise UsageError(f"checks.{key}: unknown key; valid keys: {', '.join(valid)} (a check without settings "
+                             f"has no table)")
+    data.update({k: v for k, v in table.items() if k != "enabled"})
+    if "enabled" in table:
+        data["checks"] = table["enabled"]
+    return data
+
+
+def _override_key(text: str) -> str:
+    """An override in the older form, ``label_issues.folds=3`` or ``checks=[...]``, as the ``[checks]`` table's."""
+    key, sep, value = text.partition("=")
+    head = key.strip().split(".")[0]
+    if head in check_sections():
+        return f"checks.{key.strip()}{sep}{value}"
+    if key.strip() == "checks":
+        return f"checks.enabled{sep}{value}"
+    return text
+
+
 def config_from_data(data: dict, base_dir: Path, overrides: list[str] = ()) -> AuditConfig:
-    """A config from plain data (a parsed TOML file or the Python API's dict), paths relative to ``base_dir``."""
+    """A config from plain data (a parsed TOML file or the Python API's dict), paths relative to ``base_dir``.
+    Checks and their settings may be given in either form (``_checks_table``); overrides too."""
     check_nesting(data)
-    data = apply_overrides(copy.deepcopy(dict(data)), list(overrides))
+    data = _checks_table(copy.deepcopy(dict(data)))
+    data = _loaded_form(apply_overrides(data, [_override_key(t) for t in overrides]))
     check_nesting(data)
     if "base_dir" in data:
         raise UsageError("base_dir: set by advaudit (the config file's folder), not a key of the file")

@@ -6,6 +6,7 @@ Path-valued keys are relative to the config file in the TOML and absolute once l
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from audit.config.names import MAX_CLASSES, display
 from audit.core.errors import UsageError
 
 
-def finite(path: str, **values: float) -> None:
+def finite(path: str, **values: float | Sequence[float] | None) -> None:
     """Every value must be a finite number (NaN and Inf in a TOML file are numbers too)."""
     for k, v in values.items():
         if v is None:

@@ -49,5 +49,8 @@ class ThreatModelConfig:
         return self.name or (f"{self.norm.value} eps {self.eps:g}" if self.declared else "not declared")
 
     def grid(self) -> tuple[float, ...]:
-        """The attack grid around the threat eps (it is included exactly)."""
-        return tuple(self.eps if f == 1.0 else round(f * self.eps, 10) for f in SPREAD)
+        """The attack grid around the threat eps (it is included exactly); only for a declared threat."""
+        eps = self.eps
+        if eps is None:
+            raise ValueError("threat_model.grid() needs a declared eps")
+        return tuple(eps if f == 1.0 else round(f * eps, 10) for f in SPREAD)

@@ -69,7 +69,7 @@ class RobustnessPoint:
 
 def pack_bits(mask: np.ndarray) -> str:
     """Per-example correctness, compactly: base64 of numpy.packbits (decode with ``unpack_bits``)."""
-    return base64.b64encode(np.packbits(np.asarray(mask).astype(np.uint8))).decode("ascii")
+    return base64.b64encode(np.packbits(np.asarray(mask).astype(np.uint8)).tobytes()).decode("ascii")
 
 
 def unpack_bits(bits: str, n: int) -> np.ndarray:

@@ -48,7 +48,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             except UsageError as e:
                 errors.append(str(e))
         _fail(path, errors[0].split(": ", 1)[-1] if errors else "invalid value")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             _fail(path, f"expected a table, got {type(value).__name__}")
         return from_data(tp, value, path)

@@ -64,7 +64,7 @@ def digest(x, y: torch.Tensor, batch_size: int = 1024) -> str:
     """SHA-256 of a split's float32 input bytes then its int64 labels, streamed."""
     h = hashlib.sha256()
     for _, xb in batches(x, batch_size):
-        h.update(memoryview(xb.to(torch.float32).contiguous().numpy()).cast("B"))
+        h.update(xb.to(torch.float32).contiguous().numpy().data.cast("B"))
     h.update(y.to(torch.int64).contiguous().numpy().tobytes())
     return h.hexdigest()
 

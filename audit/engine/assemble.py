@@ -9,6 +9,9 @@ import platform
 import numpy as np
 import torch
 
+from audit.checks import CHECKS
+from audit.checks.robustness import Robustness
+from audit.checks.run_view import RobustnessGrid, TestLogits
 from audit.core.metrics import WORST_CASE, Accuracy, pack_bits, same_eps
 from audit.core.result import (
     SCHEMA_VERSION,
@@ -62,10 +65,10 @@ def variant_result(ctx: Context, name: str) -> VariantResult:
     try:
         ok = ctx.clean_correct(name)
         clean, bits = Accuracy.of(ok), pack_bits(ok)
-        ece = expected_calibration_error(torch.softmax(ctx.test_logits(name), 1).amax(1).numpy(), ok)
+        ece = expected_calibration_error(torch.softmax(ctx.get(TestLogits, name), 1).amax(1).numpy(), ok)
     except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
         clean, bits, ece = None, "", None
-    grid = ctx.robustness_if_computed(name)
+    grid = ctx.computed(RobustnessGrid, name)
     st = v.train_stats
     return VariantResult(name=name, description=v.description, candidate=name == ctx.config.candidate,
                          clean_accuracy=clean, robustness=grid.points if grid else (), correct_bits=bits,
@@ -76,7 +79,7 @@ def variant_result(ctx: Context, name: str) -> VariantResult:
 def mark_best(variants, findings, policy):
     """Flag the best variant under the policy: every variant-scoped threshold met (pass or warn), then the highest
     worst-case robust accuracy at the robustness threshold's eps, then the highest clean accuracy."""
-    t = policy.thresholds.get("robustness")
+    t = policy.thresholds.get(Robustness.id)
 
     def meets(v) -> bool:
         own = [f for f in findings if f.variant == v.name and f.threshold is not None]
@@ -114,16 +117,10 @@ def residual_risk(findings, variants, candidate: str, not_measured, threat=None)
         out.append(f"Without attack it misclassifies {1 - c.value:.1%} of test points "
                    f"(95% CI {1 - c.ci_high:.1%}-{1 - c.ci_low:.1%}).")
     for f in findings:
-        if f.check == "label_issues" and "label_issue_rate" in f.metrics:
-            out.append(f"{f.metrics['label_issue_rate']:.1%} of training labels are suspected errors and remain "
-                       f"in the training data unless cleaned.")
-        if f.check == "backdoor" and "flagged_rows" in f.metrics:
-            test = f.details.selftest
-            recall = test.detectors["screen"].recall if test else None
-            evidence = (f"; its self-test found {recall:.0%} of a planted {test.rate:.0%} backdoor, so a backdoor "
-                        f"it misses remains possible") if recall is not None else ""
-            out.append(f"The backdoor screen flagged {int(f.metrics['flagged_rows'])} training rows for review"
-                       f"{evidence}.")
+        check = CHECKS.get(f.check)
+        sentence = check.residual_risk(f) if check is not None else ""
+        if sentence:
+            out.append(sentence)
     bad = [f.id for f in findings if f.gating and f.status in (Status.FAIL, Status.ERROR)]
     if bad:
         out.append(f"Gating findings not met: {', '.join(bad)}.")

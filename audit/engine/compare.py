@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.checks import CHECKS
+from audit.checks.clean_accuracy import CleanAccuracy
 from audit.config.policy import CompareRule
 from audit.core.errors import UsageError
 from audit.core.metrics import WORST_CASE, unpack_bits
@@ -21,9 +23,9 @@ from audit.core.result import AuditResult, Status
 from audit.core.stats import mcnemar_exact
 from audit.engine.results_io import read_results
 
-OTHER = (("calibration", "ece", "lower"), ("calibration", "adversarial_wrong_confidence", "lower"),
-         ("corruptions", "mean_corruption_accuracy", "higher"), ("corruptions", "mce", "lower"),
-         ("ood", "auroc_msp_min", "higher"))
+# (check, metric, better): the unpaired metrics compare diffs, each declared by its check (``compared``)
+OTHER = tuple((c.id, metric, better) for c in CHECKS.values() for metric, better in c.compared)
+CLEAN = CleanAccuracy.id  # the clean per-point series is named after the check that measures clean accuracy
 MIN_PAIRED_POINTS = 20   # below this a paired exact test cannot tell a change from chance: refused, not reported
 
 
@@ -86,7 +88,7 @@ def _series(result: AuditResult) -> dict:
     n = result.dataset.n_test
     out = {}
     if v.correct_bits:
-        out[("clean_accuracy", None, None)] = unpack_bits(v.correct_bits, n)
+        out[(CLEAN, None, None)] = unpack_bits(v.correct_bits, n)
     for p in v.robustness:
         if p.correct_bits:
             out[("robust_accuracy", p.attack, p.eps)] = unpack_bits(p.correct_bits, n)
@@ -108,7 +110,7 @@ def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparis
     n = check_pairable(base, head)
     sb, sh = _series(base), _series(head)
     deltas = []
-    for key in sorted(set(sb) & set(sh), key=lambda k: (k[0] != "clean_accuracy", k[2] or 0, k[1] != WORST_CASE,
+    for key in sorted(set(sb) & set(sh), key=lambda k: (k[0] != CLEAN, k[2] or 0, k[1] != WORST_CASE,
                                                       k[1] or "")):
         b, h = sb[key], sh[key]
         bo, ho, p, status = _judge(b, h, rule)

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from attacks import ATTACK_FAMILY
+from attacks import ATTACKS
+from audit.checks import CHECKS
+from audit.checks.art_agreement import ArtAgreement
+from audit.checks.base import RunCheck, VariantCheck
+from audit.checks.label_issues import LabelIssues
 from audit.engine.context import Context
 from audit.engine.plan import enabled_checks, execution_order
 from audit.engine.variant_recipe import MAX_HOLDOUT
@@ -25,7 +29,6 @@ from audit.engine.variant_recipe import MAX_HOLDOUT
 SURVIVING = 0.6        # share of an early-stopping attack's bound that is spent (points broken early stop)
 CHAINED = 0.5          # share of the test points a chained attack after the first still attacks
 FIXED_SECONDS = 6.0    # imports, cleanlab, Datalab, report rendering and the bundle
-CORRUPTION_WORK = 3.0  # corrupting a row costs about two forward passes of a small model besides the forward
 MONITOR_STEPS = 10     # the held-out PGD that picks the best epoch
 
 
@@ -62,7 +65,8 @@ def calibrate(ctx: Context) -> Costs:
     """A few passes of each kind on a fresh copy of the model (its weights are thrown away)."""
     from audit.methods.corruptions import corruption_errors
     d, c = ctx.data, ctx.config
-    model = ctx.build_model().to(ctx.device) if not ctx.user_model.pretrained else ctx.wrap(ctx.user_model.module)
+    model = ctx.models.build_model().to(ctx.device) if not ctx.user_model.pretrained else \
+        ctx.models.wrap(ctx.user_model.module)
     n = int(d.x_test.shape[0])
     reps = -(-max(c.training.batch_size, c.attacks.batch_size, 16) // n)
     pool = torch.cat([d.x_test[:n]] * reps) if reps > 1 else d.x_test[:n]
@@ -111,7 +115,7 @@ def calibrate(ctx: Context) -> Costs:
 
 
 def _uses_art(config) -> bool:
-    return "art_agreement" in enabled_checks(config)
+    return ArtAgreement.id in enabled_checks(config)
 
 
 def _art_costs(ctx: Context, model, x: torch.Tensor) -> tuple[float, float]:
@@ -136,91 +140,71 @@ def _art_costs(ctx: Context, model, x: torch.Tensor) -> tuple[float, float]:
 
 
 def _attack_bound(cfg, attack: str) -> tuple[float, float]:
-    """(input-gradient passes, forward passes) per attacked point of one attack at one eps."""
-    a, family = cfg.attacks, ATTACK_FAMILY[attack]
-    targets = a.n_targets if attack.endswith("_t") else 1
-    if family == "single":
-        return 1.0, 0.0
-    if family == "pgd":
-        return float(a.pgd_steps * a.pgd_restarts * targets), 0.0
-    if family == "apgd":
-        return float(a.apgd_steps * a.apgd_restarts * targets), float(a.apgd_steps * a.apgd_restarts * targets)
-    if family == "fab":
-        return float(3 * a.fab_steps * a.fab_restarts * targets), float(a.fab_steps * a.fab_restarts * targets)
-    return 0.0, float(a.square_queries * a.square_restarts)
+    """(input-gradient passes, forward passes) per attacked point of one attack at one eps (its spec's bound)."""
+    spec = ATTACKS[attack]
+    return spec.cost(spec.make(**cfg.attacks.params(attack)))
 
 
-def estimate(ctx: Context, costs: Costs) -> list[StageEstimate]:
-    """Passes and seconds of every stage the run will have."""
-    c, d = ctx.config, ctx.data
-    n_tr, n_te = int(d.x_train.shape[0]), int(d.x_test.shape[0])
-    enabled = enabled_checks(c)
-    pretrained = ctx.user_model is not None and ctx.user_model.pretrained
-    trainable = ctx.trainable if ctx.trainable is not None else True
-    variants = ["baseline"] + [x.name for x in c.defences]
-    out: list[StageEstimate] = []
+class Sheet:
+    """The estimate being written: what a check's ``cost`` hook reads (config, sizes, costs) and ``add``s to."""
 
-    def add(name, fb=0.0, fwd=0.0, *, train=False, seconds=None, fwd_cost=None):
-        s = seconds if seconds is not None else (fb * (costs.train_row if train else costs.grad_row)
-                                                 + fwd * (fwd_cost or costs.forward_row))
-        out.append(StageEstimate(name, fb, fwd, s))
+    def __init__(self, ctx: Context, costs: Costs):
+        self.config, self.costs = ctx.config, costs
+        self.n_train, self.n_test = int(ctx.data.x_train.shape[0]), int(ctx.data.x_test.shape[0])
+        self.trainable = ctx.setup.trainable if ctx.setup.trainable is not None else True
+        self.stages: list[StageEstimate] = []
 
-    if not pretrained:
-        add("train baseline", c.training.epochs * n_tr, train=True)
+    def add(self, name: str, fb: float = 0.0, fwd: float = 0.0, *, train: bool = False,
+            seconds: float | None = None, fwd_cost: float | None = None) -> None:
+        c = self.costs
+        s = seconds if seconds is not None else (fb * (c.train_row if train else c.grad_row)
+                                                 + fwd * (fwd_cost or c.forward_row))
+        self.stages.append(StageEstimate(name, fb, fwd, s))
+
+    def attack_sweep(self) -> tuple[float, float, float]:
+        """(input-gradient passes, forward passes, seconds per forward row) of every attack at every eps on the
+        test set of one variant."""
+        a = self.config.attacks
+        fb = fwd = 0.0
+        for attack in a.attacks:
+            g, f = _attack_bound(self.config, attack)
+            share = CHAINED if (attack in a.chain and a.chain.index(attack) > 0) else 1.0
+            spent = (SURVIVING if a.early_stop else 1.0) * share * self.n_test * len(a.eps)
+            fb, fwd = fb + g * spent, fwd + f * spent
+        scored = any(ATTACKS[x].score_based for x in a.attacks)
+        return fb, fwd, self.costs.small_forward_row if scored else self.costs.forward_row
+
+
+def _training_stages(ctx: Context, sheet: Sheet) -> None:
+    c, n_tr = ctx.config, sheet.n_train
+    if not (ctx.user_model is not None and ctx.user_model.pretrained):
+        sheet.add("train baseline", c.training.epochs * n_tr, train=True)
     for x in c.defences:
         if x.weights:
             continue
         hold = int(min(MAX_HOLDOUT, round(x.holdout * n_tr)))
         per_row = {"none": 1, "pgd": x.steps + 1, "trades": x.steps + 2}.get(x.method, 2)
-        add(f"train {x.name}", c.training.epochs * ((n_tr - hold) * per_row + hold * MONITOR_STEPS), train=True)
-    grid = len(c.attacks.eps)
-    a = c.attacks
-    for v in variants:
-        if "robustness" in enabled:
-            fb = fwd = 0.0
-            for _i, attack in enumerate(a.attacks):
-                g, f = _attack_bound(c, attack)
-                share = CHAINED if (attack in a.chain and a.chain.index(attack) > 0) else 1.0
-                spent = (SURVIVING if a.early_stop else 1.0) * share * n_te * grid
-                fb, fwd = fb + g * spent, fwd + f * spent
-            add(f"check robustness:{v}", fb, fwd + n_te, fwd_cost=costs.small_forward_row
-                if any(ATTACK_FAMILY[x] == "score" for x in a.attacks) else costs.forward_row)
-        if "attack_validity" in enabled:
-            probe = min(a.probe_points, n_te)
-            add(f"check attack_validity:{v}", probe * (3 * a.pgd_steps + 10), 0.0)
-            sq = 0 if "square" in a.attacks else min(a.square_points, probe) * a.square_queries
-            add(f"  validity probes (forward):{v}", 0.0, sq + 40 * probe, fwd_cost=costs.small_forward_row)
-        if "art_agreement" in enabled:
-            pts = min(a.art_crosscheck_points, n_te)
-            small = min(64, pts)
-            fb = pts * (1 + a.pgd_steps) + small * a.apgd_steps
-            add(f"check art_agreement:{v}", fb, pts * 2.0, seconds=2 * fb * costs.grad_row + fb * costs.art_grad_row)
-            if v == c.candidate:
-                q = min(a.square_queries, 1000)
-                add(f"  ART and native Square:{v}", 0.0, 2 * small * q,
-                    seconds=small * q * (costs.art_query_row + costs.small_forward_row))
-        if "calibration" in enabled:
-            add(f"check calibration:{v}", n_te * 10, 2.0 * n_te)
-        if "corruptions" in enabled:
-            add(f"check corruptions:{v}", 0.0, 35.0 * n_te,
-                seconds=costs.corruption_call + 35.0 * n_te * costs.forward_row * CORRUPTION_WORK)
-        if "ood" in enabled:
-            add(f"check ood:{v}", 0.0, 5.0 * n_te)
-    li = c.label_issues
-    if "label_issues" in enabled and li.method == "kfold" and trainable and not li.pred_probs:
-        k = li.folds
-        add(f"check label_issues ({k} folds + the self-test's {k})", 2 * k * li.epochs * n_tr * (k - 1) / k,
-            2.0 * n_tr, train=True)
-    if "backdoor" in enabled and trainable:
-        add("check backdoor (self-test training)", (c.backdoor.selftest_epochs or c.training.epochs) * n_tr,
-            2.0 * n_tr, train=True)
-    if "retrain_cleaned" in enabled and li.retrain_cleaned and trainable:
-        add("check retrain_cleaned", c.training.epochs * n_tr, train=True)
+        sheet.add(f"train {x.name}", c.training.epochs * ((n_tr - hold) * per_row + hold * MONITOR_STEPS), train=True)
+
+
+def estimate(ctx: Context, costs: Costs) -> list[StageEstimate]:
+    """Passes and seconds of every stage the run will have: the trainings, then each enabled check's own
+    estimate (its ``cost`` hook), per variant and then once, the deployments' fine-tuning and the fixed cost."""
+    c, sheet = ctx.config, Sheet(ctx, costs)
+    enabled = [CHECKS[k] for k in CHECKS if k in enabled_checks(c)]
+    _training_stages(ctx, sheet)
+    for v in ["baseline"] + [x.name for x in c.defences]:
+        for check in enabled:
+            if isinstance(check, VariantCheck):
+                check.cost(sheet, v)
+    for check in enabled:
+        if isinstance(check, RunCheck):
+            check.cost(sheet)
     for x in c.deployments:
         if x.method == "prune" and x.finetune_epochs:
-            add(f"fine-tune deployment {x.name}", x.finetune_epochs * n_tr, train=True)
-    add("libraries, cleanlab, reports, bundle", seconds=FIXED_SECONDS)
-    return out
+            sheet.add(f"fine-tune deployment {x.name}", x.finetune_epochs * sheet.n_train, train=True)
+    sheet.add("libraries, cleanlab, reports, bundle", seconds=FIXED_SECONDS)
+    return sheet.stages
 
 
 def plan_text(ctx: Context, stages: list[StageEstimate], costs: Costs, calibration_s: float) -> str:
@@ -239,7 +223,7 @@ def plan_text(ctx: Context, stages: list[StageEstimate], costs: Costs, calibrati
     lines.append("attacks:")
     lines += [f"  {x}: {a.describe(x)}" for x in a.attacks]
     units = sum(1 for s in stages if s.name.startswith("train ")) + (2 * c.label_issues.folds
-                                                                     if "label_issues" in enabled_checks(c) else 0)
+                                                                     if LabelIssues.id in enabled_checks(c) else 0)
     lines.append(f"units an executor runs: {units} trainings and folds, plus one attack shard per variant")
     lines += ["", f"calibration: {costs.train_row * 1e3:.3f} ms per training row, {costs.grad_row * 1e3:.3f} ms per "
               f"input-gradient row, {costs.forward_row * 1e3:.3f} ms per forward row",

@@ -18,6 +18,11 @@ def judge_value(value: float, t: Threshold) -> Status:
 
 
 def judge(m: Measurement, check, threshold: Threshold | None, gating: bool) -> Finding:
+    """The finding of ``m`` under ``threshold``. A check's ``with_threshold`` adds what depends on the threshold
+    (robustness: the breaking eps); a measurement's ``at_best`` is the check's own evidence that its number is weaker
+    than it looks (an inconclusive self-test, a failed validity check): it caps the status, never raises it."""
+    if m.error is None and m.skipped is None:
+        m = check.with_threshold(m, threshold)
     fid = check.id if m.variant is None else f"{check.id}:{m.variant}"
     common = dict(id=fid, check=check.id, title=check.title, variant=m.variant, metrics=dict(m.metrics),
                   details=m.details, controls=check.controls, gating=gating,

@@ -7,11 +7,9 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 from audit.checks import CHECKS
+from audit.checks.base import Check, Scope, VariantCheck
 from audit.config import AuditConfig
-from audit.config.bounds import check_data_bounds
 from audit.config.policy import Policy, load_policy
 from audit.core.errors import UsageError
 from audit.core.metrics import same_eps
@@ -19,31 +17,36 @@ from audit.core.result import AuditResult, Finding, Measurement
 from audit.data.sources import BUILTIN, load_data
 from audit.data.splits import Splits
 from audit.engine.assemble import assemble
-from audit.engine.context import Context, pick_device
+from audit.engine.context import Context, Prepared, make_context
 from audit.engine.execution import make_executor
 from audit.engine.judge import judge
+from audit.engine.models import Models, factory_model, wrap_model
 from audit.engine.plan import enabled_checks, execution_order
 from audit.engine.preflight import check_batch_sizes, check_eps, check_model, check_pred_probs, eval_batch
 from audit.engine.record import Recorder
+from audit.engine.run_setup import RunSetup, pick_device
 from audit.engine.variants import train_variants
 from audit.models.loading import LoadedModel, load_user_model
 
 log = logging.getLogger(__name__)
 
 
-def measure_safely(check, ctx: Context, variant: str | None) -> Measurement:
-    """Run one check; an exception becomes an error measurement and the run continues. A check that does not apply
-    (its own reason first) or whose required checks did not measure anything is skipped, saying why."""
-    why = check.not_applicable(ctx) if hasattr(check, "not_applicable") else ""
+def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measurement:
+    """Run one check (on ``variant`` for a variant-scope check, once for a run-scope one, ``variant`` None); an
+    exception becomes an error measurement and the run continues. A check that does not apply (its own reason
+    first) or whose required checks did not measure anything is skipped, saying why."""
+    why = check.not_applicable(ctx)
     if why:
         return Measurement(check=check.id, variant=variant, skipped=why)
-    for need in getattr(check, "requires", ()):
+    for need in check.needs():
         m = ctx.measurement(need)
         if m is None or m.error is not None or m.skipped is not None:
             why = "it was not enabled" if m is None else ("it failed" if m.error else "it was skipped")
             return Measurement(check=check.id, variant=variant, skipped=f"needs the {need} check's result ({why})")
     try:
-        return check.measure(ctx, variant)
+        if isinstance(check, VariantCheck):
+            return check.measure(ctx, variant)
+        return check.measure(ctx)
     except Exception as e:  # noqa: BLE001 - isolation is the point
         log.warning("check %s%s failed: %s", check.id, f" on {variant}" if variant else "", e)
         log.debug("%s", traceback.format_exc())
@@ -60,51 +63,61 @@ def check_policy_fits(policy: Policy, config: AuditConfig) -> None:
 
 
 def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
-            recorder: Recorder | None = None, model: LoadedModel | None = None) -> Context:
+            recorder: Recorder | None = None, model: LoadedModel | None = None) -> Prepared:
     """Load policy, data and model and check them against each other: every bad-input error happens here,
-    before anything is trained or written. ``model``: an already loaded model (the Python API's in-memory one)."""
+    before anything is trained or written; then start the executor. ``model``: an already loaded model (the
+    Python API's in-memory one)."""
     recorder = recorder or Recorder()
     with recorder.stage("prepare (policy, data, model, pre-flight)"):
         return _prepare(config, data, policy, recorder, model)
 
 
-def _prepare(config, data, policy, recorder, model=None) -> Context:
+def _prepare(config, data, policy, recorder, model=None) -> Prepared:
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
     policy = (policy or load_policy(config.policy)).for_threat(config.threat_model)
     user = model or load_user_model(config.model, base_dir)  # before the data: a bad model file fails unread
     data = data or load_data(config.data, config.input, base_dir, config.seed)
     check_eps(config.attacks.eps, config.attacks.norm, data)  # "8 exceeds the input range" before the policy's eps
     check_policy_fits(policy, config)
-    if "label_issues" in enabled_checks(config):
-        counts = np.bincount(data.y_train.numpy())
-        check_data_bounds(config, int(data.y_train.shape[0]), int(counts[counts > 0].min()))
+    for check_id in enabled_checks(config):  # each check refuses settings this data cannot support
+        CHECKS[check_id].preflight(config, data)
     device = pick_device(config.device)
     recorder.device = device
-    ctx = Context(config=config, policy=policy, data=data, device=device, user_model=user, recorder=recorder,
-                  trainable=None if model is None else model.trainable)
-    probe = ctx.wrap(user.module) if user.pretrained else ctx.build_model()
+    checked_model = wrap_model(user.module if user.pretrained else factory_model(config), config, data, device,
+                               recorder.counter)  # the model pre-flight runs on the data
     explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
                     or config.data.source in ("folder", "table"))
-    ctx.data, ctx.warnings = check_model(probe, data, ctx.device, explicit_classes=explicit,
-                                         was_training=user.was_training, pretrained=user.pretrained,
-                                         batch_size=eval_batch(config))
-    check_batch_sizes(probe, ctx.data, ctx.device, {"attacks.batch_size": config.attacks.batch_size,
+    data, warnings = check_model(checked_model, data, device, explicit_classes=explicit,
+                                 was_training=user.was_training, pretrained=user.pretrained,
+                                 batch_size=eval_batch(config))
+    check_batch_sizes(checked_model, data, device, {"attacks.batch_size": config.attacks.batch_size,
                                                     "training.batch_size": config.training.batch_size})
-    ctx.user_pred_probs = check_pred_probs(config.label_issues, ctx.data)
-    ctx.executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
-    recorder.executor = ctx.executor.name
-    return ctx
+    pred_probs = check_pred_probs(config.label_issues, data)
+    executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
+    recorder.executor = executor.name
+    setup = RunSetup(config=config, policy=policy, data=data, device=device, user_model=user,
+                     user_pred_probs=pred_probs, warnings=tuple(warnings),
+                     trainable=None if model is None else model.trainable)
+    return Prepared(setup, Models(setup, recorder.counter), executor, recorder)
+
+
+def build_context(prepared: Prepared, train: bool = True) -> Context:
+    """Train the variants (audit/engine/variants.py), then the run's context, complete (``train=False``: a dry
+    run's, with no variants)."""
+    variants, warnings = train_variants(prepared) if train else ({}, ())
+    return make_context(prepared.setup, variants, executor=prepared.executor, recorder=prepared.recorder,
+                        models=prepared.models, warnings=warnings)
 
 
 def run_checks(ctx: Context) -> tuple[Finding, ...]:
-    """Every enabled check on every variant (variant scope) or once (data scope), in dependency order; the
-    findings in registry order. Only the candidate's and the data's findings are gating."""
+    """Every enabled check on every variant (variant scope) or once (run scope), in dependency order; the
+    findings in registry order. Only the candidate's and the run-scope findings are gating."""
     config, policy = ctx.config, ctx.policy
     enabled = enabled_checks(config)
     judged: dict = {}
     for check_id in execution_order(enabled):
         check = CHECKS[check_id]
-        targets = list(ctx.variants) if check.scope == "variant" else [None]
+        targets: list[str | None] = list(ctx.variants) if check.scope is Scope.VARIANT else [None]
         for variant in targets:
             with ctx.stage(f"check {check_id}" + (f":{variant}" if variant else "")):
                 m = measure_safely(check, ctx, variant)
@@ -116,24 +129,28 @@ def run_checks(ctx: Context) -> tuple[Finding, ...]:
 
 
 def run_audit(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None) -> AuditResult:
-    """Train the variants, run every enabled check, judge and assemble the immutable result."""
-    return run_audit_with_context(config, data, policy)[0]
+    """Train the variants, run every enabled check, judge and assemble the immutable result (with its run
+    record)."""
+    recorder = Recorder()
+    result, _ = run_audit_with_context(config, data, policy, recorder)
+    return dataclasses.replace(result, run_record=recorder.record())
 
 
 def run_audit_with_context(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
                            recorder: Recorder | None = None,
                            model: LoadedModel | None = None) -> tuple[AuditResult, Context]:
-    """``run_audit``, also returning the context (trained variants, data) the evidence bundle is made from.
+    """The result without its run record (whoever writes the outputs sets it once, after timing the rendering:
+    audit/api/outputs.py), and the context (trained variants, data) the evidence bundle is made from.
     ``recorder`` times the stages (its start is the command's start when the CLI passes one)."""
     recorder = recorder or Recorder()
     start = time.perf_counter()
-    ctx = prepare(config, data, policy, recorder, model)
+    prepared = prepare(config, data, policy, recorder, model)
     try:
-        train_variants(ctx)
+        ctx = build_context(prepared)
         findings = run_checks(ctx)
         with ctx.stage("assemble the result"):
             result = assemble(ctx, findings, time.perf_counter() - start)
     finally:
         recorder.counter.detach()
-        ctx.executor.close()  # a model handed in by the caller leaves without advaudit's hooks
-    return dataclasses.replace(result, run_record=recorder.record()), ctx
+        prepared.executor.close()  # a model handed in by the caller leaves without advaudit's hooks
+    return result, ctx

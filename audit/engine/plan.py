@@ -8,7 +8,8 @@ from audit.core.errors import UsageError
 
 
 def enabled_checks(config) -> tuple[str, ...]:
-    return tuple(config.checks) or tuple(CHECKS)
+    """The config's list of checks, or every registered check that is on by default."""
+    return tuple(config.checks) or tuple(c for c, check in CHECKS.items() if check.by_default)
 
 
 def execution_order(enabled: tuple[str, ...], registry=CHECKS) -> tuple[str, ...]:
@@ -17,7 +18,7 @@ def execution_order(enabled: tuple[str, ...], registry=CHECKS) -> tuple[str, ...
     done: list[str] = []
     while pending:
         for c in pending:
-            deps = set(getattr(registry[c], "requires", ())) | set(getattr(registry[c], "after", ()))
+            deps = set(registry[c].follows())
             if not (deps & set(pending)):
                 done.append(c)
                 pending.remove(c)

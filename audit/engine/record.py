@@ -50,7 +50,8 @@ class PassCounter:
     def suspended(self):
         """Its hooks off while inside (a model is pickled for another process without them), then back on."""
         models = [h.hooks_dict_ref() for h in self.handles]
-        saved = [(d, h.id, d.pop(h.id)) for d, h in zip(models, self.handles, strict=False) if d is not None and h.id in d]
+        saved = [(d, h.id, d.pop(h.id)) for d, h in zip(models, self.handles, strict=False)
+                 if d is not None and h.id in d]
         try:
             yield
         finally:
@@ -91,7 +92,7 @@ class Recorder:
         self.device = device
         self.executor = executor
         self.counter = PassCounter()
-        self.stages: list[StageRecord] = []
+        self.stages: list[StageRecord | None] = []  # None: a stage still open
         self._open: list[str] = []
         self._peak_host = 0.0
         self._peak_device = 0.0

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.checks import details_types
+from audit.checks.clean_accuracy import CleanAccuracy
 from audit.core.errors import UsageError
 from audit.core.metrics import unpack_bits
 from audit.core.result import SCHEMA_MAJOR, AuditResult
@@ -34,6 +35,7 @@ MAX_DEPTH = 64            # nesting of arrays and objects; advaudit writes under
 _CHUNK = 2**22
 
 UNIT = (0.0, 1.0)
+CLEAN = CleanAccuracy.id  # a clean accuracy field is named after the check's metric
 NON_NEGATIVE = (0.0, math.inf)
 # field name -> (low, high), checked on every dataclass of the typed result (details included) that has it
 RANGES = {name: UNIT for name in (
@@ -47,8 +49,8 @@ RANGES.update({name: NON_NEGATIVE for name in (
     "train_seconds", "duration_seconds", "eps")})
 # "value" is a proportion only in these classes (elsewhere it may be anything)
 CLASS_RANGES = {("Accuracy", "value"): UNIT, ("Interval", "value"): UNIT, ("ReliabilityBin", "accuracy"): UNIT,
-                ("ReliabilityBin", "confidence"): UNIT, ("TrainingHealthDetails", "clean_accuracy"): UNIT,
-                ("BackdoorSelfTest", "clean_accuracy"): UNIT}
+                ("ReliabilityBin", "confidence"): UNIT, ("TrainingHealthDetails", CLEAN): UNIT,
+                ("BackdoorSelfTest", CLEAN): UNIT}
 # a finding's metrics (name, or name@eps) that are proportions; deltas, ratios, losses and counts are not
 UNIT_METRIC = re.compile(r"(?!.*_delta$)(.*accuracy.*|.*_rate|.*_p_value|.*_share|ece(_.*)?|ci_low|ci_high|"
                          r"mean_confidence|adversarial_wrong_confidence|auroc_.*|selftest_.*)")

@@ -5,53 +5,61 @@ from __future__ import annotations
 from pathlib import Path
 
 from audit.core.work import Unit
-from audit.engine.context import Context, Variant
+from audit.engine.context import Prepared
+from audit.engine.models import Models, Variant
 from audit.engine.variant_recipe import train_kwargs
 from audit.methods.jobs import train_unit
+from audit.methods.seeding import TRAIN, seeded
 from audit.models.loading import apply_weights, build_from_factory, read_state_dict
 
 
-def supplied_checkpoint(ctx: Context, defence) -> Variant:
-    m = ctx.config.model
+def supplied_checkpoint(models: Models, defence) -> Variant:
+    m = models.setup.config.model
     path = Path(defence.weights)
-    module = apply_weights(build_from_factory(m.factory, dict(m.kwargs), ctx.config.base_dir or None),
+    module = apply_weights(build_from_factory(m.factory, dict(m.kwargs), models.setup.config.base_dir or None),
                            read_state_dict(path, m.trust_pickle), path)
-    return Variant(defence.name, defence.describe(), ctx.wrap(module).eval(), defence, None)
+    return Variant(defence.name, defence.describe(), models.wrap(module).eval(), defence, None)
 
 
-def _train_job(ctx: Context, name: str, defence) -> Unit:
+def _train_job(run: Prepared, name: str, defence) -> Unit:
     """The unit that trains one variant from the run's seed."""
-    kw = train_kwargs(ctx, name, defence)
-    return Unit(f"train {name}", train_unit, (ctx.model_spec(), ctx.seed_of(0), ctx.share(ctx.data.x_train),
-                                             ctx.share(ctx.data.y_train), kw))
+    setup, share = run.setup, run.executor.share
+    kw = train_kwargs(setup, name, defence)
+    return Unit(f"train {name}", train_unit, (run.models.spec(), TRAIN.seed(setup.config.seed),
+                                             share(setup.data.x_train), share(setup.data.y_train), kw))
 
 
-def _variant(ctx: Context, name: str, description: str, defence, state: dict, stats) -> Variant:
-    with ctx.seeded():
-        model = ctx.build_model()
+def _variant(run: Prepared, name: str, description: str, defence, trained: tuple, warnings: list[str]) -> Variant:
+    state, stats = trained
+    with seeded(TRAIN.seed(run.setup.config.seed)):
+        model = run.models.build_model()
     model.load_state_dict(state)
     if stats.stopped_early:
-        ctx.warnings.append(f"{name}: {stats.stopped_early}")
+        warnings.append(f"{name}: {stats.stopped_early}")
         description += f" (stopped early: {stats.stopped_early})"
     return Variant(name, description, model.eval(), defence, stats)
 
 
-def train_variants(ctx: Context) -> None:
-    """Fill ``ctx.variants`` in config order: the baseline, then every defence. The trainings are independent
-    units of the run's executor (each from the same seed, as if trained alone)."""
-    user = ctx.user_model
+def train_variants(run: Prepared) -> tuple[dict[str, Variant], tuple[str, ...]]:
+    """The variants in config order: the baseline, then every defence, and the warnings of their training. The
+    trainings are independent units of the run's executor (each from the same seed, as if trained alone)."""
+    user, defences = run.setup.user_model, run.setup.config.defences
     pretrained = user is not None and user.pretrained
     todo = ([] if pretrained else [("baseline", "natural training (no defence)", None)]) + \
-        [(d.name, d.describe(), d) for d in ctx.config.defences if not d.weights]
-    trained = dict(zip([t[0] for t in todo], ctx.run_units([_train_job(ctx, n, d) for n, _, d in todo]), strict=False))
-    if pretrained:
-        ctx.variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
-                                           ctx.wrap(user.module).eval(), None, None)
+        [(d.name, d.describe(), d) for d in defences if not d.weights]
+    done = run.executor.map([_train_job(run, n, d) for n, _, d in todo])
+    trained = dict(zip([t[0] for t in todo], done, strict=False))
+    variants: dict[str, Variant] = {}
+    warnings: list[str] = []
+    if pretrained and user is not None:
+        variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
+                                       run.models.wrap(user.module).eval(), None, None)
     else:
-        ctx.variants["baseline"] = _variant(ctx, "baseline", todo[0][1], None, *trained["baseline"])
-    for d in ctx.config.defences:
+        variants["baseline"] = _variant(run, "baseline", todo[0][1], None, trained["baseline"], warnings)
+    for d in defences:
         if d.weights:
-            with ctx.stage(f"load {d.name}"):
-                ctx.variants[d.name] = supplied_checkpoint(ctx, d)
+            with run.recorder.stage(f"load {d.name}"):
+                variants[d.name] = supplied_checkpoint(run.models, d)
         else:
-            ctx.variants[d.name] = _variant(ctx, d.name, d.describe(), d, *trained[d.name])
+            variants[d.name] = _variant(run, d.name, d.describe(), d, trained[d.name], warnings)
+    return variants, tuple(warnings)

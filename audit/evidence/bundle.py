@@ -11,13 +11,15 @@ environment. Data are referenced by hash, not copied: they can be large and are 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
 
 from audit.core.serde import to_data
-from audit.engine.context import Context
 from audit.models.adapters import unwrap
 
 
@@ -28,23 +30,54 @@ def audited_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             if isinstance(v, torch.Tensor)}
 
 
-def artifacts(ctx: Context, config_path: Path | None = None, include_weights: bool = True) -> dict[str, bytes]:
+@dataclass(frozen=True)
+class Weights:
+    """One audited variant's weights as audited (``audited_weights``), with its description."""
+
+    variant: str
+    description: str
+    state: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class BundleInputs:
+    """What the bundle is made of, as plain data: the resolved config, the policy's text, the variants' weights
+    (empty without weights), the user's config file, and the user's model file (source, SHA-256) if any."""
+
+    config: Any
+    policy_text: str
+    weights: tuple[Weights, ...] = ()
+    config_path: Path | None = None
+    model_file: tuple[str, str] | None = None
+
+
+def bundle_inputs(config, policy, variants: Mapping, user_model=None, config_path: Path | None = None,
+                  include_weights: bool = True) -> BundleInputs:
+    """The bundle's inputs from a finished run: ``variants`` name -> an object with ``model`` and
+    ``description``; ``user_model`` the model as loaded (its file's source and SHA-256 are recorded)."""
+    weights = tuple(Weights(name, v.description, audited_weights(v.model)) for name, v in variants.items()) \
+        if include_weights else ()
+    model_file = (user_model.source, user_model.file_sha256) if user_model is not None and \
+        user_model.file_sha256 else None
+    return BundleInputs(config, policy.text, weights, config_path, model_file)
+
+
+def artifacts(bundle: BundleInputs) -> dict[str, bytes]:
     """Relative path -> bytes of every bundle file other than the rendered reports and the manifest."""
     files: dict[str, bytes] = {}
-    if include_weights:
-        for name, v in ctx.variants.items():
-            files[f"models/{name}.safetensors"] = safetensors_bytes(
-                audited_weights(v.model), metadata={"variant": name, "description": v.description[:200]})
-    files["config.json"] = (json.dumps(to_data(ctx.config), indent=1) + "\n").encode("utf-8")
-    if config_path is not None:
-        files["config.toml"] = Path(config_path).read_bytes()
-    files["policy.toml"] = ctx.policy.text.encode("utf-8")
+    for w in bundle.weights:
+        files[f"models/{w.variant}.safetensors"] = safetensors_bytes(
+            w.state, metadata={"variant": w.variant, "description": w.description[:200]})
+    files["config.json"] = (json.dumps(to_data(bundle.config), indent=1) + "\n").encode("utf-8")
+    if bundle.config_path is not None:
+        files["config.toml"] = Path(bundle.config_path).read_bytes()
+    files["policy.toml"] = bundle.policy_text.encode("utf-8")
     return files
 
 
-def bundle_facts(result, ctx: Context) -> dict:
+def bundle_facts(result, bundle: BundleInputs) -> dict:
     """What the manifest records besides file hashes: the data splits' SHA-256 and the model file's."""
-    facts = {"data": {"source": ctx.config.data.source, "splits_sha256": to_data(result.dataset.sha256)}}
-    if ctx.user_model is not None and ctx.user_model.file_sha256:
-        facts["model_file"] = {"source": ctx.user_model.source, "sha256": ctx.user_model.file_sha256}
+    facts: dict = {"data": {"source": bundle.config.data.source, "splits_sha256": to_data(result.dataset.sha256)}}
+    if bundle.model_file is not None:
+        facts["model_file"] = {"source": bundle.model_file[0], "sha256": bundle.model_file[1]}
     return facts

@@ -17,7 +17,8 @@ MAX_SUMS_BYTES = 16 * 2**20     # a bundle lists a handful of files; a SHA256SUM
 MAX_NAME = 1024                 # a listed name longer than this, or with a control character, is a malformed line
 
 
-ROLES = {"report.html": "report", "results.json": "results", "summary.md": "summary", "report.pdf": "report (PDF)", "triage.csv": "flagged data rows (triage table)",
+ROLES = {"report.html": "report", "results.json": "results", "summary.md": "summary", "report.pdf": "report (PDF)",
+         "triage.csv": "flagged data rows (triage table)",
          "config.json": "resolved configuration", "config.toml": "configuration file as given",
          "policy.toml": "policy (thresholds declared before the run)"}
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from attacks import ATTACKS
-from attacks.base import frozen_eval, model_device
+from attacks.base import Ball, frozen_eval, model_device
 from attacks.pgd import default_step_size
 from audit.methods.seeding import seeded
 
@@ -67,26 +67,30 @@ def still_correct(model, x_adv, y: torch.Tensor) -> np.ndarray:
         return (model(x_adv.to(device)).argmax(1).cpu() == y.cpu()).numpy()
 
 
-def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, params: dict, clip,
-                     num_classes: int, seed: int, batch_size: int = 512) -> dict:
+def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, params: dict, num_classes: int, seed: int,
+                     batch_size: int = 512, **ball) -> dict:
     """Robust accuracy of ours and ART's per attack on the same points, settings and true labels.
 
-    ``params``: attack name -> our keyword settings (steps, queries, ...); returns {attack: {ours, art,
-    shortfall}} with shortfall = ours - art (positive: ART found more adversarial examples)."""
+    ``ball``: the threat ball's fields (eps, norm, clip); ``params``: attack name -> our keyword settings (steps,
+    queries, ...); returns {attack: {ours, art, shortfall}} with shortfall = ours - art (positive: ART found more
+    adversarial examples)."""
+    ball = Ball(**ball)
     was = model.training
     device = model_device(model)
-    clf = art_classifier(model, x.shape[1:], num_classes, clip)
-    ours_clip = (clip[0].to(device), clip[1].to(device)) if isinstance(clip[0], torch.Tensor) else clip
+    clf = art_classifier(model, x.shape[1:], num_classes, ball.clip)
+    clip = ball.clip
+    ours_ball = Ball(ball.eps, ball.norm, (clip[0].to(device), clip[1].to(device))
+                     if isinstance(clip[0], torch.Tensor) else clip)
     out = {}
     try:
         clean_ok = still_correct(model, x, y)
         for name, p in params.items():
             gen = torch.Generator(device=device).manual_seed(seed)
-            ours = ATTACKS[name](model, x.to(device), y.to(device), eps=eps, norm=norm, clip=ours_clip,
-                                 generator=gen, **p).x_adv
+            spec = ATTACKS[name]
+            ours = spec.function(model, x.to(device), y.to(device), ours_ball, spec.make(**p), generator=gen).x_adv
             with seeded(seed):  # ART draws its random starts from numpy's global generator
-                adv = art_attack(name, clf, eps=eps, norm=norm, params=p, batch_size=batch_size).generate(
-                    x=x.numpy(), y=one_hot(y, num_classes))
+                adv = art_attack(name, clf, eps=ball.eps, norm=ball.norm.value, params=p,
+                                 batch_size=batch_size).generate(x=x.numpy(), y=one_hot(y, num_classes))
             ours_acc = float((still_correct(model, ours, y) & clean_ok).mean())
             art_acc = float((still_correct(model, adv, y) & clean_ok).mean())
             out[name] = {"ours": ours_acc, "art": art_acc, "shortfall": ours_acc - art_acc}

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audit.config.data_checks import BackdoorConfig
+from audit.methods.seeding import KMEANS_RESTART
 
 MAD_TO_SD = 1.4826
+DEFAULT_SETTINGS = BackdoorConfig()  # frozen: one shared default for screen()
 
 
 @dataclass
@@ -109,7 +111,8 @@ def activation_clusters(e: np.ndarray, labels: np.ndarray, nb_dims: int, seed: i
         for r in range(restarts):
             defence = ActivationDefence(None, None, labels)
             defence.activations_by_class = [e[labels == c] for c in classes]
-            np.random.seed(seed + r)  # ART's KMeans and PCA are unseeded: they draw from numpy's global generator
+            # ART's KMeans and PCA are unseeded: they draw from numpy's global generator
+            np.random.seed(KMEANS_RESTART.seed(seed, r))
             clusters, reduced = defence.cluster_activations(nb_clusters=2, nb_dims=min(nb_dims, e.shape[1]),
                                                             reduce="PCA")
             for c, lab, red in zip(classes.tolist(), clusters, reduced, strict=False):
@@ -132,10 +135,10 @@ def _towards_other_class(e, labels, c, small, large) -> tuple[int, float]:
     cents = np.stack([e[labels == k].mean(0) for k in others])
     ms, ml = e[small].mean(0), e[large].mean(0)
     j = int(np.argmin(np.linalg.norm(cents - ms, axis=1)))
-    return int(others[j]), float(np.linalg.norm(cents[j] - ms) / max(np.linalg.norm(cents[j] - ml), 1e-12))
+    return int(others[j]), float(np.linalg.norm(cents[j] - ms) / max(float(np.linalg.norm(cents[j] - ml)), 1e-12))
 
 
-def screen(e: np.ndarray, labels: np.ndarray, settings: BackdoorConfig = BackdoorConfig(), seed: int = 0) -> Screen:
+def screen(e: np.ndarray, labels: np.ndarray, settings: BackdoorConfig = DEFAULT_SETTINGS, seed: int = 0) -> Screen:
     """Run the three detectors on activations ``e`` (N, d) with the given labels; ``settings`` are the
     ``[backdoor]`` config's thresholds, ``seed`` seeds k-means and the silhouette sample."""
     from sklearn.metrics import silhouette_score
@@ -146,12 +149,12 @@ def screen(e: np.ndarray, labels: np.ndarray, settings: BackdoorConfig = Backdoo
     spec = spectral_signature(e, labels)
     sz = robust_z(np.sqrt(spec), labels)
     clustered = np.zeros(len(labels), dtype=bool)
-    classes = []
+    classes: list[dict] = []
     clusters = activation_clusters(e, labels, settings.nb_dims, seed) if len(labels) else {}
     for c, (lab, reduced) in clusters.items():
         idx = np.flatnonzero(labels == c)
         counts = np.bincount(lab, minlength=2)
-        row = {"class": int(c), "rows": int(len(idx)), "flagged": False}
+        row: dict[str, object] = {"class": int(c), "rows": int(len(idx)), "flagged": False}
         if len(idx) < 4 or counts.min() == 0:
             classes.append(row | {"reason": "too few rows or one cluster"})
             continue

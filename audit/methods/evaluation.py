@@ -7,6 +7,7 @@ over several attacks is taken per example (mean_x min_attack), never as the mini
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -14,8 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from attacks import ATTACKS, IMAGES_ONLY, MIN_CLASSES
-from attacks.base import Norm, frozen_eval
+from attacks import ATTACKS
+from attacks.base import Ball, Norm, frozen_eval
 from audit.core.metrics import WORST_CASE, RobustnessPoint
 from audit.core.work import Unit
 
@@ -72,18 +73,41 @@ def clean_correct(model, x: torch.Tensor, y: torch.Tensor, device, batch_size: i
 
 def skipped_attacks(settings, num_classes: int, input_shape) -> dict[str, str]:
     """attack -> why it cannot run on this model and data (too few classes for DLR, no image for Square)."""
-    out = {a: f"needs at least {MIN_CLASSES[a]} classes; the model has {num_classes}"
-           for a in settings.attacks if MIN_CLASSES.get(a, 0) > num_classes}
+    out = {a: f"needs at least {ATTACKS[a].min_classes} classes; the model has {num_classes}"
+           for a in settings.attacks if ATTACKS[a].min_classes > num_classes}
     if len(input_shape) != 3 or min(input_shape[1:], default=0) < 3:
         out.update({a: "perturbs square windows of images (N, C, H, W), at least 3x3" for a in settings.attacks
-                    if a in IMAGES_ONLY})
+                    if ATTACKS[a].images_only})
     return out
 
 
-def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, settings, clip, device: torch.device,
-                        seed: int, num_classes: int | None = None, desc: str = "attack", executor=None,
-                        shards: int = 1) -> RobustnessEval:
-    """Run every attack of ``settings`` (an AttackConfig) at every eps on (x, y) with the true labels.
+@dataclass(frozen=True)
+class GridRun:
+    """One attack grid: ``settings`` (an AttackConfig), the clip range, the device, the run's seed, the model's
+    classes (None: asked of the model) and the progress label."""
+
+    settings: object
+    clip: tuple
+    device: torch.device
+    seed: int
+    num_classes: int | None = None
+    desc: str = "attack"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every shard of one grid shares: the grid, its norm, the attacks that run and the chained ones."""
+
+    run: GridRun
+    norm: Norm
+    attacks: tuple[str, ...]
+    chain: tuple[str, ...]
+
+
+def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, executor=None, shards: int = 1,
+                        **grid) -> RobustnessEval:
+    """Run every attack of ``settings`` (an AttackConfig) at every eps on (x, y) with the true labels; ``grid``:
+    the fields of ``GridRun`` (settings, clip, device, seed, num_classes, desc).
 
     With ``settings.early_stop`` only clean-correct points are attacked (a clean error is never robust) and each
     attack stops on a point once it is misclassified: the robust accuracy is the same, the passes far fewer.
@@ -94,28 +118,37 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, settings, cl
     none is given). Every batch draws from a generator seeded by the run's seed, the attack, the eps and the
     batch's position in the test set, so the bits do not depend on the sharding nor on where a shard runs.
     """
+    run = GridRun(**grid)
+    settings, device = run.settings, run.device
     norm = Norm(settings.norm or Norm.LINF)  # a standalone AttackConfig leaves it to the threat model: linf
+    clip = run.clip
     if isinstance(clip[0], torch.Tensor):  # per-feature bounds
         clip = (clip[0].to(device), clip[1].to(device))
+    num_classes = run.num_classes
     if num_classes is None:
         with frozen_eval(model), torch.no_grad():
             num_classes = int(model(x[:1].to(device)).shape[1])
     skipped = skipped_attacks(settings, num_classes, tuple(x.shape[1:]))
     attacks = tuple(a for a in settings.attacks if a not in skipped)
     chain = tuple(a for a in (settings.chain or ()) if a in attacks)
+    plan = _Plan(dataclasses.replace(run, clip=clip), norm, attacks, chain)
     bounds = shard_bounds(x.shape[0], settings.batch_size, shards)
-    args = (settings, norm, clip, device, seed, attacks, chain, desc)
     if executor is None:
-        parts = [grid_shard(model, x, y, *args, a, b) for a, b in bounds]
+        parts = [grid_shard(model, x, y, plan, a, b) for a, b in bounds]
     else:
         m, xs, ys = executor.share(model), executor.share(x), executor.share(y)
-        parts = executor.map([Unit(f"attack shard {i + 1}/{len(bounds)}", grid_shard, (m, xs, ys, *args, a, b))
+        parts = executor.map([Unit(f"attack shard {i + 1}/{len(bounds)}", grid_shard, (m, xs, ys, plan, a, b))
                               for i, (a, b) in enumerate(bounds)])
+    return _combine(parts, settings.eps, norm, attacks, skipped)
+
+
+def _combine(parts, grid_eps, norm: Norm, attacks, skipped) -> RobustnessEval:
+    """The shards' results as one evaluation, with the per-example worst case at every eps."""
     correct = {k: np.concatenate([p.correct[k] for p in parts]) for k in parts[0].correct}
     passes = {k: sum(p.passes[k] for p in parts) for k in parts[0].passes}
     forwards = {k: sum(p.forwards[k] for p in parts) for k in parts[0].forwards}
     points = []
-    for eps in settings.eps:
+    for eps in grid_eps:
         for attack in attacks:
             points.append(_point(attack, norm, eps, correct[(attack, eps)], passes[(attack, eps)],
                                  forwards[(attack, eps)]))
@@ -149,31 +182,35 @@ def batch_seed(seed: int, job: int, batch: int) -> int:
     return (int(seed) * 1_000_003 + job * 100_003 + batch) % 2**63
 
 
-def grid_shard(model, x, y, settings, norm, clip, device, seed, attacks, chain, desc, start, stop) -> GridShard:
+def grid_shard(model, x, y, plan: _Plan, start: int, stop: int) -> GridShard:
     """Every (attack, eps) of the grid on test rows [start, stop) (a unit of work; ``start`` is a batch edge)."""
+    settings, chain = plan.run.settings, plan.chain
     xs, ys = x[start:stop], y[start:stop]
     correct, passes, forwards = {}, {}, {}
     stats = [0.0, 0, 0]
-    clean_ok = clean_correct(model, xs, ys, device, settings.batch_size)
-    jobs = [(a, e) for e in settings.eps for a in attacks]
-    with attack_mode(model, device, settings.precision, settings.channels_last):
-        for job, (attack, eps) in enumerate(tqdm(jobs, desc=desc, unit="attack", disable=None, leave=False)):
+    clean_ok = clean_correct(model, xs, ys, plan.run.device, settings.batch_size)
+    jobs = [(a, e) for e in settings.eps for a in plan.attacks]
+    with attack_mode(model, plan.run.device, settings.precision, settings.channels_last):
+        for job, (attack, eps) in enumerate(tqdm(jobs, desc=plan.run.desc, unit="attack", disable=None,
+                                                 leave=False)):
             attacked = clean_ok if attack not in chain or chain.index(attack) == 0 else \
                 correct[(chain[chain.index(attack) - 1], eps)]
-            mask, total, fwd = _attack_rows(model, xs, ys, attack, eps, norm, clip, device, (seed, job, start),
-                                            settings, attacked if settings.early_stop or attack in chain else None,
-                                            stats)
+            only = attacked if settings.early_stop or attack in chain else None
+            mask, total, fwd = _attack_rows(model, xs, ys, plan, (attack, eps, job, start), only, stats)
             correct[(attack, eps)] = mask & attacked
             passes[(attack, eps)], forwards[(attack, eps)] = total, fwd
     return GridShard(correct, passes, forwards, tuple(stats))
 
 
-def _attack_rows(model, x, y, attack, eps, norm, clip, device, seeds, settings, only, stats):
-    """Robust-correct mask of every row under one attack at one eps (rows outside ``only`` are not attacked and
-    count as not robust), with the passes spent; ``stats`` accumulates the perturbations' validity."""
+def _attack_rows(model, x, y, plan: _Plan, job: tuple, only, stats):
+    """Robust-correct mask of every row under one ``job`` (attack, eps, its index in the grid, the shard's first
+    row) (rows outside ``only`` are not attacked and count as not robust), with the passes spent; ``stats``
+    accumulates the perturbations' validity."""
+    attack, eps, index, offset = job
+    settings, device, norm, clip = plan.run.settings, plan.run.device, plan.norm, plan.run.clip
     bs = settings.batch_size
-    seed, job, offset = seeds
-    params = settings.params(attack)
+    spec = ATTACKS[attack]
+    ball, params = Ball(eps, norm, clip), spec.make(**settings.params(attack))
     mask, total, fwd = np.zeros(x.shape[0], dtype=bool), 0, 0
     for i in range(0, x.shape[0], bs):
         rows = torch.arange(i, min(i + bs, x.shape[0]))
@@ -181,10 +218,10 @@ def _attack_rows(model, x, y, attack, eps, norm, clip, device, seeds, settings, 
             rows = rows[torch.from_numpy(only[i:i + bs])]
         if rows.numel() == 0:
             continue
-        gen = torch.Generator(device=device).manual_seed(batch_seed(seed, job, (offset + i) // bs))
+        gen = torch.Generator(device=device).manual_seed(batch_seed(plan.run.seed, index, (offset + i) // bs))
         xb = _prepare(x[rows].to(device), settings.channels_last)
         yb = y[rows].to(device)
-        out = ATTACKS[attack](model, xb, yb, eps=eps, norm=norm, clip=clip, generator=gen, **params)
+        out = spec.function(model, xb, yb, ball, params, generator=gen)
         total, fwd = total + out.example_passes, fwd + out.forward_passes + rows.numel()
         x_adv = out.x_adv.float()
         with frozen_eval(model), torch.no_grad():

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from attacks.base import frozen_eval
+from attacks.recipes import Recipe
 from attacks.training import TrainStats, train
 from audit.data.rows import take
 from audit.methods.seeding import seeded
@@ -46,11 +47,22 @@ def _state(model: torch.nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+def train_from(model: torch.nn.Module, x, y: torch.Tensor, train_kw: dict) -> TrainStats:
+    """``train`` from a unit's keywords: ``recipe`` (a Recipe), ``adversary`` and ``desc``; or, for natural
+    training, the Recipe's own fields (epochs, batch_size, lr, seed, ...) in place of ``recipe``."""
+    kw = dict(train_kw)
+    desc, adversary = kw.pop("desc", "train"), kw.pop("adversary", None)
+    recipe = kw.pop("recipe") if "recipe" in kw else Recipe(**kw)
+    if "recipe" in train_kw and kw:
+        raise TypeError(f"train: give settings in the recipe, not beside it: {', '.join(sorted(kw))}")
+    return train(model, x, y, recipe, adversary, desc=desc)
+
+
 def train_unit(spec: ModelSpec, seed: int, x, y: torch.Tensor, train_kw: dict) -> tuple[dict, TrainStats]:
     """Build under ``seed`` and train; the trained weights (on the CPU) and the training statistics."""
     with seeded(seed):
         model = spec.build()
-        stats = train(model, x, y, **train_kw)
+        stats = train_from(model, x, y, train_kw)
     return _state(model), stats
 
 
@@ -59,7 +71,7 @@ def fold_unit(spec: ModelSpec, seed: int, x, y: torch.Tensor, fit: np.ndarray, h
     """One K-fold fold: train on ``fit`` rows, return softmax probabilities (float64) of the ``held`` rows."""
     with seeded(seed):
         model = spec.build()
-        train(model, take(x, fit), y[torch.from_numpy(fit)], **train_kw)
+        train_from(model, take(x, fit), y[torch.from_numpy(fit)], train_kw)
     xh = take(x, held)
     with frozen_eval(model), torch.no_grad():
         bs = min(1024, int(train_kw.get("batch_size", 1024)))  # a size pre-flight probed

@@ -116,7 +116,8 @@ def find_leaks(x_train, y_train, x_test, y_test, *, threshold: float, block: int
     return Leaks(dist, nb, exact, near, conflicting, threshold)
 
 
-def jittered_copies(x_train: torch.Tensor, count: int, sigma: float, clip, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+def jittered_copies(x_train: torch.Tensor, count: int, sigma: float, clip,
+                    seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """``count`` training rows copied with Gaussian jitter ``sigma`` (0: exact copies), clipped to the range."""
     g = torch.Generator().manual_seed(seed)
     src = torch.randperm(len(x_train), generator=g)[:count]

@@ -16,7 +16,7 @@ def thumbnail(x: torch.Tensor, clip: tuple[float, float], size: int = 64) -> str
     a = (a * 255).round().astype(np.uint8)
     img = Image.fromarray(a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1))
     scale = max(1, size // max(img.size))
-    img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.NEAREST)
+    img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -14,6 +14,10 @@ class InputAffine(nn.Module):
     ``shift = mean``) live here, inside the differentiated graph, so attacks and eps stay in input units.
     """
 
+    model: nn.Module
+    scale: torch.Tensor  # buffers, registered in __init__
+    shift: torch.Tensor
+
     def __init__(self, model: nn.Module, scale: torch.Tensor, shift: torch.Tensor):
         super().__init__()
         self.model = model
@@ -58,6 +62,8 @@ class ExportedProgram(nn.Module):
     Exported graphs are frozen in the mode they were captured in and refuse ``eval()``; the attacks' mode guard
     calls it, so the graph is held outside the child registry with parameters and device moves delegated to it.
     """
+
+    graph: nn.Module
 
     def __init__(self, graph: nn.Module):
         super().__init__()

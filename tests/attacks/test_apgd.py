@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from attacks import ATTACKS
-from attacks.apgd import apgd
+from attacks.apgd import apgd_ce, apgd_dlr
 from attacks.losses import dlr
 from attacks.pgd import pgd
 from attacks.targeted import target_classes
@@ -21,8 +21,9 @@ def accuracy(model, x, y):
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
 def test_perturbations_stay_in_the_ball_and_the_range(trained_cnn, eval_batch, name, norm, eps):
     x, y = eval_batch
-    out = ATTACKS[name](trained_cnn, x, y, eps=eps, norm=norm, clip=(0.0, 1.0), steps=10, n_targets=2,
-                        generator=torch.Generator().manual_seed(0))
+    targets = {"n_targets": 2} if "n_targets" in ATTACKS[name].param_names else {}
+    out = ATTACKS[name](trained_cnn, x, y, eps=eps, norm=norm, clip=(0.0, 1.0), steps=10,
+                        generator=torch.Generator().manual_seed(0), **targets)
     d = (out.x_adv - x).flatten(1)
     size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
     assert (size <= eps * (1 + 1e-5)).all()
@@ -34,14 +35,14 @@ def test_apgd_is_at_least_as_strong_as_pgd_at_the_same_budget(trained_cnn, eval_
     x, y = eval_batch
     g = torch.Generator().manual_seed(0)
     acc_pgd = accuracy(trained_cnn, pgd(trained_cnn, x, y, eps=0.1, steps=20, generator=g).x_adv, y)
-    acc_apgd = accuracy(trained_cnn, apgd(trained_cnn, x, y, eps=0.1, steps=20, generator=g).x_adv, y)
+    acc_apgd = accuracy(trained_cnn, apgd_ce(trained_cnn, x, y, eps=0.1, steps=20, generator=g).x_adv, y)
     assert acc_apgd <= acc_pgd + 0.01
 
 
 def test_early_stop_gives_the_same_points_for_fewer_passes(trained_cnn, eval_batch):
     x, y = eval_batch
-    fixed = apgd(trained_cnn, x, y, eps=0.15, steps=20, generator=torch.Generator().manual_seed(1))
-    early = apgd(trained_cnn, x, y, eps=0.15, steps=20, early_stop=True, generator=torch.Generator().manual_seed(1))
+    fixed = apgd_ce(trained_cnn, x, y, eps=0.15, steps=20, generator=torch.Generator().manual_seed(1))
+    early = apgd_ce(trained_cnn, x, y, eps=0.15, steps=20, early_stop=True, generator=torch.Generator().manual_seed(1))
     assert fixed.example_passes == 21 * x.shape[0]   # the start point and every step
     assert early.example_passes < fixed.example_passes / 3
     with torch.no_grad():
@@ -80,8 +81,8 @@ def test_dlr_defeats_a_saturated_softmax_that_masks_cross_entropy(trained_cnn, e
     x, y = eval_batch
     masked = Saturated(trained_cnn).eval()
     g = torch.Generator().manual_seed(0)
-    ce = accuracy(masked, apgd(masked, x, y, eps=0.1, steps=20, loss="ce", generator=g).x_adv, y)
-    d = accuracy(masked, apgd(masked, x, y, eps=0.1, steps=20, loss="dlr", generator=g).x_adv, y)
+    ce = accuracy(masked, apgd_ce(masked, x, y, eps=0.1, steps=20, generator=g).x_adv, y)
+    d = accuracy(masked, apgd_dlr(masked, x, y, eps=0.1, steps=20, generator=g).x_adv, y)
     assert d < ce - 0.05
 
 

@@ -15,8 +15,9 @@ def accuracy(model, x, y):
 @pytest.mark.parametrize("norm,eps", [(Norm.LINF, 0.1), (Norm.L2, 0.8)])
 def test_perturbation_stays_in_ball_and_clip_range(trained_cnn, eval_batch, name, norm, eps):
     x, y = eval_batch
-    out = ATTACKS[name](trained_cnn, x, y, eps=eps, norm=norm, clip=(0.0, 1.0), steps=5,
-                        queries=300, generator=torch.Generator().manual_seed(0))
+    settings = {k: v for k, v in dict(steps=5, queries=300).items() if k in ATTACKS[name].param_names}
+    out = ATTACKS[name](trained_cnn, x, y, eps=eps, norm=norm, clip=(0.0, 1.0),
+                        generator=torch.Generator().manual_seed(0), **settings)
     assert out.x_adv.shape == x.shape
     assert torch.isfinite(out.x_adv).all()
     assert out.x_adv.min() >= 0.0 and out.x_adv.max() <= 1.0
@@ -30,7 +31,8 @@ def test_attack_never_mutates_the_model_and_restores_its_mode(trained_cnn, eval_
     before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
     trained_cnn.train()
     try:
-        ATTACKS[name](trained_cnn, x, y, eps=0.1, steps=3, queries=50)
+        ATTACKS[name](trained_cnn, x, y, eps=0.1, **{k: v for k, v in dict(steps=3, queries=50).items()
+                                                     if k in ATTACKS[name].param_names})
         assert trained_cnn.training, "train mode was not restored"
         assert all(p.requires_grad for p in trained_cnn.parameters())
         assert all(torch.equal(before[k], v) for k, v in trained_cnn.state_dict().items())
@@ -66,7 +68,7 @@ def test_early_stop_spends_fewer_passes_and_is_never_weaker(trained_cnn, eval_ba
 def test_targeted_pgd_moves_predictions_to_the_target(trained_cnn, eval_batch):
     x, y = eval_batch
     target = (y + 1) % 10
-    adv = pgd(trained_cnn, x, target, eps=0.3, steps=30, targeted=True).x_adv
+    adv = pgd(trained_cnn, x, y, eps=0.3, steps=30, target=target, keep_adversarial=False).x_adv  # the last iterate
     with torch.no_grad():
         hit = (trained_cnn(adv).argmax(1) == target).float().mean().item()
     assert hit > 0.8

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attacks.apgd import apgd
+from attacks.apgd import apgd_ce
 from attacks.base import Norm
 from attacks.fab import fab, fab_t, project
 from attacks.pgd import pgd
@@ -91,7 +91,7 @@ def test_fab_t_agrees_with_apgd_ce_and_returns_points_within_eps(trained_cnn, ev
     d = (out.x_adv - x).flatten(1)
     size = d.abs().amax(1) if norm is Norm.LINF else d.norm(dim=1)
     assert (size <= eps * (1 + 1e-5)).all() and out.example_passes > 0 and out.forward_passes > 0
-    ref = acc(trained_cnn, apgd(trained_cnn, x, y, eps=eps, norm=norm, steps=50).x_adv, y)
+    ref = acc(trained_cnn, apgd_ce(trained_cnn, x, y, eps=eps, norm=norm, steps=50).x_adv, y)
     assert abs(acc(trained_cnn, out.x_adv, y) - ref) <= 0.05
 
 

@@ -341,7 +341,8 @@ def test_an_auditconfig_from_python_is_checked_like_a_file(digits):
     with pytest.raises(audit.UsageError, match="tracking.experiment"):
         audit.run(config=cfg, model=SmallCNN(), data=dict(x_train=digits.x_train[:50], y_train=digits.y_train[:50],
                                                           x_test=digits.x_test[:30], y_test=digits.y_test[:30]))
-    bad_eps = dataclasses.replace(AuditConfig(), attacks=dataclasses.replace(AuditConfig().attacks, eps=(float("nan"),)))
+    nan_attacks = dataclasses.replace(AuditConfig().attacks, eps=(float("nan"),))
+    bad_eps = dataclasses.replace(AuditConfig(), attacks=nan_attacks)
     with pytest.raises(audit.UsageError, match="finite"):
         audit.run(config=bad_eps, model=SmallCNN())
 

@@ -23,8 +23,8 @@ def fgsm_overfitted(tmp_path_factory, digits):
     d = tmp_path_factory.mktemp("co")
     torch.manual_seed(0)
     model = SmallCNN()
-    train(model, digits.x_train, digits.y_train, adversary=Adversary("fgsm", 0.3), seed=0, overfit_guard=False,
-          recipe=Recipe(epochs=30, batch_size=64, lr=2e-3))
+    train(model, digits.x_train, digits.y_train, Recipe(epochs=30, batch_size=64, lr=2e-3, seed=0, overfit_guard=False),
+          Adversary("fgsm", 0.3))
     save_file(model.state_dict(), str(d / "co.safetensors"))
     return d
 

@@ -281,10 +281,8 @@ def test_state_dict_torchscript_and_export_archives_give_the_same_logits(project
                           str(d / "m.pt2"))
         spec = 'archive = "m.pt2"'
     from audit.engine import configure
-    from audit.engine.pipeline import prepare
-    from audit.engine.variants import train_variants
-    ctx = prepare(configure.load(config(model=spec)))
-    train_variants(ctx)
+    from audit.engine.pipeline import build_context, prepare
+    ctx = build_context(prepare(configure.load(config(model=spec))))
     x = ctx.data.x_test[:16]
     assert torch.allclose(ctx.variants["baseline"].model(x), model(x), atol=1e-5)
 
@@ -308,11 +306,9 @@ def test_set_overrides_any_key_and_unknown_keys_still_fail(project, capsys):
 def test_input_normalisation_is_inside_the_model_so_eps_stays_in_input_units(project):
     d, config = project
     from audit.engine import configure
-    from audit.engine.pipeline import prepare
-    from audit.engine.variants import train_variants
+    from audit.engine.pipeline import build_context, prepare
     cfg = config(extra="[input]\nmean = [0.5]\nstd = [0.25]")
-    ctx = prepare(configure.load(cfg))
-    train_variants(ctx)
+    ctx = build_context(prepare(configure.load(cfg)))
     wrapped = ctx.variants["baseline"].model
     x = ctx.data.x_test[:8]
     assert torch.allclose(wrapped(x), wrapped.model((x - 0.5) / 0.25), atol=1e-6)

@@ -17,9 +17,11 @@ from attacks import ATTACKS
 from attacks.base import Norm, frozen_eval
 from audit.config.policy import ValidityThresholds
 from audit.core.metrics import WORST_CASE
+from audit.core.result import Status
 from audit.methods.evaluation import RobustnessEval
+from audit.methods.seeding import VALIDITY_ATTACK
 
-PASS, WARN, FAIL, SKIPPED = "pass", "warn", "fail", "skipped"
+PASS, WARN, FAIL, SKIPPED = Status.PASS, Status.WARN, Status.FAIL, Status.SKIPPED   # the findings' vocabulary
 RANK = {PASS: 0, SKIPPED: 0, WARN: 1, FAIL: 2}
 
 
@@ -29,7 +31,7 @@ class ValidityResult:
 
     id: str
     name: str
-    status: str                   # "pass", "warn", "fail" or "skipped"
+    status: Status                # PASS, WARN, FAIL or SKIPPED
     evidence: str
     values: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -41,7 +43,7 @@ class ValidityCheck:
     id: str = ""
     name: str = ""
 
-    def result(self, status: str, evidence: str, values: dict | None = None) -> ValidityResult:
+    def result(self, status: Status, evidence: str, values: dict | None = None) -> ValidityResult:
         return ValidityResult(self.id, self.name, status, evidence, values or {})
 
     def evaluate(self, p: Probe) -> ValidityResult:  # pragma: no cover - abstract
@@ -102,7 +104,7 @@ class Probe:
     def robust_under(self, attack: str, eps: float, only: np.ndarray | None = None, **params) -> np.ndarray:
         """Robust-correct mask of the probe points under ``attack`` (seeded; clean errors count as not robust).
         ``only``: attack just these points (a bool mask); the others are reported as not robust."""
-        gen = torch.Generator().manual_seed(self.seed + 7)
+        gen = torch.Generator().manual_seed(VALIDITY_ATTACK.seed(self.seed))
         ok = self.clean_ok() if only is None else self.clean_ok() & only
         out = np.zeros(ok.shape, dtype=bool)
         rows = torch.from_numpy(np.flatnonzero(ok)).to(self.x.device)
@@ -117,5 +119,5 @@ class Probe:
         return out
 
 
-def worst(results) -> str:
+def worst(results) -> Status:
     return max((r.status for r in results), key=RANK.__getitem__, default=PASS)

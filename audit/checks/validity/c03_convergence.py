@@ -2,7 +2,7 @@
 worst-case robust accuracy on the probe points beyond the tolerance."""
 from __future__ import annotations
 
-from attacks import ATTACK_FAMILY
+from attacks import ATTACKS
 from audit.checks.validity.base import FAIL, PASS, SKIPPED, WARN, Probe, ValidityCheck, ValidityResult
 
 
@@ -16,7 +16,7 @@ class Convergence(ValidityCheck):
         runs = []
         for attack in s.attacks:
             params = s.params(attack)
-            if ATTACK_FAMILY[attack] not in ("pgd", "apgd") or attack in p.grid.skipped:
+            if not ATTACKS[attack].gradient_ascent or attack in p.grid.skipped:
                 continue  # convergence in steps is a property of the gradient-ascent attacks
             params.update(steps=2 * params["steps"], restarts=params["restarts"] + 1)
             # only points still robust can change: a point the grid broke stays broken in the combined worst case

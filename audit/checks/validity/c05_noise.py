@@ -5,6 +5,7 @@ import torch
 
 from attacks.base import Norm, clip_to, frozen_eval
 from audit.checks.validity.base import FAIL, PASS, Probe, ValidityCheck, ValidityResult
+from audit.methods.seeding import VALIDITY_NOISE
 
 DRAWS = 8
 
@@ -13,7 +14,7 @@ class Noise(ValidityCheck):
     id, name = "C5", "noise weaker than attack"
 
     def evaluate(self, p: Probe) -> ValidityResult:
-        gen = torch.Generator().manual_seed(p.seed + 11)
+        gen = torch.Generator().manual_seed(VALIDITY_NOISE.seed(p.seed))
         ok = p.clean_ok()
         bad, rows = [], []
         for eps in sorted({pt.eps for pt in p.grid.points}):

@@ -12,7 +12,7 @@ from attacks.base import frozen_eval
 from audit.checks.validity.base import FAIL, PASS, SKIPPED, WARN, Probe, ValidityCheck, ValidityResult
 from audit.core.metrics import WORST_CASE
 
-SCORE_BASED = ("square",)
+SCORE_BASED = tuple(name for name, spec in ATTACKS.items() if spec.score_based)
 
 
 def white_box_robust(p: Probe, eps: float) -> np.ndarray:

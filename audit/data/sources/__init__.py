@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -17,9 +19,10 @@ from audit.data.sources.npz import load_npz, load_ood
 from audit.data.sources.table import load_table
 from audit.data.splits import Splits, standardise
 
-BUILTIN = {"digits": load_digits, "digits28": load_digits28, "breast-cancer": load_breast_cancer}
-SOURCES = {**BUILTIN, "npz": load_npz, "npy": load_npy, "folder": load_folder, "table": load_table,
-           "factory": load_factory}
+Loader = Callable[..., Splits]
+BUILTIN: dict[str, Loader] = {"digits": load_digits, "digits28": load_digits28, "breast-cancer": load_breast_cancer}
+SOURCES: dict[str, Loader] = {**BUILTIN, "npz": load_npz, "npy": load_npy, "folder": load_folder, "table": load_table,
+                              "factory": load_factory}
 NEEDS_PATH = ("npz", "npy", "folder", "table")
 STREAMED = ("npy", "folder", "factory")  # sources whose inputs are read batch by batch
 
@@ -49,8 +52,9 @@ def from_arrays(arrays: dict, cfg, input_cfg, name: str = "in-memory arrays") ->
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise UsageError(f"data: the arrays lack {', '.join(missing)}")
-    x = {k: as_inputs(arrays[k], f"data[{k!r}]") for k in ("x_train", "x_test", "x_val") if arrays.get(k) is not None}
-    y = {k: as_labels(arrays[k], f"data[{k!r}]") for k in ("y_train", "y_test", "y_val") if arrays.get(k) is not None}
+    given = [k for k in ("x_train", "x_test", "x_val", "y_train", "y_test", "y_val") if arrays.get(k) is not None]
+    x: dict[str, Any] = {k: as_inputs(arrays[k], f"data[{k!r}]") for k in given if k.startswith("x_")}
+    y: dict[str, Any] = {k: as_labels(arrays[k], f"data[{k!r}]") for k in given if k.startswith("y_")}
     kind = cfg.kind or ("tabular" if x["x_train"].dim() == 2 else "image")
     splits = Splits(name=name, kind=kind, num_classes=0, clip=(0.0, 1.0), class_names=(), **x, **y)
     ranges = check_shapes(splits)
@@ -62,7 +66,7 @@ def from_arrays(arrays: dict, cfg, input_cfg, name: str = "in-memory arrays") ->
 def _apply_domain(s: Splits, cfg, input_cfg) -> Splits:
     changes: dict = {}
     if s.kind == "tabular" and s.bounds is None:
-        if s.lazy:
+        if not isinstance(s.x_train, torch.Tensor) or not isinstance(s.x_test, torch.Tensor):  # s.lazy
             raise UsageError("data: tabular inputs must fit in memory (use source = 'table' or 'npz')")
         changes.update(standardise(s.x_train.double().numpy(), s.x_test.double().numpy(),
                                    [f"f{i}" for i in range(s.x_train.shape[1])]))

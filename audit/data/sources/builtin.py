@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -15,7 +16,8 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """(images, targets) of scikit-learn's digits, read from the CSV scikit-learn ships (the same file its
     ``load_digits`` parses) without importing scikit-learn, which costs seconds on a small machine."""
     spec = importlib.util.find_spec("sklearn")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    where = spec.submodule_search_locations if spec else None
+    path = Path(where[0]) / "datasets" / "data" / "digits.csv.gz" if where else None
     if path is None or not path.is_file():  # another layout: let scikit-learn read it
         from sklearn.datasets import load_digits as sk_digits
         d = sk_digits()
@@ -47,11 +49,13 @@ def load_digits28(test_fraction: float = 0.25, seed: int = 0, **_) -> Splits:
     training image within 0.6 = 2 x 0.3, which no classifier can be robust to). A harder fixture than 8x8 for
     attacks and adversarial training; nothing is downloaded."""
     s = load_digits(test_fraction, seed)
+    dense = cast(tuple[torch.Tensor, torch.Tensor], (s.x_train, s.x_test))  # load_digits builds in-memory tensors
     up = [((torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False) - 0.5)
-           * CONTRAST + 0.5).clamp(0, 1) for x in (s.x_train, s.x_test)]
+           * CONTRAST + 0.5).clamp(0, 1) for x in dense]
     return Splits(name="digits28", kind="image", x_train=up[0].contiguous(), y_train=s.y_train,
                   x_test=up[1].contiguous(), y_test=s.y_test, num_classes=10, clip=(0.0, 1.0),
-                  class_names=s.class_names, preprocessing={"scaled": "pixel / 16 into [0, 1], bilinear to 28x28, contrast x3 about 0.5"})
+                  class_names=s.class_names,
+                  preprocessing={"scaled": "pixel / 16 into [0, 1], bilinear to 28x28, contrast x3 about 0.5"})
 
 
 def load_breast_cancer(test_fraction: float = 0.25, seed: int = 0, **_) -> Splits:

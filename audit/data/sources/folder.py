@@ -33,10 +33,10 @@ class FolderRows(Rows):
         for j, i in enumerate(indices):
             path = self.files[int(i)]
             try:
-                with Image.open(path) as im:
-                    im = im.convert(self.mode)
+                with Image.open(path) as raw:
+                    im = raw.convert(self.mode)
                     if im.size != (self.size[1], self.size[0]):
-                        im = im.resize((self.size[1], self.size[0]), Image.BILINEAR)
+                        im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
                     arr = np.asarray(im, dtype=np.float32) / 255.0
             except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
                 raise UsageError(f"data: cannot read image {path}: {e}") from None
@@ -70,10 +70,11 @@ def load_folder(cfg, path: Path, seed: int = 0, **_) -> Splits:
     from PIL import Image, UnidentifiedImageError
     if (path / "train").is_dir() and (path / "test").is_dir():
         train_files, y_train, classes = _scan(path / "train", None)
-        test_files, y_test, _ = _scan(path / "test", classes)
+        test_files, y_test, _test_classes = _scan(path / "test", classes)
     else:
         files, labels, classes = _scan(path, None)
-        tr, te = stratified_split(np.array(labels), cfg.test_fraction, seed) if labels else ([], [])
+        none = np.empty(0, dtype=np.int64)
+        tr, te = stratified_split(np.array(labels), cfg.test_fraction, seed) if labels else (none, none)
         train_files, y_train = [files[i] for i in tr], [labels[i] for i in tr]
         test_files, y_test = [files[i] for i in te], [labels[i] for i in te]
     if not train_files:

@@ -31,7 +31,8 @@ class NpyRows(Rows):
         if dtype.hasobject or dtype.kind not in "iuf":
             raise UsageError(f"data.path: {path.name} has dtype {dtype}; inputs must be numeric (no object arrays)")
         if fortran:
-            raise UsageError(f"data.path: {path.name} is Fortran-ordered; save it with np.save(np.ascontiguousarray(x))")
+            raise UsageError(f"data.path: {path.name} is Fortran-ordered; "
+                             "save it with np.save(np.ascontiguousarray(x))")
         if len(shape) < 2:
             raise UsageError(f"data.path: {path.name} has shape {shape}; inputs need (N, ...) with one row per example")
         self.shape, self.dtype = tuple(shape), dtype
@@ -59,7 +60,7 @@ class NpyRows(Rows):
                     raise IndexError(f"row {first + count - 1} out of range for {self.path.name}")
                 fh.seek(self.offset + first * self.row_bytes)
                 if direct:
-                    fh.readinto(memoryview(out[start:stop]).cast("B"))
+                    fh.readinto(out[start:stop].data.cast("B"))
                 else:
                     raw = np.frombuffer(fh.read(count * self.row_bytes), dtype=self.dtype)
                     out[start:stop] = raw.reshape(count, self.row_items)
@@ -95,10 +96,11 @@ def load_npy(cfg, path: Path, **_) -> Splits:
         raise UsageError(f"data.path: {path} is not a directory holding x_train.npy, y_train.npy, x_test.npy, "
                          f"y_test.npy")
     x_train, x_test = NpyRows(path / "x_train.npy"), NpyRows(path / "x_test.npy")
-    extra = {}
+    x_val, y_val = None, None
     if (path / "x_val.npy").exists():
-        extra = dict(x_val=NpyRows(path / "x_val.npy"), y_val=as_labels(_labels(path / "y_val.npy", cfg), "y_val.npy"))
+        x_val = NpyRows(path / "x_val.npy")
+        y_val = as_labels(_labels(path / "y_val.npy", cfg), "y_val.npy")
     return Splits(name=path.name, kind=cfg.kind or ("tabular" if len(x_train.shape) == 2 else "image"),
                   x_train=x_train, y_train=as_labels(_labels(path / "y_train.npy", cfg), "y_train.npy"),
                   x_test=x_test, y_test=as_labels(_labels(path / "y_test.npy", cfg), "y_test.npy"),
-                  num_classes=0, clip=(0.0, 1.0), class_names=(), **extra)
+                  num_classes=0, clip=(0.0, 1.0), class_names=(), x_val=x_val, y_val=y_val)

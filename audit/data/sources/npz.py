@@ -69,16 +69,16 @@ def load_npz(cfg, path: Path, **_) -> Splits:
             raise UsageError(f"data.path: {path.name} has an unreadable member ({e})") from None
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:  # a corrupted member (bad CRC, truncated)
             raise UsageError(f"data.path: {path.name} is corrupted ({e})") from None
-    extra = {}
+    x_val = y_val = None
     if "x_val" in arrays and "y_val" in arrays:
-        extra = dict(x_val=as_inputs(arrays["x_val"], f"{path.name}:x_val"),
-                     y_val=as_labels(arrays["y_val"], f"{path.name}:y_val"))
+        x_val = as_inputs(arrays["x_val"], f"{path.name}:x_val")
+        y_val = as_labels(arrays["y_val"], f"{path.name}:y_val")
     return Splits(name=path.stem, kind=cfg.kind or ("tabular" if arrays["x_train"].ndim == 2 else "image"),
                   x_train=as_inputs(arrays["x_train"], f"{path.name}:x_train"),
                   y_train=as_labels(arrays["y_train"], f"{path.name}:y_train"),
                   x_test=as_inputs(arrays["x_test"], f"{path.name}:x_test"),
                   y_test=as_labels(arrays["y_test"], f"{path.name}:y_test"),
-                  num_classes=0, clip=(0.0, 1.0), class_names=(), **extra)
+                  num_classes=0, clip=(0.0, 1.0), class_names=(), x_val=x_val, y_val=y_val)
 
 
 def load_ood(path: Path, input_shape: tuple[int, ...]) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import audit
-from attacks.training import train
+from attacks.training import Recipe, train
 from audit.models.reference import SmallCNN
 
 CONFIG = {"threat_model": {"eps": 0.1}, "attacks": {"preset": "quick"},
@@ -24,7 +24,7 @@ def arrays(digits):
 def test_a_notebook_audits_an_in_memory_model_and_arrays(arrays, tmp_path):
     torch.manual_seed(0)
     model = SmallCNN()
-    train(model, torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]), epochs=6, lr=3e-3)
+    train(model, torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]), Recipe(epochs=6, lr=3e-3))
     result = audit.run(model=model.eval(), data=arrays, config=CONFIG, out=tmp_path / "out")
     assert result.verdict in ("GO", "NO-GO")
     findings = result.findings_table()

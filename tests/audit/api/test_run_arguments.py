@@ -161,8 +161,8 @@ def test_a_usage_error_from_the_pipeline_passes_through_unchanged(arrays, monkey
 def test_changes_are_loaded_like_the_toml_and_tensors_are_accepted(arrays, monkeypatch):
     seen = {}
 
-    def capture(cfg, splits, model=None):
-        seen.update(cfg=cfg, splits=splits, model=model)
+    def capture(cfg, data=None, model=None, **_):
+        seen.update(cfg=cfg, splits=data, model=model)
         raise audit.UsageError("captured")
 
     monkeypatch.setattr("audit.engine.pipeline.run_audit_with_context", capture)

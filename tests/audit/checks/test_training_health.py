@@ -12,7 +12,7 @@ from attacks.training import EpochRecord, TrainStats
 from audit.checks.training_health import TrainingHealth, conditions
 from audit.config import AuditConfig
 from audit.config.policy import load_policy
-from audit.engine.context import Context, Variant
+from audit.engine.context import RunSetup, Variant, make_context
 
 
 class Constant(torch.nn.Module):
@@ -33,9 +33,8 @@ def stats(**kw):
 
 
 def context(digits, model, st):
-    ctx = Context(config=AuditConfig(), policy=load_policy("default"), data=digits, device=torch.device("cpu"))
-    ctx.variants["v"] = Variant("v", "v", model, None, st)
-    return ctx
+    setup = RunSetup(config=AuditConfig(), policy=load_policy("default"), data=digits, device=torch.device("cpu"))
+    return make_context(setup, {"v": Variant("v", "v", model, None, st)})
 
 
 def test_a_constant_predictor_is_a_collapse_with_a_remedy(digits):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from audit import checks as checks_pkg
+from audit.checks.base import VariantCheck
 from audit.config import AttackConfig, AuditConfig, LabelIssuesConfig, TrainingConfig
 from audit.core.metrics import WORST_CASE
 from audit.core.result import Status, Verdict
@@ -11,11 +12,10 @@ from audit.engine.pipeline import run_audit
 from audit.methods.evaluation import evaluate_robustness
 
 
-class Exploding:
+class Exploding(VariantCheck):
     id = "exploding"
+    rank = 10_000
     title = "A check that crashes"
-    scope = "variant"
-    controls = ()
     description = "raises"
 
     def measure(self, ctx, variant):
@@ -44,7 +44,7 @@ def test_robust_accuracy_counts_every_test_point_and_clean_errors_as_failures(tr
                                                    pgd_steps=5))
     with torch.no_grad():
         clean_ok = (trained_cnn(x).argmax(1) == y).numpy()
-    for (_attack, eps), mask in ev.correct.items():
+    for (_attack, _eps), mask in ev.correct.items():
         assert mask.shape == (x.shape[0],)               # denominator: all points
         assert not (mask & ~clean_ok).any()              # a clean error is never robust
     for eps in (0.05, 0.15):                             # per-example worst case: mean_x min_attack

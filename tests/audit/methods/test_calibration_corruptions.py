@@ -9,7 +9,7 @@ from audit.checks.calibration import Calibration
 from audit.checks.corruptions import Corruptions
 from audit.config import AuditConfig
 from audit.config.policy import load_policy
-from audit.engine.context import Context, Variant
+from audit.engine.context import RunSetup, Variant, make_context
 from audit.methods.calibration import calibration_metrics, fit_temperature
 from audit.methods.corruptions import IMAGE, SEVERITIES, TABULAR, corrupt
 
@@ -26,10 +26,8 @@ class Scaled(torch.nn.Module):
 
 
 def context(digits, **models):
-    ctx = Context(config=AuditConfig(), policy=load_policy("default"), data=digits, device=torch.device("cpu"))
-    for name, m in models.items():
-        ctx.variants[name] = Variant(name, name, m, None, None)
-    return ctx
+    setup = RunSetup(config=AuditConfig(), policy=load_policy("default"), data=digits, device=torch.device("cpu"))
+    return make_context(setup, {name: Variant(name, name, m, None, None) for name, m in models.items()})
 
 
 def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model(digits, trained_cnn):
