@@ -68,9 +68,14 @@ def model_device(model: torch.nn.Module) -> torch.device:
     """Where the model's weights live (its first parameter's, else its first buffer's, else the CPU)."""
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
+
+
+def to_memory_format(model: torch.nn.Module, memory_format: torch.memory_format) -> None:
+    """``model.to(memory_format=...)`` in place: torch accepts the keyword at run time, its stubs' overloads lack it."""
+    model.to(memory_format=memory_format)  # type: ignore[call-overload]  # missing from torch's Module.to stubs
 
 
 def loss_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
@@ -152,7 +157,7 @@ def attack_with_restarts(model, x: torch.Tensor, y: torch.Tensor, target: torch.
 
 
 def clip_to(x: torch.Tensor, clip: tuple[float, float] | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    lo, hi = clip
-    if isinstance(lo, torch.Tensor):
+    if isinstance(clip[0], torch.Tensor):  # per-feature bounds (the check narrows ``clip`` to the tensor pair)
+        lo, hi = clip
         return torch.maximum(torch.minimum(x, hi), lo)
-    return x.clamp(lo, hi)
+    return x.clamp(*clip)

@@ -96,26 +96,26 @@ def _one_run(model, xs, ys, ts, ball: Ball, p: PGDParams, generator):
     found = xa.clone() if keep else None
     done = torch.zeros(n, dtype=torch.bool, device=xs.device)
     shape1 = (-1,) + (1,) * (xs.dim() - 1)
-    rows = torch.arange(n, device=xs.device) if p.early_stop else slice(None)
+    rows = torch.arange(n, device=xs.device) if p.early_stop else slice(None)  # a tensor exactly under early stop
     every, passes = compact_every(xs.device), 0
     for i in range(p.steps):
-        if p.early_stop and i and i % every == 0:  # the loop's only host synchronisation
+        if isinstance(rows, torch.Tensor) and i and i % every == 0:  # the loop's only host synchronisation
             rows = rows[~done[rows]]
             if rows.numel() == 0:
                 break
         x_r, x0_r = xa[rows], xs[rows]
         _, grad, logits = loss_gradient(model, x_r, ys[rows], None if ts is None else ts[rows])
         passes += x_r.shape[0]
-        if keep:
+        if found is not None:  # keep
             hit = logits.argmax(1).ne(ys[rows]) & ~done[rows]
             found = _put(found, rows, torch.where(hit.view(shape1), x_r, found[rows]))
             done = _put(done, rows, done[rows] | hit)
         xa = _put(xa, rows, clip_to(x0_r + project(x_r + alpha * ascent_direction(grad, norm) - x0_r, eps, norm), clip))
-    kept = torch.where(done.view(shape1), found, xa) if keep else xa
+    kept = torch.where(done.view(shape1), found, xa) if found is not None else xa
     if p.restarts <= 1 and not keep:  # adversarial training: the last iterate, no extra forward pass
         return kept, None, passes
     broken = done.clone()
-    if p.early_stop and rows.numel() == 0:
+    if isinstance(rows, torch.Tensor) and rows.numel() == 0:
         return kept, broken, passes
     with torch.no_grad():  # the final iterate (no gradient needed: a forward only)
         broken[rows] = broken[rows] | model(xa[rows]).argmax(1).ne(ys[rows])

@@ -76,7 +76,7 @@ class Recipe:
         return contextlib.nullcontext()
 
 
-def scheduler(opt: torch.optim.Optimizer, recipe: Recipe, total_steps: int):
+def scheduler(opt: torch.optim.Optimizer, recipe: Recipe, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: recipe.lr_factor(step, total_steps))
 
 

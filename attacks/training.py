@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from attacks.adversaries import ADVERSARY_METHODS, Adversary, Regularisers
-from attacks.base import Ball, clip_to, model_device
+from attacks.base import Ball, clip_to, model_device, to_memory_format
 from attacks.pgd import PGDParams, projected_gradient_descent
 from attacks.recipes import Recipe, scheduler
 from attacks.trades import trades_kl
@@ -108,7 +108,7 @@ class _Run:
     gen: torch.Generator
     opt: torch.optim.Optimizer
     steps_per_epoch: int
-    sched: object = None
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None  # set by ``train`` once the steps are known
     step: int = 0
     passes: int = 0
 
@@ -146,6 +146,7 @@ def _batch_step(r: _Run, xb: torch.Tensor, yb: torch.Tensor):
     if reg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), reg.grad_clip)
     r.opt.step()
+    assert r.sched is not None, "train sets the schedule before the first step"
     r.sched.step()
     r.step += 1
     r.passes += xb.shape[0]
@@ -197,7 +198,7 @@ class _Selection:
         if score > self.best_score:
             self.best_score, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif self.guard and robust < self.best_score - GUARD_DROP:
+        elif self.guard and robust is not None and robust < self.best_score - GUARD_DROP:
             model.load_state_dict(self.best_state)
             self.stopped = (f"catastrophic overfitting at epoch {epoch}: PGD accuracy on the {self.label} fell "
                             f"from {self.best_score:.1%} to {robust:.1%}; restored epoch {self.best_epoch}")
@@ -220,7 +221,7 @@ def _start(model, x, y, recipe: Recipe, adversary: Adversary | None):
     y = y.to(device)
     layout = torch.channels_last if recipe.channels_last and len(x.shape) == 4 else None
     if layout is not None:
-        model.to(memory_format=layout)
+        to_memory_format(model, layout)
     clip = recipe.clip
     if isinstance(clip[0], torch.Tensor):
         clip = (clip[0].to(device), clip[1].to(device))
@@ -258,14 +259,14 @@ def train(model: torch.nn.Module, x, y: torch.Tensor, recipe: Recipe, adversary:
             sel.history.append(EpochRecord(mean_loss, eps_now, None, None))
             continue
         clean, robust = _monitor(model, x_mon, y_mon, adversary, r.clip, recipe.seed + 2)
-        r.passes += 10 * len(y_mon) if adversary is not None else 0
+        r.passes += 10 * len(mon) if adversary is not None else 0  # len(y_mon): one label per monitor row
         sel.history.append(EpochRecord(mean_loss, eps_now, clean, robust))
         if sel.judge(model, done, clean, robust):
             log.warning("%s: %s", desc, sel.stopped)
             break
     selected = sel.final(model, recipe, done)
     if r.layout is not None:
-        model.to(memory_format=torch.contiguous_format)
+        to_memory_format(model, torch.contiguous_format)
     model.eval()
     stats = TrainStats(seconds=time.perf_counter() - start, epochs=done, example_passes=r.passes,
                        stopped_early=sel.stopped, guard_history=tuple(sel.guard_history),

@@ -23,7 +23,7 @@ from audit.config.execution import ExecutionConfig
 from audit.config.load import demo_config
 from audit.engine.execution import make_executor
 from audit.engine.pipeline import build_context, prepare
-from audit.methods.evaluation import evaluate_robustness
+from audit.methods.evaluation import GridRun, evaluate_robustness
 from audit.methods.label_issues import flip_labels
 
 
@@ -36,10 +36,10 @@ def stages(ctx):
     t_fold = time.perf_counter() - t
     a = ctx.config.attacks
     t = time.perf_counter()
-    ev = evaluate_robustness(ctx.variants["pgd_at"].model, ctx.data.x_test, ctx.data.y_test, settings=a,
-                             clip=ctx.data.attack_clip, device=ctx.device, seed=ctx.config.seed,
-                             num_classes=ctx.data.num_classes, executor=ctx.executor,
-                             shards=max(ctx.executor.workers, 1) * 2)
+    ev = evaluate_robustness(ctx.variants["pgd_at"].model, ctx.data.x_test, ctx.data.y_test,
+                             GridRun(settings=a, clip=ctx.data.attack_clip, device=ctx.device, seed=ctx.config.seed,
+                                     num_classes=ctx.data.num_classes),
+                             executor=ctx.executor, shards=max(ctx.executor.workers, 1) * 2)
     return t_fold, time.perf_counter() - t, ev.correct, probs
 
 

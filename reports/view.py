@@ -6,7 +6,7 @@ from audit.checks.attack_validity import AttackValidity
 from audit.checks.calibration import Calibration
 from audit.checks.corruptions import Corruptions
 from audit.checks.ood import Ood
-from audit.checks.robustness import Robustness
+from audit.checks.robustness import Robustness, RobustnessDetails
 from audit.core.metrics import WORST_CASE, same_eps
 from audit.core.result import AuditResult, Status
 from audit.frameworks.controls import crosswalk, nist_rmf, run_evidence_titles
@@ -105,7 +105,7 @@ def validity_table(result: AuditResult) -> dict:
     return table
 
 
-def robustness_details(result: AuditResult) -> dict:
+def robustness_details(result: AuditResult) -> RobustnessDetails | None:
     """The candidate's robustness details (attack settings, per-class table), or None."""
     return next((f.details for f in result.findings if f.check == Robustness.id and f.variant == result.candidate
                  and f.details is not None), None)

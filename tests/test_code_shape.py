@@ -1,7 +1,7 @@
 """The shape of the code as a test, beside the room test: in audit/ and attacks/ no function is longer than 60
 lines (from its ``def`` to its last line, decorators excluded) and none takes more than 8 parameters (every
-parameter counts, ``*args`` and ``**kwargs`` included, ``self``/``cls`` excluded); attacks take no
-``**kwargs`` they never read (a typo in a setting must fail, not vanish); and the engine's ``Context`` keeps under 12 public
+parameter counts, ``*args`` and ``**kwargs`` included, ``self``/``cls`` excluded); attacks take no ``**kwargs``
+they never read (a typo in a setting must fail, not vanish); and the engine's ``Context`` keeps under 12 public
 methods."""
 from __future__ import annotations
 

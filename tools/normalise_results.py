@@ -1,5 +1,5 @@
-"""Print a results.json with what changes from run to run blanked: the creation time, durations, per-stage seconds
-and peak memory. Two runs of the same config and seed then diff empty:
+"""Print a results.json with what changes from run to run blanked: the creation time, durations, per-stage seconds,
+the share of wall time the stages account for, and peak memory. Two runs of the same config and seed then diff empty:
 
     diff <(python tools/normalise_results.py A/results.json) <(python tools/normalise_results.py B/results.json)
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
-TIMING = {"created", "duration_seconds", "seconds", "peak_host_mb", "peak_device_mb", "wall_seconds", "train_seconds", "accounted"}
+TIMING = {"created", "duration_seconds", "seconds", "wall_seconds", "train_seconds", "accounted",  # clock time
+          "peak_host_mb", "peak_device_mb"}  # memory peaks
 
 
 def blank(value):

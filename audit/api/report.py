@@ -53,8 +53,8 @@ class Audit:
         return self.result.to_dict()
 
     def to_html(self) -> str:
-        from reports import FORMATS
-        return FORMATS["html"][1](self.result)
+        from reports import render_html  # FORMATS["html"]'s renderer
+        return render_html(self.result)
 
     def _repr_html_(self) -> str:
         from html import escape

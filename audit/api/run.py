@@ -96,6 +96,7 @@ def _config(config: Any, base_dir: Path | None, changes: dict):
         where = Path(config.base_dir) if config.base_dir else here
     elif isinstance(config, (str, os.PathLike)):
         path = _path(config, "config", "the TOML file")
+        assert path is not None   # _path keeps only None as None
         data, where = read_toml(path), path.resolve().parent
     elif isinstance(config, Mapping):
         check_nesting(dict(config))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attacks.base import frozen_eval
+from attacks.base import Ball, frozen_eval
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
 from audit.core.result import Details, Measurement
 from audit.methods.art_adapter import ART_NAMES, compare_with_art
@@ -86,9 +86,9 @@ class ArtAgreement(VariantCheck):
         eps = ctx.gated_eps
         x, y = ctx.data.x_test[idx], ctx.data.y_test[idx]
         model = ctx.variants[variant].model
-        common = dict(eps=eps, norm=a.norm.value, clip=ctx.data.attack_clip, num_classes=ctx.data.num_classes,
-                      seed=ctx.config.seed)
-        res = compare_with_art(model, x, y, params={"fgsm": {}, "pgd": {"steps": a.pgd_steps}}, **common)
+        ball = Ball(eps, a.norm, ctx.data.attack_clip)
+        res = compare_with_art(model, x, y, ball, params={"fgsm": {}, "pgd": {"steps": a.pgd_steps}},
+                               num_classes=ctx.data.num_classes, seed=ctx.config.seed)
         settings = {"fgsm": f"one step, {n} points", "pgd": f"{a.pgd_steps} steps, step 2.5 eps/steps, {n} points"}
         small = min(n, SLOW_POINTS)
         slow = {"apgd_ce": {"steps": a.apgd_steps}}
@@ -104,7 +104,8 @@ class ArtAgreement(VariantCheck):
             q = min(a.square_queries, SQUARE_QUERIES)
             slow["square"] = {"queries": q, "p_init": a.square_p_init}
             settings["square"] = f"{q:,} queries, p_init {a.square_p_init:g}, {small} points"
-        res.update(compare_with_art(model, x[:small], y[:small], params=slow, **common))
+        res.update(compare_with_art(model, x[:small], y[:small], ball, params=slow, num_classes=ctx.data.num_classes,
+                                    seed=ctx.config.seed))
         shortfall = max(r["shortfall"] for k, r in res.items() if k not in RANDOM_SEARCH)
         metrics = {"max_shortfall_vs_art": shortfall}
         metrics.update({f"{k}_shortfall_vs_art": r["shortfall"] for k, r in res.items() if k in RANDOM_SEARCH})

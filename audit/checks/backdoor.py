@@ -113,6 +113,12 @@ def _trigger_value(ctx: AuditContext) -> float:
     return float(ctx.data.x_train.max())
 
 
+def _detector_rates(flag: np.ndarray, truth: np.ndarray) -> DetectorRates:
+    r = rates(flag, truth)
+    return DetectorRates(recall=_finite(r["recall"]), false_positive_rate=_finite(r["false_positive_rate"]),
+                         flagged=int(r["flagged"]))
+
+
 def _class_rows(raw: list[dict], names) -> tuple[ClassScreen, ...]:
     return tuple(ClassScreen(**{("label" if k == "class" else k): (names[v] if k == "class" else v)
                                 for k, v in c.items()}) for c in raw)
@@ -149,10 +155,11 @@ def self_test(ctx: AuditContext) -> BackdoorSelfTest:
     pred = ctx.logits(model, torch.from_numpy(xt)).argmax(1).numpy()
     clean_pred = ctx.logits(model, d.x_test).argmax(1).numpy()
     asr = float((pred == (yt + 1) % k).mean()) if k > 1 else None
-    e = penultimate(model, torch.from_numpy(x), device=ctx.device).numpy()
+    emb = penultimate(model, torch.from_numpy(x), device=ctx.device)
+    assert emb is not None   # the same architecture as the baseline, whose embeddings exist (embedding_unavailable)
+    e = emb.numpy()
     s = screen(e, yp, cfg, ctx.config.seed)
-    detectors = {name: DetectorRates(**{key: (_finite(v) if key != "flagged" else v) for key, v in
-                                        rates(flag, truth).items()}) for name, flag in s.detectors().items()}
+    detectors = {name: _detector_rates(flag, truth) for name, flag in s.detectors().items()}
     ranking = {name: Ranking(auroc=_finite(auroc(score, truth)),
                              recall_at_10pct_fpr=_finite(recall_at_fpr(score, truth, 0.1)))
                for name, score in (("centroid_ratio", s.ratio), ("spectral_signature", s.spectral),
@@ -210,6 +217,7 @@ class Backdoor(RunCheck):
         if d.num_classes < 2:
             return Measurement(check=self.id, skipped="one class: a backdoor needs a target class")
         e = ctx.get(TrainEmbeddings)
+        assert e is not None   # embedding_unavailable returned '' above
         y = d.y_train.numpy()
         s = screen(e, y, cfg, ctx.config.seed)
         names = d.class_names
@@ -223,8 +231,8 @@ class Backdoor(RunCheck):
                                spectral_z=round(float(s.spectral_z[i]), 3), clustered=bool(s.clustered[i]),
                                label=names[y[i]] if label else "")
         rate = float(flagged.mean())
-        metrics = {"backdoor_flag_rate": rate, "suspicious_classes": float(len(suspicious)),
-                   "flagged_rows": float(flagged.sum())}
+        metrics: dict[str, float | None] = {"backdoor_flag_rate": rate, "suspicious_classes": float(len(suspicious)),
+                                            "flagged_rows": float(flagged.sum())}
         at_best, selftest = None, None
         summary = (f"{int(flagged.sum())} of {len(y)} training rows flagged ({rate:.1%}); "
                    f"{len(suspicious)} class(es) with a suspicious activation cluster"
@@ -256,8 +264,8 @@ class Backdoor(RunCheck):
             detector_flags={k: int(v.sum()) for k, v in s.detectors().items()},
             top_rows=tuple(row(i, label=True) for i in order[:MAX_LISTED] if flagged[i]),
             flagged=tuple(row(i) for i in np.flatnonzero(flagged)), selftest=selftest, selftest_skipped=why_no_test)
-        metrics = {k: v for k, v in metrics.items() if v is not None}
-        return Measurement(check=self.id, metrics=metrics, details=details, summary=summary, at_best=at_best)
+        return Measurement(check=self.id, metrics={k: v for k, v in metrics.items() if v is not None},
+                           details=details, summary=summary, at_best=at_best)
 
     def _why_no_self_test(self, ctx: AuditContext) -> str:
         if settings(self, ctx.config).selftest_rate <= 0:

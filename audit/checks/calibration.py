@@ -59,8 +59,8 @@ def _recalibrated(ctx: AuditContext, variant: str):
     halves = (perm[: len(y) // 2], perm[len(y) // 2:])
     pooled: dict = {}
     temps = []
-    for fit, ev in (halves, halves[::-1]):
-        part = recalibrate(logits[fit], y[fit], logits[ev])
+    for fit_rows, ev in (halves, halves[::-1]):
+        part = recalibrate(logits[fit_rows], y[fit_rows], logits[ev])
         temps.append(part.pop("_temperature"))
         for k, p in part.items():
             pooled.setdefault(k, np.zeros((len(y), logits.shape[1])))[ev] = p

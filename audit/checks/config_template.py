@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from typing import Any
 
 from audit.checks.base import NoSettings
 
@@ -29,6 +30,14 @@ def _line(text: str, comment: str) -> str:
     return f"{text:<{COMMENT_AT - 1}} # {comment}" if comment else text
 
 
+def _default(f: dataclasses.Field) -> Any:
+    """A settings field's default value (every ``Config`` field has a default or a default factory)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    assert f.default_factory is not dataclasses.MISSING, f.name
+    return f.default_factory()
+
+
 def check_tables() -> str:
     """``[checks]`` with ``enabled``, then one ``[checks.<id>]`` table of defaults per check that has settings."""
     from audit.checks import CHECKS  # the registry imports every module of the package, this one too
@@ -40,8 +49,7 @@ def check_tables() -> str:
         doc = re.split(r"\.\s|:\s|\.$", " ".join((check.Config.__doc__ or "").split()))[0].replace("``", "")
         lines += ["", _line(f"[checks.{check.id}]", doc)]
         for f in dataclasses.fields(check.Config):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(_line(f"{f.name} = {toml_value(default)}", f.metadata.get("doc", "")))
+            lines.append(_line(f"{f.name} = {toml_value(_default(f))}", f.metadata.get("doc", "")))
     return "\n".join(lines + [END])
 
 

@@ -54,13 +54,13 @@ class DataImpact(VariantCheck):
         flagged = flagged_test_rows(ctx)
         n = ctx.data.x_test.shape[0]
         drop = np.zeros(n, dtype=bool)
-        for rows in flagged.values():
-            drop[rows] = True
+        for flagged_rows in flagged.values():
+            drop[flagged_rows] = True
         ev = ctx.get(RobustnessGrid, variant)
         clean = ctx.clean_correct(variant)
         eps = ctx.gated_eps
         robust = ev.correct[(WORST_CASE, eps)]
-        rows = {}
+        rows: dict[str, Impact] = {}
         for name, mask in (("clean", clean), (f"worst_case@{eps:g}", robust)):
             full, kept = Accuracy.of(mask), Accuracy.of(mask[~drop])
             rows[name] = Impact(all=full.value, without_flagged=kept.value, delta=kept.value - full.value,

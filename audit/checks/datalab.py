@@ -72,6 +72,7 @@ class Datalab(RunCheck):
         if why:
             return Measurement(check=self.id, skipped=why)
         emb = ctx.get(TrainEmbeddings)
+        assert emb is not None   # embedding_unavailable returned '' above
         labels = ctx.data.y_train.numpy()
         n = len(labels)
         max_rows = settings(self, ctx.config).max_rows
@@ -80,7 +81,7 @@ class Datalab(RunCheck):
             rows = np.sort(np.random.default_rng(ctx.config.seed).choice(n, max_rows, replace=False))
         oof = ctx.computed(OutOfFoldProbabilities)  # when the label-issues check ran
         probs = None if oof is None else oof.probs
-        types = {t: {} for t in ISSUE_TYPES if t != "underperforming_group" or probs is not None}
+        types: dict[str, dict] = {t: {} for t in ISSUE_TYPES if t != "underperforming_group" or probs is not None}
         lab = CleanlabDatalab(data={"label": labels[rows]}, label_name="label", verbosity=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

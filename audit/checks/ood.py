@@ -64,7 +64,8 @@ class Ood(VariantCheck):
             return {"msp": probs.amax(1).numpy(), "energy": torch.logsumexp(logits, 1).numpy(),
                     "cleanlab": detector.score(pred_probs=probs.numpy())}
         inside = scores(test)
-        table, metrics = {}, {}
+        table: dict[str, dict[str, Separation]] = {}
+        metrics: dict[str, float] = {}
         sets = shifted_sets(ctx.data.x_test[:n], ctx.data.attack_clip, ctx.data.kind,
                             SHIFTED_INPUTS.seed(ctx.config.seed), ctx.data.x_ood)
         for name, x in sets.items():

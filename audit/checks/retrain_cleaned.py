@@ -58,16 +58,19 @@ class RetrainCleaned(RunCheck):
             sheet.add(f"check {self.id}", sheet.config.training.epochs * sheet.n_train, train=True)
 
     def measure(self, ctx: AuditContext) -> Measurement:
-        ranked = ctx.measurement(LabelIssues.id).details.indices_ranked
+        flagged = ctx.measurement(LabelIssues.id)
+        assert flagged is not None   # a required check: it ran before this one
+        ranked = flagged.details.indices_ranked
         d = ctx.data
         n = len(d.y_train)
         keep = np.ones(n, dtype=bool)
         keep[np.asarray(ranked, dtype=np.int64)] = False
-        rows = torch.from_numpy(np.flatnonzero(keep))
+        kept = np.flatnonzero(keep)
+        rows = torch.from_numpy(kept)
         t = ctx.config.training
         with seeded(TRAIN.seed(ctx.config.seed)):
             model = ctx.models.build_model()
-            train(model, take(d.x_train, rows), d.y_train[rows],
+            train(model, take(d.x_train, kept), d.y_train[rows],
                   Recipe(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=ctx.config.seed),
                   desc="train without flagged labels")
         y = d.y_test

@@ -14,7 +14,7 @@ import torch
 
 from audit.core.result import Measurement
 from audit.methods.corruptions import corruption_errors
-from audit.methods.evaluation import RobustnessEval, evaluate_robustness
+from audit.methods.evaluation import GridRun, RobustnessEval, evaluate_robustness
 from audit.methods.label_issues import find_issues
 from audit.models.embeddings import penultimate
 
@@ -99,10 +99,11 @@ class RobustnessGrid(Shared[RobustnessEval]):
     @classmethod
     def compute(cls, run, variant):
         d = run.data
-        return evaluate_robustness(run.variants[variant].model, d.x_test, d.y_test, settings=run.config.attacks,
-                                   clip=d.attack_clip, device=run.device, seed=run.config.seed,
-                                   num_classes=d.num_classes, desc=f"attack {variant}", executor=run.executor,
-                                   shards=run.config.execution.shards or run.executor.workers)
+        return evaluate_robustness(run.variants[variant].model, d.x_test, d.y_test,
+                                   GridRun(settings=run.config.attacks, clip=d.attack_clip, device=run.device,
+                                           seed=run.config.seed, num_classes=d.num_classes,
+                                           desc=f"attack {variant}"),
+                                   executor=run.executor, shards=run.config.execution.shards or run.executor.workers)
 
 
 class _Embeddings(Shared[np.ndarray | None]):

@@ -63,6 +63,7 @@ class TestOutliers(RunCheck):
             return Measurement(check=self.id, skipped=why)
         cfg = settings(self, ctx.config)
         e_tr = ctx.get(TrainEmbeddings)
+        assert e_tr is not None   # embedding_unavailable returned '' above
         n = len(e_tr)
         rows = np.arange(n)
         if n > cfg.max_fit_rows:

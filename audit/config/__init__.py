@@ -9,4 +9,5 @@ from audit.config.threat import ThreatModelConfig
 
 __all__ = ["AttackConfig", "AuditConfig", "BackdoorConfig", "DataConfig", "DatalabConfig", "DefenceConfig",
            "InputConfig", "LabelIssuesConfig", "LeakageConfig", "ModelConfig", "OutputConfig", "ReviewerConfig",
-           "TestOutliersConfig", "ThreatModelConfig", "TrainingConfig", "config_from_data", "demo_config", "load_config", "replace"]
+           "TestOutliersConfig", "ThreatModelConfig", "TrainingConfig", "config_from_data", "demo_config",
+           "load_config", "replace"]

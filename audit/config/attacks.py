@@ -60,12 +60,13 @@ class AttackConfig:
         if self.preset not in PRESETS:
             raise UsageError(f"{path}.preset: {self.preset!r} is not a preset; valid: {', '.join(PRESETS)}")
         finite(path, eps=self.eps, square_p_init=self.square_p_init)
-        for a in self.attacks:
+        attacks, chain = self.attacks or (), self.chain or ()  # both set by every preset (a known one, checked above)
+        for a in attacks:
             if a not in ATTACKS:
                 raise UsageError(f"{path}.attacks: {a!r} is not a known attack; valid: {', '.join(ATTACKS)}")
-        for a in self.chain:
-            if a not in self.attacks:
-                raise UsageError(f"{path}.chain: {a!r} is not among attacks {list(self.attacks)}")
+        for a in chain:
+            if a not in attacks:
+                raise UsageError(f"{path}.chain: {a!r} is not among attacks {list(attacks)}")
         if self.square_p_init is not None and not 0 < self.square_p_init <= 1:
             raise UsageError(f"{path}.square_p_init: give a share in (0, 1]")
         if not self.attacks:
@@ -91,7 +92,8 @@ class AttackConfig:
         """'PGD, 20 steps x 1 restart(s), step 2.5 eps/steps' style text for the report."""
         spec = ATTACKS[attack]
         text = spec.describe(spec.make(**self.params(attack)))
-        if attack in self.chain and self.chain.index(attack) > 0:
-            text += f"; on the points {', '.join(ATTACKS[a].label for a in self.chain[:self.chain.index(attack)])} " \
+        chain = self.chain or ()  # set by the preset
+        if attack in chain and chain.index(attack) > 0:
+            text += f"; on the points {', '.join(ATTACKS[a].label for a in chain[:chain.index(attack)])} " \
                     f"left robust"
         return text

@@ -94,8 +94,8 @@ class AuditConfig:
         identifier("candidate", self.candidate)
         for i, d in enumerate(self.defences):
             identifier(f"defences[{i}].name", d.name)
-        for i, d in enumerate(self.deployments):
-            identifier(f"deployments[{i}].name", d.name)
+        for i, dep in enumerate(self.deployments):
+            identifier(f"deployments[{i}].name", dep.name)
         for key in ("name", "role", "date"):
             display(f"reviewer.{key}", getattr(self.reviewer, key))
         check_bounds(self)
@@ -105,9 +105,9 @@ class AuditConfig:
         deployed = [d.name for d in self.deployments]
         if len(set(deployed)) != len(deployed) or set(deployed) & set(names):
             raise UsageError("deployments: names must be unique and differ from the variants' names")
-        for i, d in enumerate(self.deployments):
-            if d.source and d.source not in names:
-                raise UsageError(f"deployments[{i}].source: {d.source!r} is not a variant; valid: {', '.join(names)}")
+        for i, dep in enumerate(self.deployments):
+            if dep.source and dep.source not in names:
+                raise UsageError(f"deployments[{i}].source: {dep.source!r} is not a variant; valid: {', '.join(names)}")
         if self.candidate not in names:
             raise UsageError(f"candidate: {self.candidate!r} is not a variant; valid: {', '.join(names)}")
         if self.model.archive and any(not d.weights for d in self.defences):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ def _override_key(text: str) -> str:
     return text
 
 
-def config_from_data(data: dict, base_dir: Path, overrides: list[str] = ()) -> AuditConfig:
+def config_from_data(data: dict, base_dir: Path, overrides: Sequence[str] = ()) -> AuditConfig:
     """A config from plain data (a parsed TOML file or the Python API's dict), paths relative to ``base_dir``.
     Checks and their settings may be given in either form (``_checks_table``); overrides too."""
     check_nesting(data)
@@ -155,7 +156,7 @@ def config_from_data(data: dict, base_dir: Path, overrides: list[str] = ()) -> A
     return resolve_paths(from_data(AuditConfig, data), base_dir)
 
 
-def load_config(path: Path, overrides: list[str] = ()) -> AuditConfig:
+def load_config(path: Path, overrides: Sequence[str] = ()) -> AuditConfig:
     """The config file at ``path`` with ``--set`` overrides; relative paths are relative to its folder."""
     return config_from_data(read_toml(path), Path(path).resolve().parent, overrides)
 
@@ -163,7 +164,7 @@ def load_config(path: Path, overrides: list[str] = ()) -> AuditConfig:
 # The demo's training budget, sized to finish in a minute on two CPU cores (bench/demo_walltime.py): at 20 epochs of
 # batch 128 the 8x8 digits reach 98% clean and PGD-AT 81% robust at the threat eps (30 epochs of 64: within 2
 # points); 10 epochs per fold keep out-of-fold accuracy at 96% and the flip self-test's F1 at 0.9.
-DEMO_TRAINING = dict(epochs=20, batch_size=128, lr=3e-3)
+DEMO_TRAINING: dict[str, Any] = dict(epochs=20, batch_size=128, lr=3e-3)
 DEMO_FOLD_EPOCHS = 10
 
 

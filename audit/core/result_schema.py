@@ -26,7 +26,7 @@ def _type(tp: Any, defs: dict) -> dict:
         return {"anyOf": [{"type": "null"} if a is type(None) else _type(a, defs) for a in args]}
     if origin is typing.Literal:
         return {"enum": list(typing.get_args(tp))}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):   # a type hint: a class, never an instance
         name = tp.__name__
         if name not in defs:
             defs[name] = {}  # placeholder against recursion

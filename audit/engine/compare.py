@@ -86,7 +86,7 @@ def _series(result: AuditResult) -> dict:
     """(metric, attack, eps) -> per-point correctness of the candidate variant."""
     v = result.variant(result.candidate)
     n = result.dataset.n_test
-    out = {}
+    out: dict[tuple[str, str | None, float | None], np.ndarray] = {}
     if v.correct_bits:
         out[(CLEAN, None, None)] = unpack_bits(v.correct_bits, n)
     for p in v.robustness:

@@ -3,6 +3,7 @@ it know (checks, data sources), all checked before anything is loaded or trained
 configs through here."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from audit.checks import CHECKS
@@ -23,7 +24,7 @@ def check_names(config: AuditConfig) -> AuditConfig:
     return config
 
 
-def load(path: Path, overrides: list[str] = ()) -> AuditConfig:
+def load(path: Path, overrides: Sequence[str] = ()) -> AuditConfig:
     """The config file at ``path`` (with ``--set`` overrides), fully checked."""
     return check_names(load_config(path, overrides))
 

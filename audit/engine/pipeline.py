@@ -6,9 +6,10 @@ import logging
 import time
 import traceback
 from pathlib import Path
+from typing import cast
 
 from audit.checks import CHECKS
-from audit.checks.base import Check, Scope, VariantCheck
+from audit.checks.base import Check, RunCheck, Scope, VariantCheck
 from audit.config import AuditConfig
 from audit.config.policy import Policy, load_policy
 from audit.core.errors import UsageError
@@ -45,8 +46,8 @@ def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measureme
             return Measurement(check=check.id, variant=variant, skipped=f"needs the {need} check's result ({why})")
     try:
         if isinstance(check, VariantCheck):
-            return check.measure(ctx, variant)
-        return check.measure(ctx)
+            return check.measure(ctx, cast(str, variant))   # the engine gives a variant check its variant
+        return cast(RunCheck, check).measure(ctx)            # every other check is a run check
     except Exception as e:  # noqa: BLE001 - isolation is the point
         log.warning("check %s%s failed: %s", check.id, f" on {variant}" if variant else "", e)
         log.debug("%s", traceback.format_exc())
@@ -56,10 +57,12 @@ def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measureme
 def check_policy_fits(policy: Policy, config: AuditConfig) -> None:
     """A threshold at an eps the grid does not contain could never be judged: say so before any work."""
     enabled = enabled_checks(config)
+    grid = config.attacks.eps
+    assert grid is not None   # AuditConfig.__post_init__ resolves it
     for check_id, t in policy.thresholds.items():
-        if t.eps is not None and check_id in enabled and not any(same_eps(t.eps, e) for e in config.attacks.eps):
+        if t.eps is not None and check_id in enabled and not any(same_eps(t.eps, e) for e in grid):
             raise UsageError(f"attacks.eps: the policy {policy.name!r} judges {check_id} at eps {t.eps:g}, which "
-                             f"is not in the grid {list(config.attacks.eps)}; add it or use another policy")
+                             f"is not in the grid {list(grid)}; add it or use another policy")
 
 
 def prepare(config: AuditConfig, data: Splits | None = None, policy: Policy | None = None,
@@ -83,8 +86,9 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
         CHECKS[check_id].preflight(config, data)
     device = pick_device(config.device)
     recorder.device = device
-    checked_model = wrap_model(user.module if user.pretrained else factory_model(config), config, data, device,
-                               recorder.counter)  # the model pre-flight runs on the data
+    module = user.module if user.pretrained else factory_model(config)
+    assert module is not None   # a pretrained model is loaded with its module
+    checked_model = wrap_model(module, config, data, device, recorder.counter)  # the model pre-flight runs on the data
     explicit = bool(config.data.num_classes or config.data.class_names or config.data.source in BUILTIN
                     or config.data.source in ("folder", "table"))
     data, warnings = check_model(checked_model, data, device, explicit_classes=explicit,

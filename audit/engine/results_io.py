@@ -19,6 +19,7 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def _path(parts) -> str:
 
 def _check_plain(data, where: str) -> None:
     """Strict JSON: every number finite, nesting within MAX_DEPTH (also for data built in Python)."""
-    stack = [(data, ())]
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
     while stack:
         x, at = stack.pop()
         if len(at) > MAX_DEPTH:
@@ -124,7 +125,7 @@ def _range_error(where, at, value, bounds) -> UsageError:
 
 def check_ranges(result: AuditResult, where: str) -> None:
     """UsageError naming the first field of the typed result out of its range (RANGES, CLASS_RANGES, metrics)."""
-    stack = [(result, ())]
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(result, ())]
     while stack:
         obj, at = stack.pop()
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

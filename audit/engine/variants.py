@@ -14,9 +14,9 @@ from audit.models.loading import apply_weights, build_from_factory, read_state_d
 
 
 def supplied_checkpoint(models: Models, defence) -> Variant:
-    m = models.setup.config.model
+    m, base_dir = models.setup.config.model, models.setup.config.base_dir
     path = Path(defence.weights)
-    module = apply_weights(build_from_factory(m.factory, dict(m.kwargs), models.setup.config.base_dir or None),
+    module = apply_weights(build_from_factory(m.factory, dict(m.kwargs), Path(base_dir) if base_dir else None),
                            read_state_dict(path, m.trust_pickle), path)
     return Variant(defence.name, defence.describe(), models.wrap(module).eval(), defence, None)
 
@@ -52,6 +52,7 @@ def train_variants(run: Prepared) -> tuple[dict[str, Variant], tuple[str, ...]]:
     variants: dict[str, Variant] = {}
     warnings: list[str] = []
     if pretrained and user is not None:
+        assert user.module is not None   # a pretrained model is loaded with its module
         variants["baseline"] = Variant("baseline", f"the model as supplied ({user.source})",
                                        run.models.wrap(user.module).eval(), None, None)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from audit.core.errors import UsageError
 from audit.core.hashing import sha256_file
@@ -35,7 +36,7 @@ def write_manifest(directory: Path, environment: dict[str, str], facts: dict | N
     """
     skip = (SUMS, MANIFEST, ENVELOPE, PARTIAL)
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.relative_to(directory).as_posix() not in skip)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for p in files:
         name = p.relative_to(directory).as_posix()
         entries.append({"path": name, "sha256": sha256_file(p), "bytes": p.stat().st_size, "role": role(name)})
@@ -127,11 +128,11 @@ def verify(directory: Path, public_key: Path | None = None) -> list[str]:
             problems.append(f"{name}: not listed in {SUMS} (added after the run)")
     envelope = directory / ENVELOPE
     if envelope.is_file() and not envelope.is_symlink():
-        actual = {}
-        for n in listed | {SUMS}:
+        actual: dict[str, str] = {}
+        for rel in listed | {SUMS}:
             try:
-                if _inside(directory, n) and (directory / n).is_file():
-                    actual[n] = sha256_file(directory / n)
+                if _inside(directory, rel) and (directory / rel).is_file():
+                    actual[rel] = sha256_file(directory / rel)
             except OSError:  # already a problem above
                 pass
         problems.extend(verify_envelope(envelope, actual, public_key))

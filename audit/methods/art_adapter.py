@@ -67,14 +67,13 @@ def still_correct(model, x_adv, y: torch.Tensor) -> np.ndarray:
         return (model(x_adv.to(device)).argmax(1).cpu() == y.cpu()).numpy()
 
 
-def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, *, params: dict, num_classes: int, seed: int,
-                     batch_size: int = 512, **ball) -> dict:
+def compare_with_art(model, x: torch.Tensor, y: torch.Tensor, ball: Ball, *, params: dict, num_classes: int,
+                     seed: int, batch_size: int = 512) -> dict:
     """Robust accuracy of ours and ART's per attack on the same points, settings and true labels.
 
-    ``ball``: the threat ball's fields (eps, norm, clip); ``params``: attack name -> our keyword settings (steps,
+    ``ball``: the threat ball (eps, norm, clip); ``params``: attack name -> our keyword settings (steps,
     queries, ...); returns {attack: {ours, art, shortfall}} with shortfall = ours - art (positive: ART found more
     adversarial examples)."""
-    ball = Ball(**ball)
     was = model.training
     device = model_device(model)
     clf = art_classifier(model, x.shape[1:], num_classes, ball.clip)

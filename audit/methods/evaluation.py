@@ -16,7 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from attacks import ATTACKS
-from attacks.base import Ball, Norm, frozen_eval
+from attacks.base import Ball, Norm, frozen_eval, to_memory_format
+from audit.config.attacks import AttackConfig
 from audit.core.metrics import WORST_CASE, RobustnessPoint
 from audit.core.work import Unit
 
@@ -50,7 +51,7 @@ def attack_mode(model: torch.nn.Module, device: torch.device, precision: str = "
                 channels_last: bool = False):
     """bf16 autocast and channels-last memory format for the attack loop; the model is restored afterwards."""
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_memory_format(model, torch.channels_last)
     ctx = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
            else contextlib.nullcontext())
     try:
@@ -58,7 +59,7 @@ def attack_mode(model: torch.nn.Module, device: torch.device, precision: str = "
             yield
     finally:
         if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+            to_memory_format(model, torch.contiguous_format)
 
 
 def _prepare(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -86,7 +87,7 @@ class GridRun:
     """One attack grid: ``settings`` (an AttackConfig), the clip range, the device, the run's seed, the model's
     classes (None: asked of the model) and the progress label."""
 
-    settings: object
+    settings: AttackConfig
     clip: tuple
     device: torch.device
     seed: int
@@ -96,18 +97,19 @@ class GridRun:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What every shard of one grid shares: the grid, its norm, the attacks that run and the chained ones."""
+    """What every shard of one grid shares: the grid, its norm, the attacks that run, the chained ones and the eps."""
 
     run: GridRun
     norm: Norm
     attacks: tuple[str, ...]
     chain: tuple[str, ...]
+    eps: tuple[float, ...]
 
 
-def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, executor=None, shards: int = 1,
-                        **grid) -> RobustnessEval:
-    """Run every attack of ``settings`` (an AttackConfig) at every eps on (x, y) with the true labels; ``grid``:
-    the fields of ``GridRun`` (settings, clip, device, seed, num_classes, desc).
+def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, run: GridRun, *, executor=None,
+                        shards: int = 1) -> RobustnessEval:
+    """Run every attack of ``run.settings`` (an AttackConfig) at every eps on (x, y) with the true labels; ``run``:
+    the grid (settings, clip, device, seed, num_classes, desc).
 
     With ``settings.early_stop`` only clean-correct points are attacked (a clean error is never robust) and each
     attack stops on a point once it is misclassified: the robust accuracy is the same, the passes far fewer.
@@ -118,8 +120,9 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, executor=Non
     none is given). Every batch draws from a generator seeded by the run's seed, the attack, the eps and the
     batch's position in the test set, so the bits do not depend on the sharding nor on where a shard runs.
     """
-    run = GridRun(**grid)
     settings, device = run.settings, run.device
+    if settings.attacks is None or settings.eps is None:  # set by the preset and by the whole config
+        raise ValueError("evaluate_robustness: the settings' attacks and eps must be resolved, not None")
     norm = Norm(settings.norm or Norm.LINF)  # a standalone AttackConfig leaves it to the threat model: linf
     clip = run.clip
     if isinstance(clip[0], torch.Tensor):  # per-feature bounds
@@ -131,7 +134,7 @@ def evaluate_robustness(model, x: torch.Tensor, y: torch.Tensor, *, executor=Non
     skipped = skipped_attacks(settings, num_classes, tuple(x.shape[1:]))
     attacks = tuple(a for a in settings.attacks if a not in skipped)
     chain = tuple(a for a in (settings.chain or ()) if a in attacks)
-    plan = _Plan(dataclasses.replace(run, clip=clip), norm, attacks, chain)
+    plan = _Plan(dataclasses.replace(run, clip=clip), norm, attacks, chain, settings.eps)
     bounds = shard_bounds(x.shape[0], settings.batch_size, shards)
     if executor is None:
         parts = [grid_shard(model, x, y, plan, a, b) for a, b in bounds]
@@ -186,10 +189,12 @@ def grid_shard(model, x, y, plan: _Plan, start: int, stop: int) -> GridShard:
     """Every (attack, eps) of the grid on test rows [start, stop) (a unit of work; ``start`` is a batch edge)."""
     settings, chain = plan.run.settings, plan.chain
     xs, ys = x[start:stop], y[start:stop]
-    correct, passes, forwards = {}, {}, {}
+    correct: dict[tuple[str, float], np.ndarray] = {}
+    passes: dict[tuple[str, float], int] = {}
+    forwards: dict[tuple[str, float], int] = {}
     stats = [0.0, 0, 0]
     clean_ok = clean_correct(model, xs, ys, plan.run.device, settings.batch_size)
-    jobs = [(a, e) for e in settings.eps for a in plan.attacks]
+    jobs = [(a, e) for e in plan.eps for a in plan.attacks]
     with attack_mode(model, plan.run.device, settings.precision, settings.channels_last):
         for job, (attack, eps) in enumerate(tqdm(jobs, desc=plan.run.desc, unit="attack", disable=None,
                                                  leave=False)):

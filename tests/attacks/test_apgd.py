@@ -111,25 +111,27 @@ def test_presets_fill_unset_keys_and_explicit_keys_win():
 
 
 def test_dlr_is_skipped_with_a_reason_on_a_binary_model():
-    from audit.methods.evaluation import evaluate_robustness
+    from audit.methods.evaluation import GridRun, evaluate_robustness
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 2)).eval()
     x, y = torch.rand(32, 4), torch.randint(0, 2, (32,))
     settings = AttackConfig(preset="thorough", eps=(0.1,), attacks=("fgsm", "pgd", "apgd_ce", "apgd_dlr", "square"),
                             apgd_steps=5, pgd_steps=5, apgd_restarts=1, pgd_restarts=1)
-    ev = evaluate_robustness(model, x, y, settings=settings, clip=(0.0, 1.0), device=torch.device("cpu"), seed=0)
+    ev = evaluate_robustness(model, x, y, GridRun(settings=settings, clip=(0.0, 1.0), device=torch.device("cpu"),
+                                                  seed=0))
     assert "apgd_dlr" in ev.skipped and "3 classes" in ev.skipped["apgd_dlr"]
     assert "square" in ev.skipped and "images" in ev.skipped["square"]  # tabular rows have no square windows
     assert {p.attack for p in ev.points} == {"fgsm", "pgd", "apgd_ce", "worst_case"}
 
 
 def test_bf16_and_channels_last_agree_with_fp32_and_leave_the_model_as_it_was(trained_cnn, digits):
-    from audit.methods.evaluation import evaluate_robustness
+    from audit.methods.evaluation import GridRun, evaluate_robustness
     x, y = digits.x_test[:150], digits.y_test[:150]
     runs = {}
     for precision, cl in (("fp32", False), ("bf16", True)):
         s = AttackConfig(attacks=("pgd",), eps=(0.1,), pgd_steps=10, precision=precision, channels_last=cl)
-        ev = evaluate_robustness(trained_cnn, x, y, settings=s, clip=(0.0, 1.0), device=torch.device("cpu"), seed=0)
+        ev = evaluate_robustness(trained_cnn, x, y, GridRun(settings=s, clip=(0.0, 1.0), device=torch.device("cpu"),
+                                                            seed=0))
         runs[precision] = ev.points[0].robust_accuracy
         assert ev.validity.max_norm_ratio <= 1 + 1e-5
     assert abs(runs["bf16"] - runs["fp32"]) <= 0.05

@@ -8,6 +8,7 @@ on more points and queries).
 """
 import pytest
 
+from attacks.base import Ball, Norm
 from audit.methods.art_adapter import compare_with_art
 
 FGSM_TOL, PGD_TOL, WEAKER_TOL, SEARCH_TOL = 0.01, 0.04, 0.03, 0.05
@@ -16,8 +17,8 @@ FGSM_TOL, PGD_TOL, WEAKER_TOL, SEARCH_TOL = 0.01, 0.04, 0.03, 0.05
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.15])
 def test_native_attacks_agree_with_art(trained_cnn, digits, eps):
     x, y = digits.x_test[:300], digits.y_test[:300]
-    res = compare_with_art(trained_cnn, x, y, eps=eps, norm="linf", params={"fgsm": {}, "pgd": {"steps": 20}},
-                           clip=(0.0, 1.0), num_classes=10, seed=0)
+    res = compare_with_art(trained_cnn, x, y, Ball(eps, Norm.LINF, (0.0, 1.0)),
+                           params={"fgsm": {}, "pgd": {"steps": 20}}, num_classes=10, seed=0)
     assert abs(res["fgsm"]["shortfall"]) <= FGSM_TOL, res
     assert abs(res["pgd"]["shortfall"]) <= PGD_TOL, res
     assert res["pgd"]["shortfall"] <= WEAKER_TOL, res
@@ -26,8 +27,8 @@ def test_native_attacks_agree_with_art(trained_cnn, digits, eps):
 
 def test_l2_attacks_agree_with_art(trained_cnn, digits):
     x, y = digits.x_test[:300], digits.y_test[:300]
-    res = compare_with_art(trained_cnn, x, y, eps=1.0, norm="l2", params={"fgsm": {}, "pgd": {"steps": 20}},
-                           clip=(0.0, 1.0), num_classes=10, seed=0)
+    res = compare_with_art(trained_cnn, x, y, Ball(1.0, Norm.L2, (0.0, 1.0)),
+                           params={"fgsm": {}, "pgd": {"steps": 20}}, num_classes=10, seed=0)
     assert abs(res["fgsm"]["shortfall"]) <= FGSM_TOL, res
     assert res["pgd"]["shortfall"] <= WEAKER_TOL, res
 
@@ -35,9 +36,9 @@ def test_l2_attacks_agree_with_art(trained_cnn, digits):
 @pytest.mark.slow
 def test_apgd_and_square_agree_with_arts(trained_cnn, digits):
     x, y = digits.x_test[:200], digits.y_test[:200]
-    res = compare_with_art(trained_cnn, x, y, eps=0.1, norm="linf",
+    res = compare_with_art(trained_cnn, x, y, Ball(0.1, Norm.LINF, (0.0, 1.0)),
                            params={"apgd_ce": {"steps": 50}, "square": {"queries": 300, "p_init": 0.8}},
-                           clip=(0.0, 1.0), num_classes=10, seed=0)
+                           num_classes=10, seed=0)
     assert abs(res["apgd_ce"]["shortfall"]) <= PGD_TOL and res["apgd_ce"]["shortfall"] <= WEAKER_TOL, res
     assert res["square"]["shortfall"] <= SEARCH_TOL, res
     assert res["square"]["art"] < 0.9, "Square did nothing: the comparison would be vacuous"

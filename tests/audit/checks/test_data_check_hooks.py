@@ -23,6 +23,13 @@ def test_every_triage_column_is_in_the_csv_once():
     assert len(declared) == len(set(declared)) and set(declared) <= set(COLUMNS)
 
 
+def test_training_row_columns_come_before_test_row_columns():
+    assert {c.triage_split for c in CHECKS.values()} <= {"train", "test"}
+    split_of = {col: c.triage_split for c in CHECKS.values() for col in c.triage_columns}
+    order = [split_of[col] for col in COLUMNS if col in split_of]
+    assert "test" in order and order == sorted(order, key=lambda s: s == "test")
+
+
 def test_label_issue_and_backdoor_residual_risk_sentences():
     li, bd = CHECKS["label_issues"], CHECKS["backdoor"]
     assert li.residual_risk(finding(li.id, {})) == ""

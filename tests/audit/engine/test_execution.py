@@ -18,7 +18,7 @@ from audit.config.load import demo_config
 from audit.config.sections import ModelConfig, TrainingConfig
 from audit.engine.execution.local import LocalExecutor
 from audit.engine.record import Recorder
-from audit.methods.evaluation import evaluate_robustness
+from audit.methods.evaluation import GridRun, evaluate_robustness
 
 CRASHY = '''
 import os
@@ -66,8 +66,9 @@ def test_the_attack_grid_gives_the_same_bits_however_the_test_set_is_sharded(tra
     x, y = digits.x_test[:300], digits.y_test[:300]
     settings = AttackConfig(attacks=("pgd", "apgd_ce", "square"), eps=(0.05, 0.1), batch_size=64, early_stop=True,
                             norm="linf", pgd_steps=10, apgd_steps=20, square_queries=100)
-    runs = [evaluate_robustness(trained_cnn, x, y, settings=settings, clip=(0.0, 1.0), device=torch.device("cpu"),
-                                seed=3, executor=LocalExecutor(recorder=Recorder()), shards=k) for k in (1, 3, 5)]
+    grid = GridRun(settings=settings, clip=(0.0, 1.0), device=torch.device("cpu"), seed=3)
+    runs = [evaluate_robustness(trained_cnn, x, y, grid, executor=LocalExecutor(recorder=Recorder()), shards=k)
+            for k in (1, 3, 5)]
     for other in runs[1:]:
         assert other.correct.keys() == runs[0].correct.keys()
         for key in runs[0].correct:

@@ -30,7 +30,7 @@ def test_judge_uses_the_eps_specific_metric_and_reports_missing_metrics():
 
 def test_errors_and_skips_are_kept_as_findings():
     check = CHECKS["clean_accuracy"]
-    err = judge(Measurement(check=check.id, error="RuntimeError: boom"), check, Threshold("clean_accuracy", min=0.9), True)
+    err = judge(Measurement(check=check.id, error="RuntimeError: boom"), check, Threshold(check.id, min=0.9), True)
     assert err.status is Status.ERROR and "boom" in err.summary
     skip = judge(Measurement(check=check.id, skipped="no labels"), check, None, True)
     assert skip.status is Status.SKIPPED

@@ -9,7 +9,7 @@ from audit.config import AttackConfig, AuditConfig, LabelIssuesConfig, TrainingC
 from audit.core.metrics import WORST_CASE
 from audit.core.result import Status, Verdict
 from audit.engine.pipeline import run_audit
-from audit.methods.evaluation import evaluate_robustness
+from audit.methods.evaluation import GridRun, evaluate_robustness
 
 
 class Exploding(VariantCheck):
@@ -39,9 +39,10 @@ def test_a_crashing_check_becomes_an_error_finding_and_the_run_continues(monkeyp
 
 def test_robust_accuracy_counts_every_test_point_and_clean_errors_as_failures(trained_cnn, digits):
     x, y = digits.x_test, digits.y_test
-    ev = evaluate_robustness(trained_cnn, x, y, clip=(0.0, 1.0), device=torch.device("cpu"), seed=0,
-                             settings=AttackConfig(attacks=("fgsm", "pgd"), eps=(0.05, 0.15), batch_size=128,
-                                                   pgd_steps=5))
+    ev = evaluate_robustness(trained_cnn, x, y, GridRun(clip=(0.0, 1.0), device=torch.device("cpu"), seed=0,
+                                                        settings=AttackConfig(attacks=("fgsm", "pgd"),
+                                                                              eps=(0.05, 0.15), batch_size=128,
+                                                                              pgd_steps=5)))
     with torch.no_grad():
         clean_ok = (trained_cnn(x).argmax(1) == y).numpy()
     for (_attack, _eps), mask in ev.correct.items():
@@ -60,8 +61,8 @@ def test_per_example_bits_round_trip(trained_cnn, digits):
     from audit.core.metrics import pack_bits, unpack_bits
     mask = np.random.default_rng(0).random(451) > 0.5
     assert np.array_equal(unpack_bits(pack_bits(mask), 451), mask)
-    ev = evaluate_robustness(trained_cnn, digits.x_test[:100], digits.y_test[:100], clip=(0.0, 1.0),
-                             device=torch.device("cpu"), seed=0,
-                             settings=AttackConfig(attacks=("fgsm",), eps=(0.1,), batch_size=64))
+    ev = evaluate_robustness(trained_cnn, digits.x_test[:100], digits.y_test[:100],
+                             GridRun(clip=(0.0, 1.0), device=torch.device("cpu"), seed=0,
+                                     settings=AttackConfig(attacks=("fgsm",), eps=(0.1,), batch_size=64)))
     p = ev.points[0]
     assert np.array_equal(unpack_bits(p.correct_bits, p.n), ev.correct[("fgsm", 0.1)])

@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from attacks.training import TrainStats
 from audit.checks.validity import VALIDITY_CHECKS, Probe
 from audit.config import AttackConfig, DefenceConfig
-from audit.methods.evaluation import ValidityStats, evaluate_robustness
+from audit.methods.evaluation import GridRun, ValidityStats, evaluate_robustness
 
 N = 120
-QUICK = AttackConfig(preset="quick", eps=(0.05, 0.1, 0.2), probe_points=N, pgd_steps=20, pgd_restarts=2, square_queries=200, square_points=48)
+QUICK = AttackConfig(preset="quick", eps=(0.05, 0.1, 0.2), probe_points=N, pgd_steps=20, pgd_restarts=2,
+                     square_queries=200, square_points=48)
 
 
 class Wrapped(torch.nn.Module):
@@ -59,8 +60,9 @@ class StuckInTraining(Wrapped):
 
 def make_probe(model, digits, settings=QUICK, **kw) -> Probe:
     x, y = digits.x_test[:N], digits.y_test[:N]
-    grid = kw.pop("grid", None) or evaluate_robustness(model, x, y, settings=settings, clip=(0.0, 1.0),
-                                                       device=torch.device("cpu"), seed=0, num_classes=10)
+    grid = kw.pop("grid", None) or evaluate_robustness(model, x, y, GridRun(settings=settings, clip=(0.0, 1.0),
+                                                                            device=torch.device("cpu"), seed=0,
+                                                                            num_classes=10))
     return Probe(model=model, grid=grid, settings=settings, idx=np.arange(N), x=x, y=y, clip=(0.0, 1.0),
                  device=torch.device("cpu"), num_classes=10, seed=0, eps=0.1, range_width=1.0, **kw)
 
@@ -109,7 +111,7 @@ def test_c3_flags_an_attack_that_has_not_converged(trained_cnn, digits):
 def test_gradient_masking_fails_c4_c6_and_c7(masked):
     with torch.no_grad():
         assert (masked.model(masked.x).argmax(1) == masked.y).float().mean() > 0.9  # clean accuracy intact
-    c4, c6, c7 = VALIDITY_CHECKS["C4"].evaluate(masked), VALIDITY_CHECKS["C6"].evaluate(masked), VALIDITY_CHECKS["C7"].evaluate(masked)
+    c4, c6, c7 = (VALIDITY_CHECKS[c].evaluate(masked) for c in ("C4", "C6", "C7"))
     assert c7.status == "fail" and c7.values["zero_gradient"] > 0.9
     assert c4.status == "fail" and c4.values["accuracy"] > 0.5
     assert c6.status == "fail" and c6.values["broken_only_by_square"] >= 2
@@ -146,9 +148,10 @@ def test_c10_fails_on_perturbations_outside_the_ball_or_range(healthy):
 
 
 def test_c11_passes_on_a_broken_reference_warns_on_a_robust_one_and_skips_without(healthy):
-    assert VALIDITY_CHECKS["C11"].evaluate(dataclasses.replace(healthy, reference=("baseline", healthy.grid))).status == "pass"
+    c11 = VALIDITY_CHECKS["C11"]
+    assert c11.evaluate(dataclasses.replace(healthy, reference=("baseline", healthy.grid))).status == "pass"
     robust = with_points(healthy, lambda p: dataclasses.replace(p, robust_accuracy=0.6))
-    assert VALIDITY_CHECKS["C11"].evaluate(dataclasses.replace(healthy, reference=("baseline", robust.grid))).status == "warn"
+    assert c11.evaluate(dataclasses.replace(healthy, reference=("baseline", robust.grid))).status == "warn"
     assert VALIDITY_CHECKS["C11"].evaluate(healthy).status == "skipped"
 
 
@@ -176,7 +179,8 @@ def test_c14_catastrophic_overfitting(healthy, history, stopped, status):
 
 
 def test_c15_fails_when_the_labels_are_not_the_datasets(healthy):
-    assert VALIDITY_CHECKS["C15"].evaluate(dataclasses.replace(healthy, labels_are_dataset_labels=False)).status == "fail"
+    not_dataset = dataclasses.replace(healthy, labels_are_dataset_labels=False)
+    assert VALIDITY_CHECKS["C15"].evaluate(not_dataset).status == "fail"
 
 
 def test_a_gradient_masked_model_gets_a_failing_validity_finding(trained_cnn, digits, masked):
