@@ -45,3 +45,14 @@ def demo_run(tmp_path_factory):
 def demo_result(demo_run):
     from audit.engine.results_io import parse_results
     return parse_results(demo_run[2])
+
+
+END_TO_END = {"demo_run", "demo_result"}  # fixtures that run the real demo (it trains two models)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the real demo run is an end-to-end run: it is ``slow`` (``make test-fast`` leaves it out,
+    ``make test`` and CI run it)."""
+    for item in items:
+        if END_TO_END & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

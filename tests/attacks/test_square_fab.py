@@ -50,6 +50,7 @@ def test_square_stops_querying_an_example_once_it_is_fooled(trained_cnn, eval_ba
     assert out.forward_passes < 0.2 * 500 * len(x)  # broken early, queried no more
 
 
+@pytest.mark.slow
 def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(trained_cnn, eval_batch):
     x, y = eval_batch
     masked = Quantised(trained_cnn).eval()

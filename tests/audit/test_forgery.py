@@ -178,6 +178,7 @@ def silent_port():
     srv.close()
 
 
+@pytest.mark.slow
 def test_a_port_that_is_not_a_ray_head_is_refused_quickly_and_quietly(silent_port):
     from audit.engine.execution.ray_cluster import unreachable
     start = time.perf_counter()
@@ -421,6 +422,7 @@ def test_markdown_cannot_fake_status_icons_or_issue_links():
     assert "#12" not in md_inline("fixes #12") and "GH-1" not in md_inline("GH-1")
 
 
+@pytest.mark.slow
 def test_a_tracking_server_that_accepts_but_never_answers_is_refused(silent_port):
     pytest.importorskip("mlflow")
     from audit.api.tracking_check import check_tracking_uri

@@ -114,6 +114,7 @@ def test_image_trigger_is_arts_corner_pattern_on_every_channel_and_tabular_sets_
     assert (tab[:, -3:] == 5.0).all() and (tab[:, :3] == 0).all()
 
 
+@pytest.mark.slow
 def test_backdoor_check_self_test_detects_a_planted_backdoor(digits):
     """The check end to end on a small seeded run: a real pattern backdoor, trained in, found."""
     from dataclasses import replace

@@ -29,6 +29,7 @@ def test_flips_hit_the_requested_share_and_always_change_the_label():
     assert (noisy[flipped] != y[flipped]).all() and (noisy[~flipped] == y[~flipped]).all()
 
 
+@pytest.mark.slow
 def test_a_linear_proxy_on_raw_pixels_finds_most_of_ten_percent_flips(digits):
     x = digits.x_train.flatten(1).numpy()
     noisy, flipped = flip_labels(digits.y_train.numpy(), 0.1, 10, seed=1)
@@ -70,6 +71,7 @@ def test_the_check_downgrades_in_sample_user_probabilities(tmp_path, digits):
     assert f.details.test_split is not None
 
 
+@pytest.mark.slow
 def test_retraining_without_flagged_labels_reports_a_paired_accuracy_change(digits):
     """Opt-in retraining on the cleaned split: the removed rows are exactly the flagged ones, and the accuracy
     change agrees with the per-point discordant counts."""

@@ -62,6 +62,7 @@ def stable(d):
     return d
 
 
+@pytest.mark.slow
 def test_the_attack_grid_gives_the_same_bits_however_the_test_set_is_sharded(trained_cnn, digits):
     x, y = digits.x_test[:300], digits.y_test[:300]
     settings = AttackConfig(attacks=("pgd", "apgd_ce", "square"), eps=(0.05, 0.1), batch_size=64, early_stop=True,
