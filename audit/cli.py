@@ -126,8 +126,8 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     written: dict[str, Path | str] = dict(outcome.written)
     if profile and result.run_record is not None:
         say(profile_table(result.run_record))
-        say(f"then writing the outputs and the evidence bundle took {outcome.write_seconds:.2f} s "
-            "(not in the record it writes)")
+        say(f"then rendering the formats took {outcome.render_seconds:.2f} s and writing the outputs and the "
+            f"evidence bundle {outcome.write_seconds:.2f} s (not in the record they hold)")
     if outcome.mlflow_run:
         written["mlflow_run"] = outcome.mlflow_run
     elif outcome.mlflow_problem:

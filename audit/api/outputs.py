@@ -18,8 +18,6 @@ from audit.evidence.bundle import BundleInputs, artifacts, bundle_facts, bundle_
 from audit.evidence.output import check_writable, write_outputs
 from reports import FORMATS
 
-RECORDED = ("json",)  # the formats rendered after the run record is set (the record times the others' rendering)
-
 
 def check_output(out: Path, formats: tuple[str, ...], sign_key: str = "") -> Path | None:
     """Fail before any work: unknown formats, a missing key, no Chromium for a PDF, an unwritable directory.
@@ -83,13 +81,15 @@ class Target:
 @dataclass(frozen=True)
 class Outcome:
     """A finished run: the result (with its run record), format -> written path, the MLflow run id or the one
-    line saying why logging failed, and how long writing took (after the record was set)."""
+    line saying why logging failed, and how long rendering and writing took (after the record was set: a report
+    cannot hold the time of its own rendering, and every format shows the same record)."""
 
     result: AuditResult
     written: dict[str, Path] = field(default_factory=dict)
     mlflow_run: str | None = None
     mlflow_problem: str = ""
     write_seconds: float = 0.0
+    render_seconds: float = 0.0
 
 
 def output_target(out: Path | None, output, config_path: Path | None = None,
@@ -113,16 +113,13 @@ def run_to(target: Target, config, data=None, model=None, recorder: Recorder | N
 
 
 def publish(result: AuditResult, target: Target, recorder: Recorder, bundle: BundleInputs | None = None) -> Outcome:
-    """Render every format once (the reports inside the record's "render the report" stage, seeing the record so
-    far; then results.json with the record), set the run record once, write and swap the directory in atomically,
-    then log to MLflow once (a store that fails costs a warning line, not the output)."""
-    early = tuple(f for f in target.formats if f not in RECORDED)
-    rendered: dict[str, str | bytes] = {}
-    if early:
-        with recorder.stage("render the report"):
-            rendered = render(dataclasses.replace(result, run_record=recorder.record()), early)
+    """Set the run record once (the audit up to its result), render every format once from that one result (so
+    ``advaudit render results.json`` rebuilds the same report), write and swap the directory in atomically, then
+    log to MLflow once (a store that fails costs a warning line, not the output)."""
     result = dataclasses.replace(result, run_record=recorder.record())
-    rendered.update(render(result, tuple(f for f in target.formats if f in RECORDED)))
+    t = time.perf_counter()
+    rendered = render(result, target.formats)
+    render_seconds = time.perf_counter() - t
     t = time.perf_counter()
     written: dict[str, Path] = {}
     if target.out is not None:
@@ -132,5 +129,5 @@ def publish(result: AuditResult, target: Target, recorder: Recorder, bundle: Bun
     if target.tracking is not None:
         from audit.api.mlflow_log import log_run_or_warn
         run_id, problem = log_run_or_warn(result, target.out, *target.tracking)
-    return Outcome(result, written, run_id, problem, seconds)
+    return Outcome(result, written, run_id, problem, seconds, render_seconds)
 

@@ -63,8 +63,9 @@ def test_the_demo_record_covers_the_wall_time_stage_by_stage(demo_run):
     names = [s["name"] for s in rr["stages"]]
     for expected in ("load libraries and config", "prepare (policy, data, model, pre-flight)", "train baseline",
                      "train pgd_at", "check label_issues", "check robustness:pgd_at", "validity C6:pgd_at",
-                     "attack grid:pgd_at", "render the report"):
+                     "attack grid:pgd_at", "assemble the result"):
         assert expected in names, expected
+    assert names[-1] == "assemble the result"  # the record ends with the result: every format shows the same one
     stage = {s["name"]: s for s in rr["stages"]}
     training = stage["train pgd_at"]
     # PGD-7 adversarial training: at least 8 forward+backward rows per training row and epoch
@@ -95,4 +96,5 @@ def test_profile_prints_the_record_as_a_table(tmp_path, capsys, digits):
     assert lines[0].split()[:2] == ["stage", "seconds"]
     assert any(line.startswith("train baseline") for line in lines)
     assert any(line.startswith("check calibration:baseline") for line in lines)
-    assert "stages account for" in out and "not in the record it writes" in out
+    assert "stages account for" in out and "then rendering the formats took" in out
+    assert "not in the record they hold" in out
