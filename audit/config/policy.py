@@ -95,23 +95,34 @@ class ValidityThresholds:
             raise UsageError(f"{path}: every validity threshold must be >= 0")
 
 
+# the kinds of evidence change compare names (audit/engine/compare.py ``evidence_changes``)
+EVIDENCE_CHANGES = ("checks", "policy", "attacks", "threat_model", "candidate", "seed")
+
+
 @dataclass(frozen=True)
 class CompareRule:
     """How ``advaudit compare`` judges a head against a base on the same test points.
 
     A drop is a regression when the paired McNemar test rejects "no change" at ``alpha`` (two-sided) and the
     accuracy fell by more than ``max_drop``; a gating finding that passed in the base and fails in the head is one
-    too, unless ``gate_flips_regress`` is false.
+    too, unless ``gate_flips_regress`` is false. A change of the evidence itself (``EVIDENCE_CHANGES``: a gating
+    check dropped or newly skipped, another policy, other attack settings, threat model, candidate or seed) is a
+    regression unless its kind is listed in ``allow_changes``.
     """
 
     alpha: float = 0.05
     max_drop: float = 0.0
     gate_flips_regress: bool = True
+    allow_changes: tuple[str, ...] = ()
 
     def validate(self, path: str) -> None:
         finite(path, alpha=self.alpha, max_drop=self.max_drop)
         if not 0 < self.alpha < 1 or not 0 <= self.max_drop < 1:
             raise UsageError(f"{path}: alpha must be in (0, 1) and max_drop in [0, 1)")
+        unknown = [k for k in self.allow_changes if k not in EVIDENCE_CHANGES]
+        if unknown:
+            raise UsageError(f"{path}.allow_changes: {unknown[0]!r} is not a kind of change; valid: "
+                             f"{', '.join(EVIDENCE_CHANGES)}")
 
 
 @dataclass(frozen=True)

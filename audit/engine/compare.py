@@ -46,6 +46,16 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class EvidenceChange:
+    """What differs between the evidence of base and head. ``kind``: one of ``EVIDENCE_CHANGES``; ``what``: the
+    change in words; ``allowed``: the policy's ``[compare] allow_changes`` lists its kind (else a regression)."""
+
+    kind: str
+    what: str
+    allowed: bool
+
+
+@dataclass(frozen=True)
 class Comparison:
     base: dict
     head: dict
@@ -55,6 +65,7 @@ class Comparison:
     gate_flips: tuple[str, ...]   # gating findings that passed in base and fail in head
     regression: bool
     other: tuple[dict, ...] = ()  # unpaired metrics (calibration, corruptions, OOD): base, head, change
+    changes: tuple[EvidenceChange, ...] = ()  # what differs in the evidence itself (listed above the metrics)
 
     @property
     def exit_code(self) -> int:
@@ -95,6 +106,51 @@ def _series(result: AuditResult) -> dict:
     return out
 
 
+SPEED_ONLY = ("batch_size", "early_stop")  # attack settings that change the cost, never a result
+
+
+def _measured_gating(result: AuditResult) -> dict[str, str]:
+    """check -> "measured" or "skipped"/"error" for the gating findings of ``result``."""
+    out: dict[str, str] = {}
+    for f in result.findings:
+        if f.gating:
+            state = f.status.value if f.status in (Status.SKIPPED, Status.ERROR) else "measured"
+            out[f.check] = state if out.get(f.check, "measured") == "measured" else out[f.check]
+    return out
+
+
+def _attack_settings(result: AuditResult) -> dict:
+    attacks = result.config.get("attacks", {}) if isinstance(result.config, dict) else {}
+    return {k: v for k, v in attacks.items() if k not in SPEED_ONLY}
+
+
+def evidence_changes(base: AuditResult, head: AuditResult, rule: CompareRule) -> tuple[EvidenceChange, ...]:
+    """What the head's evidence lacks or does differently from the base's, each named: a gating check dropped or
+    newly skipped, another policy, attack settings, threat model, candidate or seed."""
+    found: list[tuple[str, str]] = []
+    gb, gh = _measured_gating(base), _measured_gating(head)
+    for check in sorted(gb):
+        if gb[check] == "measured" and check not in gh:
+            found.append(("checks", f"gating check {check} was dropped"))
+        elif gb[check] == "measured" and gh[check] != "measured":
+            found.append(("checks", f"gating check {check} is now {gh[check]}"))
+    if base.policy.sha256 != head.policy.sha256:
+        found.append(("policy", f"policy {base.policy.name} ({base.policy.sha256[:12]}) -> {head.policy.name} "
+                                f"({head.policy.sha256[:12]})"))
+    ab, ah = _attack_settings(base), _attack_settings(head)
+    for key in sorted(set(ab) | set(ah)):
+        if ab.get(key) != ah.get(key):
+            found.append(("attacks", f"attacks.{key}: {ab.get(key)!r} -> {ah.get(key)!r}"))
+    if base.threat_model != head.threat_model:
+        found.append(("threat_model", "the threat model differs"))
+    if base.candidate != head.candidate:
+        found.append(("candidate", f"candidate {base.candidate} -> {head.candidate}"))
+    sb, sh = base.config.get("seed"), head.config.get("seed")
+    if sb != sh:
+        found.append(("seed", f"seed {sb} -> {sh} (training and random starts differ)"))
+    return tuple(EvidenceChange(kind, what, kind in rule.allow_changes) for kind, what in found)
+
+
 def _judge(b: np.ndarray, h: np.ndarray, rule: CompareRule) -> tuple[int, int, float, str]:
     base_only, head_only = int((b & ~h).sum()), int((~b & h).sum())
     p = mcnemar_exact(base_only, head_only)
@@ -122,7 +178,9 @@ def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparis
     if not deltas:
         raise UsageError("compare: the two results share no per-point series (clean accuracy or an attack at an "
                          "eps, with per-point bits): nothing could be compared")
-    regression = any(d.status == "regression" for d in deltas) or (rule.gate_flips_regress and bool(flips))
+    changes = evidence_changes(base, head, rule)
+    regression = any(d.status == "regression" for d in deltas) or (rule.gate_flips_regress and bool(flips)) or \
+        any(not c.allowed for c in changes)
     other = []
     for check, metric, better in OTHER:
         fb = next((f for f in base.findings if f.check == check and f.variant == base.candidate), None)
@@ -134,4 +192,5 @@ def compare(base: AuditResult, head: AuditResult, rule: CompareRule) -> Comparis
     describe = lambda r: {"candidate": r.candidate, "verdict": r.verdict.value, "created": r.created,  # noqa: E731
                           "tool": r.tool.get("version", ""), "policy_sha256": r.policy.sha256}
     return Comparison(base=describe(base), head=describe(head), rule=rule, n=n,
-                      deltas=tuple(deltas), gate_flips=flips, regression=regression, other=tuple(other))
+                      deltas=tuple(deltas), gate_flips=flips, regression=regression, other=tuple(other),
+                      changes=changes)

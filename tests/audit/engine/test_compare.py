@@ -48,9 +48,57 @@ def test_a_head_trained_without_defence_is_a_significant_regression(demo_result,
 
 
 def test_a_small_drop_within_max_drop_is_tolerated(demo_result):
-    c = compare(demo_result, dataclasses.replace(demo_result, candidate="baseline"), CompareRule(max_drop=0.9,
-                                                                                                 gate_flips_regress=False))
-    assert not c.regression
+    rule = CompareRule(max_drop=0.9, gate_flips_regress=False, allow_changes=("candidate",))
+    c = compare(demo_result, dataclasses.replace(demo_result, candidate="baseline"), rule)
+    assert not c.regression and [ch.kind for ch in c.changes] == ["candidate"] and c.changes[0].allowed
+
+
+def _narrowed(demo_result, keep=("input_validation", "clean_accuracy", "robustness"), seed=7):
+    """The head of the issue: another seed, and only a few checks (the rest dropped from the run)."""
+    findings = tuple(f for f in demo_result.findings if f.check in keep)
+    config = {**demo_result.config, "seed": seed}
+    return dataclasses.replace(demo_result, findings=findings, config=config)
+
+
+def test_a_head_with_another_seed_and_dropped_checks_is_a_regression_naming_each(demo_result, tmp_path, capsys):
+    head = _narrowed(demo_result)
+    code = main(["compare", str(write(tmp_path, demo_result, "base")), str(write(tmp_path, head, "head"))])
+    out = capsys.readouterr().out
+    assert code == 1 and ":x: regression" in out
+    changes = compare(demo_result, head, CompareRule()).changes
+    dropped = {ch.what.split()[2] for ch in changes if ch.kind == "checks"}
+    measured = {f.check for f in demo_result.findings if f.gating and f.status.value not in ("skipped", "error")}
+    gating = measured - {"input_validation", "clean_accuracy", "robustness"}  # a check skipped in base is no loss
+    assert dropped == gating and "label_issues" in dropped and "attack_validity" in dropped
+    assert any(ch.kind == "seed" and "0 -> 7" in ch.what for ch in changes)
+    assert out.index("What changed in the evidence") < out.index("| metric |")  # listed above the McNemar table
+    assert "- seed: seed 0 " in out and "label\\_issues" in out  # each change a bullet, Markdown-escaped
+
+
+def test_allowed_kinds_of_change_do_not_regress_and_the_policy_file_says_which(demo_result, tmp_path, capsys):
+    head = _narrowed(demo_result)
+    policy = tmp_path / "p.toml"
+    policy.write_text('name = "pr"\n[compare]\nallow_changes = ["checks", "seed"]\n', encoding="utf-8")
+    code = main(["compare", str(write(tmp_path, demo_result, "base")), str(write(tmp_path, head, "head")),
+                 "--policy", str(policy)])
+    out = capsys.readouterr().out
+    assert code == 0 and "(allowed by the policy)" in out and "**regression**" not in out
+    policy.write_text('name = "pr"\n[compare]\nallow_changes = ["sed"]\n', encoding="utf-8")
+    code = main(["compare", str(write(tmp_path, demo_result, "base")), str(write(tmp_path, head, "head")),
+                 "--policy", str(policy)])
+    err = capsys.readouterr().err
+    assert code == 2 and "allow_changes" in err and "'sed'" in err and "seed" in err
+
+
+def test_a_newly_skipped_gating_check_and_other_attack_settings_are_named(demo_result):
+    from audit.core.result import Status
+    findings = tuple(dataclasses.replace(f, status=Status.SKIPPED) if f.check == "backdoor" else f
+                     for f in demo_result.findings)
+    attacks = {**demo_result.config["attacks"], "pgd_steps": 3, "batch_size": 7}
+    head = dataclasses.replace(demo_result, findings=findings, config={**demo_result.config, "attacks": attacks})
+    whats = [ch.what for ch in compare(demo_result, head, CompareRule()).changes]
+    assert "gating check backdoor is now skipped" in whats and "attacks.pgd_steps: 10 -> 3" in whats
+    assert not any("batch_size" in w for w in whats)  # a speed setting changes no result
 
 
 def test_different_test_data_is_refused(demo_result, tmp_path, capsys):
