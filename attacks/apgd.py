@@ -41,7 +41,7 @@ from attacks.base import (
     project,
 )
 from attacks.losses import LOSSES, MIN_CLASSES
-from attacks.spec import AttackSpec, register, setting, targets_text
+from attacks.spec import AttackSpec, MultiTarget, register, setting
 from attacks.targeted import multi_target
 
 RHO = 0.75
@@ -204,17 +204,11 @@ apgd_dlr = register(AttackSpec("apgd_dlr", "APGD-DLR", apgd_dlr_loss, APGDParams
 
 
 @dataclass(frozen=True)
-class APGDTParams(APGDParams):
+class APGDTParams(MultiTarget, APGDParams):
     """APGD's, and n_targets: the classes ranked highest after y, attacked in turn."""
 
     n_targets: int = setting(9, "n_targets")
 
-    def describe(self, label: str) -> str:
-        return super().describe(label) + targets_text(self.n_targets)
-
-    def cost(self) -> tuple[float, float]:
-        passes = float(self.steps * self.restarts * self.n_targets)
-        return passes, passes
 
 
 def apgd_multi_target(model, x, y, ball: Ball, params: APGDTParams = APGDTParams(), *,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from attacks.base import AttackOutput, Ball, Norm, clip_to, draw, frozen_eval
-from attacks.spec import AttackSpec, register, setting, targets_text
+from attacks.spec import AttackSpec, MultiTarget, register, setting
 from attacks.targeted import target_classes
 
 ALPHA_MAX, ETA, BETA = 0.1, 1.05, 0.9
@@ -49,17 +49,11 @@ class FABParams:
 
 
 @dataclass(frozen=True)
-class FABTParams(FABParams):
+class FABTParams(MultiTarget, FABParams):
     """FAB's, and n_targets: the classes ranked highest after y, attacked in turn."""
 
     n_targets: int = setting(9, "n_targets")
 
-    def describe(self, label: str) -> str:
-        return super().describe(label) + targets_text(self.n_targets)
-
-    def cost(self) -> tuple[float, float]:
-        return float(3 * self.steps * self.restarts * self.n_targets), float(self.steps * self.restarts
-                                                                             * self.n_targets)
 
 
 def _min_threshold(a: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ from attacks.base import (
     project,
     random_start,
 )
-from attacks.spec import AttackSpec, register, setting, targets_text
+from attacks.spec import AttackSpec, MultiTarget, register, setting
 from attacks.targeted import multi_target
 
 
@@ -134,16 +134,11 @@ pgd = register(AttackSpec("pgd", "PGD", projected_gradient_descent, PGDParams, g
 
 
 @dataclass(frozen=True)
-class PGDTParams(PGDParams):
+class PGDTParams(MultiTarget, PGDParams):
     """PGD's, and n_targets: the classes ranked highest after y, attacked in turn."""
 
     n_targets: int = setting(3, "n_targets")
 
-    def describe(self, label: str) -> str:
-        return super().describe(label) + targets_text(self.n_targets)
-
-    def cost(self) -> tuple[float, float]:
-        return float(self.steps * self.restarts * self.n_targets), 0.0
 
 
 def pgd_multi_target(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,

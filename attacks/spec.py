@@ -35,8 +35,19 @@ def config_keys(params_type) -> dict[str, str]:
     return {f.name: f.metadata["config"] for f in dataclasses.fields(params_type) if "config" in f.metadata}
 
 
-def targets_text(n_targets: int) -> str:
-    return f", {n_targets} target classes"
+class MultiTarget:
+    """Mixin of a multi-target attack's parameters (put it first among the bases, before the untargeted
+    attack's parameters, and declare ``n_targets`` with its default): the report text gains the number of target
+    classes, and the cost is the untargeted attack's once per target class."""
+
+    n_targets: int
+
+    def describe(self, label: str) -> str:
+        return super().describe(label) + f", {self.n_targets} target classes"  # type: ignore[misc]
+
+    def cost(self) -> tuple[float, float]:
+        fb, fwd = super().cost()  # type: ignore[misc]
+        return float(fb * self.n_targets), float(fwd * self.n_targets)
 
 
 @dataclass(frozen=True)

@@ -110,18 +110,16 @@ SPEED_ONLY = ("batch_size", "early_stop")  # attack settings that change the cos
 
 
 def _measured_gating(result: AuditResult) -> dict[str, str]:
-    """check -> "measured" or "skipped"/"error" for the gating findings of ``result``."""
+    """check -> "measured", or "skipped"/"error" when any of its gating findings was, for ``result``."""
     out: dict[str, str] = {}
     for f in result.findings:
-        if f.gating:
-            state = f.status.value if f.status in (Status.SKIPPED, Status.ERROR) else "measured"
-            out[f.check] = state if out.get(f.check, "measured") == "measured" else out[f.check]
+        if f.gating and out.get(f.check, "measured") == "measured":
+            out[f.check] = f.status.value if f.status in (Status.SKIPPED, Status.ERROR) else "measured"
     return out
 
 
 def _attack_settings(result: AuditResult) -> dict:
-    attacks = result.config.get("attacks", {}) if isinstance(result.config, dict) else {}
-    return {k: v for k, v in attacks.items() if k not in SPEED_ONLY}
+    return {k: v for k, v in result.config.get("attacks", {}).items() if k not in SPEED_ONLY}
 
 
 def evidence_changes(base: AuditResult, head: AuditResult, rule: CompareRule) -> tuple[EvidenceChange, ...]:
