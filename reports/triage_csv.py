@@ -27,7 +27,10 @@ def _cell(value):
 
 
 def _details(result: AuditResult, check: str):
-    return next((f.details for f in result.findings if f.check == check and f.details is not None), None)
+    """The check's details: the candidate's for a variant check, else the first finding's."""
+    found = [f for f in result.findings if f.check == check and f.details is not None]
+    found.sort(key=lambda f: f.variant not in (None, result.candidate))
+    return found[0].details if found else None
 
 
 def render_triage(result: AuditResult) -> str:

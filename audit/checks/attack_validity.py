@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
-from audit.checks.run_view import RobustnessGrid
+from audit.checks.run_view import Breaks, RobustnessGrid
 from audit.checks.validity import VALIDITY_CHECKS, Probe, ValidityResult, worst
 from audit.core.result import Details, Finding, Measurement, Status
 from audit.methods.seeding import PROBE_POINTS
@@ -67,6 +67,7 @@ def run_validity_checks(probe: Probe, checks=None, stage=None) -> list[ValidityR
             with stage(cid) if stage is not None else contextlib.nullcontext():
                 result = check.evaluate(probe)
             out.append(dataclasses.replace(result, seconds=round(time.perf_counter() - start, 3)))
+            probe.results[cid] = out[-1]
         except Exception as e:  # a validity check that cannot run is reported, never silently passed
             log.warning("validity check %s could not run: %s", cid, e)
             out.append(ValidityResult(cid, check.name, Status.FAIL, f"the validity check could not run: "
@@ -101,6 +102,9 @@ class AttackValidity(VariantCheck):
     def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         probe = build_probe(ctx, variant)
         results = run_validity_checks(probe, stage=lambda cid: ctx.stage(f"validity {cid}:{variant}"))
+        ledger = ctx.get(Breaks, variant)
+        for source, eps, attacked, broken in probe.breaks:   # the probes' breaks count in the worst case
+            ledger.add(f"{source} (validity probe)", self.id, eps, probe.idx, attacked, broken)
         failed = [r for r in results if r.status is Status.FAIL]
         warned = [r for r in results if r.status is Status.WARN]
         summary = (f"{len(results) - len(failed) - len(warned)} of {len(results)} validity checks pass or do not "

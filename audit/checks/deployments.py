@@ -17,6 +17,7 @@ import torch
 from attacks.pgd import pgd
 from attacks.square import square
 from audit.checks.base import AuditContext, RunCheck, controls, register
+from audit.checks.run_view import Breaks
 from audit.core.metrics import Accuracy
 from audit.core.result import Details, Measurement, Status
 from audit.core.stats import expected_calibration_error, mcnemar_exact
@@ -120,6 +121,10 @@ class Deployments(RunCheck):
         white = self._predict(model, adv, ctx.device) == y.numpy()
         sq = self._square(ctx, model, x, y, eps, clean, ctx.device)
         robust = clean & white & sq
+        ledger, everyone, p = ctx.get(Breaks, src), np.arange(len(clean)), ctx.config.attacks.params
+        ledger.add(f"deployments: PGD-{p('pgd')['steps']} on the source", self.id, eps, everyone, clean, ~white)
+        ledger.add(f"deployments: Square ({p('square')['queries']:,} queries) on the source", self.id, eps,
+                   everyone, clean, ~sq)
         copy_ = ctx.models.copy_model(ctx.variants[src]).cpu().eval()
         size, latency = size_bytes(copy_), latency_ms(copy_, x[:LATENCY_BATCH].cpu())
         return {"adv": adv, "clean": clean, "robust": robust, "size": size, "latency": latency,

@@ -1,18 +1,31 @@
-"""White-box evasion robustness: every configured attack at every eps, true labels, per-example worst case.
+"""White-box evasion robustness: every configured attack at every eps, true labels, per-example worst case over
+everything the run measured.
 
 Threat model: white-box (gradients, architecture and weights known), untargeted, the attacker controls test
 inputs within an eps-ball of the configured norm inside the valid input range (NIST AI 100-2 §2.2.1).
+
+The check runs after the other checks that attack test points (validity probes, the ART cross-check, the
+deployment check's attacks on its source) and counts their breaks (audit/methods/worst_case.py): the reported
+worst case is the lowest of the full-set worst case and any subsample estimate where such an attack broke points
+the grid missed. A robustness number a validity check contradicts (a failed validity check, or C6's Square breaking
+points the grid missed) is at best a failure labelled "unreliable".
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
+from audit.checks.art_agreement import ArtAgreement
+from audit.checks.attack_validity import AttackValidity
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
-from audit.checks.run_view import RobustnessGrid
+from audit.checks.deployments import Deployments
+from audit.checks.run_view import Breaks, RobustnessGrid
 from audit.config.policy import Threshold
-from audit.core.metrics import WORST_CASE, Accuracy, RobustnessPoint, metric_key, same_eps
-from audit.core.result import Details, Measurement
+from audit.core.metrics import WORST_CASE, Accuracy, RobustnessPoint, metric_key, pack_bits, same_eps, unpack_bits
+from audit.core.result import Details, Finding, Measurement, Status
+from audit.methods.worst_case import Consolidated, WorstCase, consolidate
 
 
 @dataclass(frozen=True)
@@ -43,22 +56,59 @@ class RobustnessDetails(Details):
     skipped_attacks: dict[str, str]     # attack -> why it could not run on this model
     early_stop: bool
     precision: str
+    worst_case: tuple[WorstCase, ...] = ()   # per eps: the reported number, the grid's, every break counted, why
+    broken_by: dict[str, str] = dataclasses.field(default_factory=dict)  # source -> packed bits at the gated eps
+    unreliable: tuple[str, ...] = ()        # "C6 black-box not stronger than white-box: evidence" per contradiction
 
 
-def per_class(ctx: AuditContext, ev) -> tuple[ClassRobustness, ...]:
-    """Per true class: worst-case robust accuracy at every eps (Wilson intervals)."""
+def per_class(ctx: AuditContext, worst: Consolidated) -> tuple[ClassRobustness, ...]:
+    """Per true class: worst-case robust accuracy at every eps (every recorded break counted; Wilson intervals)."""
     y = ctx.data.y_test.numpy()
     names = ctx.data.class_names or tuple(str(k) for k in range(ctx.data.num_classes))
-    grid = sorted({p.eps for p in ev.points})
     rows = []
     for k in range(ctx.data.num_classes):
         sel = y == k
         robust = {}
-        for e in grid:
-            acc = Accuracy.of(ev.correct[(WORST_CASE, e)][sel])
+        for e, mask in worst.robust.items():
+            acc = Accuracy.of(mask[sel])
             robust[f"{e:g}"] = Interval(acc.value, acc.ci_low, acc.ci_high)
         rows.append(ClassRobustness(label=names[k] if k < len(names) else str(k), n=int(sel.sum()), robust=robust))
     return tuple(rows)
+
+
+def reported_points(points, worst: Consolidated) -> tuple[RobustnessPoint, ...]:
+    """The grid's points with each worst-case point replaced by the reported worst case (its bits: every break)."""
+    by_eps = {w.eps: w for w in worst.points}
+    out = []
+    for p in points:
+        w = by_eps.get(p.eps) if p.attack == WORST_CASE else None
+        if w is not None:
+            p = dataclasses.replace(p, robust_accuracy=w.value, ci_low=w.ci_low, ci_high=w.ci_high,
+                                    correct_bits=pack_bits(worst.robust[w.eps]))
+        out.append(p)
+    return tuple(out)
+
+
+def contradictions(ctx: AuditContext, variant: str) -> tuple[str, ...]:
+    """What in this run contradicts the variant's robustness number: every failed validity check. C6 fails when
+    Square breaks more of the points the white-box grid left robust than its thresholds allow (the policy's
+    ``black_box_fail_share``/``_points``); a single such point warns and counts in the worst case, but does not by
+    itself call the number unreliable (that would make the verdict turn on one point of seed noise)."""
+    m = ctx.measurement(AttackValidity.id, variant)
+    if m is None or m.details is None:
+        return ()
+    return tuple(f"{r.id} {r.name}: {r.evidence}" for r in m.details.validity_checks if r.status is Status.FAIL)
+
+
+def sentence(w: WorstCase, norm: str, n_test: int) -> str:
+    """'worst-case robust accuracy 41.2% at Linf eps 0.3 (95% CI ...)', with where the number comes from."""
+    text = f"worst-case robust accuracy {w.value:.1%} at {norm} eps {w.eps:g} (95% CI {w.ci_low:.1%}-{w.ci_high:.1%})"
+    if w.estimated_from:
+        text += f", {w.estimated_from}; every attack's breaks on all {n_test} test points: {w.measured:.1%}"
+    elif w.measured < w.grid:
+        extra = ", ".join(f"{k} {v}" for k, v in w.extra.items() if v)
+        text += f" (the attack grid alone: {w.grid:.1%}; points only other attacks of this run broke: {extra})"
+    return text
 
 
 @register
@@ -70,6 +120,21 @@ class Robustness(VariantCheck):
     description = ("Robust accuracy (share of all test points still correct under attack, true labels) for every "
                    "attack and eps, and the per-example worst case over the attacks.")
     Details = RobustnessDetails
+    after = (AttackValidity, ArtAgreement, Deployments)   # their attacks' breaks count in the worst case
+    triage_columns = ("broken_outside_grid",)
+    triage_split = "test"
+
+    def triage(self, details: RobustnessDetails, row) -> None:
+        """Test points at the gated eps that only attacks outside the grid broke, and which ones."""
+        grid = set(details.attack_settings) | {WORST_CASE}
+        n = sum(c.n for c in details.per_class)
+        outside = {k: unpack_bits(v, n) for k, v in details.broken_by.items() if k not in grid}
+        if not outside:
+            return
+        inside = [unpack_bits(v, n) for k, v in details.broken_by.items() if k in grid]
+        by_grid = np.logical_or.reduce(inside) if inside else np.zeros(n, dtype=bool)
+        for i in np.flatnonzero(np.logical_or.reduce(list(outside.values())) & ~by_grid):
+            row("test", int(i))["broken_outside_grid"] = "; ".join(k for k, m in outside.items() if m[i])
 
     def cost(self, sheet: CostSheet, variant: str) -> None:
         fb, fwd, per_row = sheet.attack_sweep()
@@ -77,22 +142,41 @@ class Robustness(VariantCheck):
 
     def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         ev = ctx.get(RobustnessGrid, variant)
+        worst = consolidate(ev.correct, ctx.computed(Breaks, variant), ctx.clean_correct(variant))
+        points = reported_points(ev.points, worst)
         metrics = {}
-        for p in ev.points:
+        for p in points:
             name = "worst_case_robust_accuracy" if p.attack == WORST_CASE else f"robust_accuracy_{p.attack}"
             metrics[metric_key(name, p.eps)] = p.robust_accuracy
-        worst = [p for p in ev.points if p.attack == WORST_CASE]
+        gated = ctx.gated_eps
+        mid = next(w for w in worst.points if same_eps(w.eps, gated))
+        unreliable = contradictions(ctx, variant)
         a = ctx.config.attacks
         details = RobustnessDetails(
-            points=ev.points, gated_eps=ctx.gated_eps, breaking_eps=None, policy_floor=None,
-            per_class=per_class(ctx, ev), preset=a.preset,
+            points=points, gated_eps=gated, breaking_eps=None, policy_floor=None,
+            per_class=per_class(ctx, worst), preset=a.preset,
             attack_settings={name: a.describe(name) for name in a.attacks if name not in ev.skipped},
-            skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision)
-        gated = ctx.gated_eps
-        mid = next(p for p in worst if same_eps(p.eps, gated))
-        text = (f"worst-case robust accuracy {mid.robust_accuracy:.1%} at {mid.norm} eps {mid.eps:g} "
-                f"(95% CI {mid.ci_low:.1%}-{mid.ci_high:.1%})")
-        return Measurement(check=self.id, variant=variant, metrics=metrics, details=details, summary=text)
+            skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision,
+            worst_case=worst.points, unreliable=unreliable,
+            broken_by={k: pack_bits(m) for k, m in worst.sources[mid.eps].items() if np.any(m)})
+        text = sentence(mid, a.norm.value, len(worst.robust[mid.eps]))
+        if unreliable:
+            text = f"unreliable ({', '.join(u.split(':')[0] for u in unreliable)} contradict it): {text}"
+        return Measurement(check=self.id, variant=variant, metrics=metrics, details=details, summary=text,
+                           at_best=Status.FAIL if unreliable else None)
+
+    def notes(self, finding: Finding) -> tuple[str, ...]:
+        """Why the number is unreliable, one bullet per contradicting validity check."""
+        return tuple(f"unreliable: {u}" for u in finding.details.unreliable) if finding.details is not None else ()
+
+    def residual_risk(self, finding: Finding) -> str:
+        d = finding.details
+        if d is None or not finding.gating or not d.unreliable:
+            return ""
+        return (f"The robustness number of '{finding.variant}' is unreliable: "
+                f"{'; '.join(u.split(':')[0] for u in d.unreliable)} contradict it, so the real worst case may be "
+                f"lower than reported; strengthen the attacks (preset 'thorough') or fix the model's gradients "
+                f"before relying on it.")
 
     def with_threshold(self, m: Measurement, threshold: Threshold | None) -> Measurement:
         """The breaking eps: the first eps where worst-case robust accuracy falls below the policy's floor (the

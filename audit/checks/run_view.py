@@ -16,6 +16,7 @@ from audit.core.result import Measurement
 from audit.methods.corruptions import corruption_errors
 from audit.methods.evaluation import GridRun, RobustnessEval, evaluate_robustness
 from audit.methods.label_issues import find_issues
+from audit.methods.worst_case import BreakLedger
 from audit.models.embeddings import penultimate
 
 T = TypeVar("T")
@@ -51,7 +52,7 @@ class RunView(Protocol):
     def computed(self, kind: type[Shared[T]], variant: str | None = None) -> T | None: ...
     def clean_correct(self, variant: str) -> np.ndarray: ...
     def logits(self, model, x, batch_size: int | None = None) -> torch.Tensor: ...
-    def measurement(self, check: str) -> Measurement | None: ...
+    def measurement(self, check: str, variant: str | None = None) -> Measurement | None: ...
     def stage(self, name: str): ...
     def run_units(self, units: list) -> list: ...
     def share(self, obj): ...
@@ -104,6 +105,17 @@ class RobustnessGrid(Shared[RobustnessEval]):
                                            seed=run.config.seed, num_classes=d.num_classes,
                                            desc=f"attack {variant}"),
                                    executor=run.executor, shards=run.config.execution.shards or run.executor.workers)
+
+
+class Breaks(Shared[BreakLedger]):
+    """The points attacks outside the grid broke on a variant (validity probes, the ART cross-check, the deployment
+    check's attacks on its source): each check that attacks test points adds its record
+    (``run.get(Breaks, variant).add(...)``, breaks verified first); the robustness check, which runs after them,
+    counts every one in the worst case (audit/methods/worst_case.py)."""
+
+    @classmethod
+    def compute(cls, run, variant):
+        return BreakLedger(int(run.data.x_test.shape[0]))
 
 
 class _Embeddings(Shared[np.ndarray | None]):

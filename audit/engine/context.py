@@ -44,7 +44,7 @@ class Context:
     recorder: Recorder
     variants: Mapping[str, Variant]
     warnings: list[str]                       # pre-flight's and training's (stopped early), in order
-    measurements: dict[str, Measurement] = field(default_factory=dict)  # data-scope checks that already ran
+    measurements: dict[str, Measurement] = field(default_factory=dict)  # "check" or "check:variant" -> what it measured
     _shared: dict = field(default_factory=dict, init=False, repr=False)
 
     # --- the setup, read through ------------------------------------------------------------------------------
@@ -110,9 +110,10 @@ class Context:
                    for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
 
-    def measurement(self, check: str) -> Measurement | None:
-        """The measurement of a data-scope check that already ran (declare it in ``requires``), or None."""
-        return self.measurements.get(check)
+    def measurement(self, check: str, variant: str | None = None) -> Measurement | None:
+        """The measurement of a check that already ran (declare it in ``requires`` or ``after``) on ``variant``
+        (None: a data-scope check), or None."""
+        return self.measurements.get(check if variant is None else f"{check}:{variant}")
 
     # --- the run's machinery ------------------------------------------------------------------------------------
     def stage(self, name: str):

@@ -125,8 +125,7 @@ def run_checks(ctx: Context) -> tuple[Finding, ...]:
         for variant in targets:
             with ctx.stage(f"check {check_id}" + (f":{variant}" if variant else "")):
                 m = measure_safely(check, ctx, variant)
-            if variant is None:
-                ctx.measurements[check_id] = m
+            ctx.measurements[check_id if variant is None else f"{check_id}:{variant}"] = m
             gating = variant is None or variant == config.candidate
             judged[(check_id, variant)] = judge(m, check, policy.thresholds.get(check_id), gating)
     return tuple(judged[k] for c in CHECKS if c in enabled for k in judged if k[0] == c)

@@ -77,6 +77,8 @@ class Probe:
     reference_reason: str = ""
     training: Any = None      # TrainStats of this variant, or None
     defence: Any = None       # DefenceConfig of this variant, or None
+    breaks: list = field(default_factory=list)   # (source, eps, attacked, robust) of the probes' own attacks
+    results: dict = field(default_factory=dict)  # id -> ValidityResult of the checks that already ran (C1 first)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -97,13 +99,22 @@ class Probe:
                 self._cache["clean"] = (self.model(self.x).argmax(1) == self.y).cpu().numpy()
         return self._cache["clean"]
 
+    def record_breaks(self, source: str, eps: float, attacked: np.ndarray, robust: np.ndarray) -> None:
+        """Report an attack a validity check ran inside the ball: ``attacked`` and ``robust`` are booleans over the
+        probe points (a point not attacked is ignored). Its breaks count in the variant's worst case
+        (audit/methods/worst_case.py). Attacks outside the threat model (C4's unbounded one) are not reported."""
+        attacked = np.asarray(attacked, dtype=bool)
+        self.breaks.append((source, float(eps), attacked, attacked & ~np.asarray(robust, dtype=bool)))
+
     def grid_worst(self, eps: float) -> np.ndarray:
         """Per-example worst case of the full grid at ``eps``, on the probe points."""
         return self.grid.correct[(WORST_CASE, eps)][self.idx]
 
-    def robust_under(self, attack: str, eps: float, only: np.ndarray | None = None, **params) -> np.ndarray:
+    def robust_under(self, attack: str, eps: float, only: np.ndarray | None = None, source: str = "",
+                     **params) -> np.ndarray:
         """Robust-correct mask of the probe points under ``attack`` (seeded; clean errors count as not robust).
-        ``only``: attack just these points (a bool mask); the others are reported as not robust."""
+        ``only``: attack just these points (a bool mask); the others are reported as not robust. ``source``: name
+        the run in the worst case (``record_breaks``); without it the breaks are not counted there."""
         gen = torch.Generator().manual_seed(VALIDITY_ATTACK.seed(self.seed))
         ok = self.clean_ok() if only is None else self.clean_ok() & only
         out = np.zeros(ok.shape, dtype=bool)
@@ -116,6 +127,8 @@ class Probe:
                                       clip=self.clip, generator=gen, **params).x_adv
                 with frozen_eval(self.model), torch.no_grad():
                     out[rows[i:i + bs].cpu().numpy()] = (self.model(adv).argmax(1) == ys[i:i + bs]).cpu().numpy()
+        if source:
+            self.record_breaks(source, eps, ok, out)
         return out
 
 

@@ -20,7 +20,8 @@ class Convergence(ValidityCheck):
                 continue  # convergence in steps is a property of the gradient-ascent attacks
             params.update(steps=2 * params["steps"], restarts=params["restarts"] + 1)
             # only points still robust can change: a point the grid broke stays broken in the combined worst case
-            stronger &= p.robust_under(attack, p.eps, only=stronger.copy(), **params)
+            stronger &= p.robust_under(attack, p.eps, only=stronger.copy(),
+                                       source=f"C3 {attack} {params['steps']} steps x {params['restarts']}", **params)
             runs.append(f"{attack} {params['steps']} steps x {params['restarts']}")
         if not runs:
             return self.result(SKIPPED, "no PGD or APGD attack in the grid")

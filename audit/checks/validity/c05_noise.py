@@ -28,6 +28,7 @@ class Noise(ValidityCheck):
                         d = torch.randn(p.x.shape, generator=gen).to(p.x.device, p.x.dtype)
                         d = d * (eps / d.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, *([1] * (d.dim() - 1)))
                     robust &= (p.model(clip_to(p.x + d, p.clip)).argmax(1) == p.y).cpu().numpy()
+            p.record_breaks(f"C5 random noise ({DRAWS} draws)", eps, ok, robust)
             noise, attack = float(robust.mean()), float(p.grid_worst(eps).mean())
             rows.append({"eps": eps, "noise": noise, "attack": attack})
             if noise < attack - p.probe_tolerance():
