@@ -15,6 +15,7 @@ import torch
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
 from audit.checks.run_view import Breaks, RobustnessGrid
 from audit.checks.validity import VALIDITY_CHECKS, Probe, ValidityResult, worst
+from audit.checks.validity.c11_reference import declared_reference
 from audit.core.result import Details, Finding, Measurement, Status
 from audit.methods.seeding import PROBE_POINTS
 
@@ -37,7 +38,7 @@ def reference_of(ctx: AuditContext):
             v.defence.method == "none" and not v.defence.mixup_alpha and not v.defence.input_noise))
         if natural:
             return (name, ctx.get(RobustnessGrid, name)), ""
-    return None, "no variant of this run was naturally trained here (the baseline is the supplied model)"
+    return declared_reference(ctx)   # the supplied baseline when the config declares it naturally trained
 
 
 def build_probe(ctx: AuditContext, variant: str) -> Probe:

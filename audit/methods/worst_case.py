@@ -137,7 +137,8 @@ def _reported(eps: float, grid: np.ndarray, grid_closed: np.ndarray, robust: np.
               applying: list[BreakRecord]) -> WorstCase:
     n = len(robust)
     measured = Accuracy.of(robust)
-    extra, covered = {}, {}
+    extra: dict[str, int] = {}
+    covered: dict[str, int] = {}
     low: tuple[float, str, BreakRecord] | None = None
     for r in applying:
         target = grid_closed[r.population] & r.attacked      # grid-robust points the attack tried
