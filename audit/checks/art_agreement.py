@@ -1,31 +1,43 @@
 """Cross-check of the native attack engine against ART, the reference implementation, on a subsample.
 
-ART's ``FastGradientMethod`` and ``ProjectedGradientDescent`` (on ``art_crosscheck_points``), and its
-``AutoProjectedGradientDescent`` and ``SquareAttack`` (on at most 64 of them: ART runs them in NumPy, query by
-query), run on the same model, points, true labels, eps and settings as ours (audit/methods/art_adapter.py); Square
-with at most 1,000 queries on both sides, on the candidate variant only (a random search does not depend on
-the model's gradients, so one agreement checks the implementation; ART's Square is the slowest part of the
-check). ``max_shortfall_vs_art`` is how much weaker ours is than ART's at worst
-(positive: ART found more adversarial examples) over the gradient attacks; the policy bounds it. Square is a
-random search: on 64 points two runs differ by chance, so its shortfall is reported (``square_shortfall_vs_art``)
-and bench/square_vs_art.py measures the agreement on more points.
+ART's ``FastGradientMethod``, ``ProjectedGradientDescent``, ``AutoProjectedGradientDescent`` and ``SquareAttack``
+run on the same model, points, true labels, eps and settings as ours (audit/methods/art_adapter.py), and the two are
+compared point by point: the points only ART broke are evidence of a weaker attack on those points, but a few of
+them are what two random-started attacks give by chance. So the judged metric, ``significant_shortfall_vs_art``, is
+the largest shortfall (ours - ART's robust accuracy) among the gradient attacks whose exact one-sided paired test
+(binomial on the discordant points, H0: ours at least as strong) is significant at ``alpha``, 0 when none is; the
+policy bounds it (a failure needs both: significant, and larger than the policy's max). ``max_shortfall_vs_art``,
+the raw largest shortfall, is reported.
+
+Subsamples (sorted test indices, drawn from one seeded permutation): FGSM and PGD on ``art_crosscheck_points``;
+APGD-CE (ART's runs in NumPy) on the fewest points on which a shortfall of ``detect_shortfall`` can be significant,
+``points_to_detect`` (167 at alpha 0.05 and 3 points), capped by ``art_crosscheck_points`` and the test split (the
+finding says when the cap leaves too few); Square with at most 1,000 queries on at most 64 points, on the
+candidate only (a random search does not depend on the model's gradients, so one agreement checks the
+implementation; ART's Square is the slowest part of the check): two random searches differ by chance there, so its
+shortfall is reported (``square_shortfall_vs_art``), not judged, and bench/square_vs_art.py measures it on more
+points. Every verified break of both sides is recorded in the variant's break ledger: it counts in the worst case.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from attacks.base import Ball, frozen_eval
-from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
+from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register, settings
+from audit.checks.run_view import Breaks
+from audit.config.art_agreement import ArtAgreementConfig
+from audit.config.policy import Threshold
 from audit.core.result import Details, Measurement
-from audit.methods.art_adapter import ART_NAMES, compare_with_art
+from audit.methods.art_adapter import ART_NAMES, Paired, compare_with_art, fewest_significant, points_to_detect
 from audit.models.adapters import looks_like_probabilities
 
-SLOW_POINTS = 64        # ART's APGD and Square run query by query in NumPy
 SQUARE_QUERIES = 1000
 RANDOM_SEARCH = ("square",)  # two random searches differ by chance on 64 points: reported, not judged
+SHOWN_INDICES = 50      # test indices of the points only ART broke kept in the details, per attack
 
 
 def _outputs_probabilities(model, x: torch.Tensor, device) -> bool:
@@ -39,7 +51,14 @@ def _outputs_probabilities(model, x: torch.Tensor, device) -> bool:
 class ArtComparison:
     ours: float       # our robust accuracy on the subsample
     art: float        # ART's, same settings
-    shortfall: float  # ours - art (positive: ours is weaker)
+    shortfall: float  # ours - art (positive: ours is weaker); (only_art - only_ours) / points
+    points: int = 0           # the subsample it ran on
+    only_art: int = 0         # points ART broke and ours did not
+    only_ours: int = 0        # points ours broke and ART did not
+    p_value: float = 1.0      # exact one-sided paired test, H0: ours at least as strong as ART's
+    only_art_indices: tuple[int, ...] = ()   # their test indices (the first SHOWN_INDICES)
+    art_outside: int = 0      # ART examples misclassified but outside the ball or range: not counted as breaks
+    smallest_significant: float = 0.0   # the smallest shortfall these points can show significant at alpha
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,85 @@ class ArtAgreementDetails(Details):
     art_version: str
     settings: dict[str, str]          # attack -> the settings both ran with, and on how many points
     art_classes: dict[str, str]       # attack -> ART's class
+    alpha: float = 0.05
+    detect_shortfall: float = 0.03
+    significant: tuple[str, ...] = ()   # judged attacks whose paired test is significant at alpha
+    too_small: str = ""               # why a judged attack's subsample cannot detect detect_shortfall ("" when all can)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the check runs: attack -> (sorted test indices, our settings), and every attack's settings text."""
+
+    runs: dict[str, tuple[np.ndarray, dict]]
+    settings: dict[str, str]
+
+
+def _plan(ctx: AuditContext, variant: str, cfg: ArtAgreementConfig) -> _Plan:
+    a, n_test, x_test = ctx.config.attacks, ctx.data.x_test.shape[0], ctx.data.x_test
+    n = min(a.art_crosscheck_points, n_test)
+    perm = np.random.default_rng(ctx.config.seed).permutation(n_test)
+    sample = np.sort(perm[:n])
+    slow = np.sort(perm[:min(points_to_detect(cfg.detect_shortfall, cfg.alpha), n)])
+    runs: dict[str, tuple[np.ndarray, dict]] = {"fgsm": (sample, {}), "pgd": (sample, {"steps": a.pgd_steps})}
+    settings = {"fgsm": f"one step, {n} points", "pgd": f"{a.pgd_steps} steps, step 2.5 eps/steps, {n} points"}
+    if _outputs_probabilities(ctx.variants[variant].model, x_test[slow[:cfg.square_points]], ctx.device):
+        settings["apgd_ce"] = ("not cross-checked: the model outputs probabilities, which ART's APGD with "
+                               "cross-entropy refuses (validity check C9 reports it)")
+    else:
+        runs["apgd_ce"] = (slow, {"steps": a.apgd_steps})
+        settings["apgd_ce"] = f"{a.apgd_steps} steps, cross-entropy, 1 restart, {slow.size} points"
+    image = x_test.dim() == 4 and min(x_test.shape[2:]) >= 3
+    if image and variant != ctx.config.candidate:
+        settings["square"] = ("cross-checked on the candidate only: a random search's agreement with ART "
+                              "tests our implementation, not this model, and ART's NumPy Square costs seconds")
+    elif image:
+        q, square = min(a.square_queries, SQUARE_QUERIES), np.sort(perm[:min(cfg.square_points, n)])
+        runs["square"] = (square, {"queries": q, "p_init": a.square_p_init})
+        settings["square"] = f"{q:,} queries, p_init {a.square_p_init:g}, {square.size} points (reported, not judged)"
+    return _Plan(runs, settings)
+
+
+def comparison(r: Paired, idx: np.ndarray, alpha: float) -> ArtComparison:
+    """The details of one attack's paired result ``r`` on the test indices ``idx``."""
+    return ArtComparison(ours=r.ours, art=r.art, shortfall=r.shortfall, points=r.points, only_art=r.only_art,
+                         only_ours=r.only_ours, p_value=r.p_value,
+                         only_art_indices=tuple(int(i) for i in idx[r.only_art_mask][:SHOWN_INDICES]),
+                         art_outside=r.art_outside, smallest_significant=fewest_significant(alpha) / max(r.points, 1))
+
+
+def shortfall_metrics(cmp: dict[str, ArtComparison], alpha: float) -> tuple[dict[str, float], list[str]]:
+    """The metrics (``significant_shortfall_vs_art``: the largest shortfall among the gradient attacks whose paired
+    test is significant at ``alpha``, 0 when none is; ``max_shortfall_vs_art``; Square's, reported) and the
+    significant attacks."""
+    judged = {k: c for k, c in cmp.items() if k not in RANDOM_SEARCH}
+    significant = [k for k, c in judged.items() if c.p_value < alpha]
+    metrics = {"significant_shortfall_vs_art": max([judged[k].shortfall for k in significant], default=0.0),
+               "max_shortfall_vs_art": max([c.shortfall for c in judged.values()], default=0.0)}
+    metrics.update({f"{k}_shortfall_vs_art": c.shortfall for k, c in cmp.items() if k in RANDOM_SEARCH})
+    return metrics, significant
+
+
+def _too_small(ctx: AuditContext, cmp: dict[str, ArtComparison], cfg: ArtAgreementConfig) -> str:
+    """Which judged attacks ran on too few points to detect ``detect_shortfall`` at alpha, and why ("" for none)."""
+    short = [f"{k.upper()} on {c.points} points (significant only from {c.smallest_significant:.1%})"
+             for k, c in cmp.items() if k not in RANDOM_SEARCH and c.smallest_significant > cfg.detect_shortfall]
+    if not short:
+        return ""
+    need = points_to_detect(cfg.detect_shortfall, cfg.alpha)
+    return (f"too few points to detect a {cfg.detect_shortfall:.1%} shortfall at alpha {cfg.alpha:g} (needs {need}; "
+            f"capped by attacks.art_crosscheck_points {ctx.config.attacks.art_crosscheck_points} and the "
+            f"{ctx.data.x_test.shape[0]}-point test split): {', '.join(short)}")
+
+
+def _text(cmp: dict[str, ArtComparison], significant: list[str], cfg: ArtAgreementConfig) -> str:
+    parts = []
+    for k, c in cmp.items():
+        pair = f" (only ART broke {c.only_art}, only ours {c.only_ours}: p {c.p_value:.2g})" if c.only_art else ""
+        parts.append(f"{k.upper()} ours {c.ours:.1%} vs ART {c.art:.1%} on {c.points}{pair}")
+    verdict = (f"significantly weaker than ART at alpha {cfg.alpha:g}: {', '.join(k.upper() for k in significant)}"
+               if significant else f"no significant shortfall at alpha {cfg.alpha:g}")
+    return f"{'; '.join(parts)}; {verdict}"
 
 
 @register
@@ -62,57 +160,58 @@ class ArtAgreement(VariantCheck):
     controls = controls(MEASURE_2_13="direct", MEASURE_2_1="supporting")
     description = ("Our FGSM, PGD, APGD-CE and Square against ART's FastGradientMethod, ProjectedGradientDescent, "
                    "AutoProjectedGradientDescent and SquareAttack on a subsample at the gated eps (the threat "
-                   "model's), same settings and true labels.")
+                   "model's), same settings and true labels, compared point by point with an exact paired test.")
     Details = ArtAgreementDetails
+    Config = ArtAgreementConfig   # its [checks.art_agreement] table (in the config room: AuditConfig holds it)
 
     def cost(self, sheet: CostSheet, variant: str) -> None:
         a, costs = sheet.config.attacks, sheet.costs
+        cfg = settings(self, sheet.config)
         pts = min(a.art_crosscheck_points, sheet.n_test)
-        small = min(64, pts)
-        fb = pts * (1 + a.pgd_steps) + small * a.apgd_steps
+        slow, small = min(points_to_detect(cfg.detect_shortfall, cfg.alpha), pts), min(cfg.square_points, pts)
+        fb = pts * (1 + a.pgd_steps) + slow * a.apgd_steps
         sheet.add(f"check {self.id}:{variant}", fb, pts * 2.0,
                   seconds=2 * fb * costs.grad_row + fb * costs.art_grad_row)
         if variant == sheet.config.candidate:
-            q = min(a.square_queries, 1000)
+            q = min(a.square_queries, SQUARE_QUERIES)
             sheet.add(f"  ART and native Square:{variant}", 0.0, 2 * small * q,
                       seconds=small * q * (costs.art_query_row + costs.small_forward_row))
 
+    def with_threshold(self, m: Measurement, threshold: Threshold | None) -> Measurement:
+        """A policy stricter than what the subsample was sized for (its max below ``detect_shortfall``) is said: a
+        shortfall between the two can fail only where these points can show it significant."""
+        d = m.details
+        if threshold is None or threshold.max is None or d is None or threshold.max >= d.detect_shortfall:
+            return m
+        short = [f"{k.upper()} from {c.smallest_significant:.1%}" for k, c in d.attacks.items()
+                 if k not in RANDOM_SEARCH and c.smallest_significant > threshold.max]
+        if not short:
+            return m
+        return dataclasses.replace(m, summary=f"{m.summary}; the policy's max {threshold.max:.1%} is below the "
+                                   f"{d.detect_shortfall:.1%} the subsample was sized to detect (set "
+                                   f"checks.art_agreement.detect_shortfall): significant only {', '.join(short)}")
+
     def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         import art
-        a = ctx.config.attacks
-        n = min(a.art_crosscheck_points, ctx.data.x_test.shape[0])
-        idx = torch.from_numpy(np.random.default_rng(ctx.config.seed).choice(ctx.data.x_test.shape[0], n,
-                                                                               replace=False))
-        eps = ctx.gated_eps
-        x, y = ctx.data.x_test[idx], ctx.data.y_test[idx]
-        model = ctx.variants[variant].model
+        a, cfg, eps = ctx.config.attacks, settings(self, ctx.config), ctx.gated_eps
+        plan = _plan(ctx, variant, cfg)
+        model, ledger = ctx.variants[variant].model, ctx.get(Breaks, variant)
         ball = Ball(eps, a.norm, ctx.data.attack_clip)
-        res = compare_with_art(model, x, y, ball, params={"fgsm": {}, "pgd": {"steps": a.pgd_steps}},
-                               num_classes=ctx.data.num_classes, seed=ctx.config.seed)
-        settings = {"fgsm": f"one step, {n} points", "pgd": f"{a.pgd_steps} steps, step 2.5 eps/steps, {n} points"}
-        small = min(n, SLOW_POINTS)
-        slow = {"apgd_ce": {"steps": a.apgd_steps}}
-        settings["apgd_ce"] = f"{a.apgd_steps} steps, cross-entropy, 1 restart, {small} points"
-        if _outputs_probabilities(model, x[:small], ctx.device):
-            del slow["apgd_ce"]  # ART's APGD-CE refuses such a model; C9 reports the softmax output
-            settings["apgd_ce"] = ("not cross-checked: the model outputs probabilities, which ART's APGD with "
-                                   "cross-entropy refuses (validity check C9 reports it)")
-        if x.dim() == 4 and min(x.shape[2:]) >= 3 and variant != ctx.config.candidate:
-            settings["square"] = ("cross-checked on the candidate only: a random search's agreement with ART "
-                                  "tests our implementation, not this model, and ART's NumPy Square costs seconds")
-        elif x.dim() == 4 and min(x.shape[2:]) >= 3:
-            q = min(a.square_queries, SQUARE_QUERIES)
-            slow["square"] = {"queries": q, "p_init": a.square_p_init}
-            settings["square"] = f"{q:,} queries, p_init {a.square_p_init:g}, {small} points"
-        res.update(compare_with_art(model, x[:small], y[:small], ball, params=slow, num_classes=ctx.data.num_classes,
-                                    seed=ctx.config.seed))
-        shortfall = max(r["shortfall"] for k, r in res.items() if k not in RANDOM_SEARCH)
-        metrics = {"max_shortfall_vs_art": shortfall}
-        metrics.update({f"{k}_shortfall_vs_art": r["shortfall"] for k, r in res.items() if k in RANDOM_SEARCH})
-        text = "; ".join(f"{k.upper()} ours {r['ours']:.1%} vs ART {r['art']:.1%}" for k, r in res.items())
-        return Measurement(check=self.id, variant=variant, metrics=metrics,
-                           details=ArtAgreementDetails(points=n, eps=eps, norm=a.norm.value, steps=a.pgd_steps,
-                                                       attacks={k: ArtComparison(**r) for k, r in res.items()},
-                                                       art_version=art.__version__, settings=settings,
-                                                       art_classes={k: ART_NAMES[k] for k in res}),
-                           summary=f"{text} at eps {eps:g}")
+        cmp: dict[str, ArtComparison] = {}
+        for name, (idx, params) in plan.runs.items():
+            t = torch.from_numpy(idx)
+            r = compare_with_art(model, ctx.data.x_test[t], ctx.data.y_test[t], ball, params={name: params},
+                                 num_classes=ctx.data.num_classes, seed=ctx.config.seed)[name]
+            ledger.add(f"ART {ART_NAMES[name]} (cross-check)", self.id, eps, idx, r.clean_ok, r.art_broken)
+            ledger.add(f"{name.upper()} ours (ART cross-check)", self.id, eps, idx, r.clean_ok, r.ours_broken)
+            cmp[name] = comparison(r, idx, cfg.alpha)
+        metrics, significant = shortfall_metrics(cmp, cfg.alpha)
+        too_small = _too_small(ctx, cmp, cfg)
+        details = ArtAgreementDetails(
+            points=min(a.art_crosscheck_points, ctx.data.x_test.shape[0]), eps=eps, norm=a.norm.value,
+            steps=a.pgd_steps, attacks=cmp, art_version=art.__version__, settings=plan.settings,
+            art_classes={k: ART_NAMES[k] for k in cmp}, alpha=cfg.alpha, detect_shortfall=cfg.detect_shortfall,
+            significant=tuple(significant), too_small=too_small)
+        return Measurement(check=self.id, variant=variant, metrics=metrics, details=details,
+                           summary=f"{_text(cmp, significant, cfg)} at eps {eps:g}" + (f"; {too_small}" if too_small
+                                                                                     else ""))

@@ -22,7 +22,8 @@ class AttackConfig:
     ``chain``: the attacks that run as AutoAttack runs them, each on the points the earlier ones left robust.
     ``probe_points``: subsample for the validity probes (convergence, unbounded attack, gradient health,
     determinism); ``square_points``: probe points the black-box cross-check (C6) attacks when Square is not in the
-    grid. ``art_crosscheck_points``: the subsample ART's attacks re-attack (Square and APGD on at most 64).
+    grid. ``art_crosscheck_points``: the subsample ART's FGSM and PGD re-attack (APGD-CE on the points needed to detect
+    ``[checks.art_agreement] detect_shortfall``, 167 by default; Square on ``[checks.art_agreement] square_points``).
     """
 
     preset: str = "standard"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attacks.base import Norm
+from audit.config.art_agreement import ArtAgreementConfig
 from audit.config.attacks import AttackConfig
 from audit.config.bounds import check_bounds
 from audit.config.data_checks import BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig, TestOutliersConfig
@@ -59,6 +60,7 @@ class AuditConfig:
     datalab: DatalabConfig = field(default_factory=DatalabConfig, metadata=CHECK_SETTINGS)
     test_outliers: TestOutliersConfig = field(default_factory=TestOutliersConfig, metadata=CHECK_SETTINGS)
     backdoor: BackdoorConfig = field(default_factory=BackdoorConfig, metadata=CHECK_SETTINGS)
+    art_agreement: ArtAgreementConfig = field(default_factory=ArtAgreementConfig, metadata=CHECK_SETTINGS)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
