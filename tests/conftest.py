@@ -56,3 +56,34 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if END_TO_END & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# Harder fixtures on digits28 (tests/fixtures_hard.py): each trained once per session, its checkpoint under the
+# session's temporary directory; ``.model_table()`` / ``.config()`` load it in the CLI or ``audit.run``.
+@pytest.fixture(scope="session")
+def hard28_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hard28")
+
+
+@pytest.fixture(scope="session")
+def natural28(hard28_dir):
+    from tests.fixtures_hard import train_natural28
+    return train_natural28(hard28_dir)
+
+
+@pytest.fixture(scope="session")
+def fgsm_overfit28(hard28_dir):
+    from tests.fixtures_hard import train_fgsm_overfit28
+    return train_fgsm_overfit28(hard28_dir)
+
+
+@pytest.fixture(scope="session")
+def masked28(natural28, hard28_dir):
+    from tests.fixtures_hard import make_masked28
+    return make_masked28(natural28, hard28_dir)
+
+
+@pytest.fixture(scope="session")
+def undertrained28(hard28_dir):
+    from tests.fixtures_hard import train_undertrained28
+    return train_undertrained28(hard28_dir)

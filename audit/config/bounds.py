@@ -32,6 +32,7 @@ LIMITS: dict[str, int] = {
     "deployments[].calibration_rows": 100_000,
     "data.class_names": 100_000,
     "data.image_size[]": 4_096,           # pixels per side of a resized folder image
+    "data.max_test": 1_000_000,           # test points a screening subsample keeps (at least the class count)
 }
 DEFAULT_INT = 10_000_000
 DEFAULT_ITEMS = 10_000

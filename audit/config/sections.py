@@ -35,7 +35,9 @@ class DataConfig:
     "folder" (``path`` to class sub-folders of PNG/JPEG, under train/ and test/ or split by test_fraction),
     "table" (``path`` to a CSV or Parquet file with ``label_column``; ``test_path`` or test_fraction),
     "factory" (``factory`` = "package.module:function" with ``kwargs``). Which sources exist is the data room's
-    registry (``audit.data.sources.SOURCES``), checked when the config loads.
+    registry (``audit.data.sources.SOURCES``), checked when the config loads. max_test: audit a subsample of
+    this many test points (stratified by class, drawn with the run's seed, in the split's order;
+    ``audit.data.subsample``), e.g. for a screening run; None: the whole test split.
     """
 
     source: str = "digits"
@@ -52,9 +54,16 @@ class DataConfig:
     test_fraction: float = 0.25
     ood_path: str = ""                   # optional .npz with an array "x" of out-of-distribution inputs
     max_memory_gb: float = 0.0           # what an in-memory source may declare (0: 80% of the available memory)
+    max_test: int | None = None          # audit a stratified, seeded subsample of this many test points
 
     def validate(self, path: str) -> None:
         finite(path, test_fraction=self.test_fraction, max_memory_gb=self.max_memory_gb)
+        declared = max(len(self.class_names), self.num_classes)
+        if self.max_test is not None and self.max_test < max(declared, 2):
+            what = f"every one of the {declared} declared classes" if declared else "two classes"
+            raise UsageError(f"{path}.max_test: {self.max_test} test points cannot hold {what}; give at least "
+                             f"{max(declared, 2)} and at least the number of classes (or leave it out to audit the "
+                             f"whole test split)")
         if self.max_memory_gb < 0:
             raise UsageError(f"{path}.max_memory_gb: give a size in GB >= 0 (0: 80% of the available memory)")
         if len(self.class_names) > MAX_CLASSES or self.num_classes > MAX_CLASSES:
@@ -105,6 +114,9 @@ class InputConfig:
                              f"'raw'")
 
 
+MODEL_TRAINING = ("natural", "adversarial", "unknown")   # model.training: how a supplied model was trained
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The audited model.
@@ -113,7 +125,9 @@ class ModelConfig:
     ``weights`` (.safetensors, or a .pt/.pth state dict read with weights_only) the model is audited as trained,
     without them advaudit trains it. archive: a TorchScript file or a torch.export ``.pt2`` program instead.
     trust_pickle: allow full unpickling of ``weights`` and ``.pt2`` archives (runs code from the file: only for
-    files you trust).
+    files you trust). training: how the supplied model was trained, "natural" (no defence: validity check C11 then
+    checks that the attacks break it), "adversarial" or "unknown" (the default); a model advaudit trains is
+    natural.
     """
 
     factory: str = "audit.models:build_small_cnn"
@@ -121,10 +135,14 @@ class ModelConfig:
     weights: str = ""
     archive: str = ""
     trust_pickle: bool = False
+    training: str = "unknown"
 
     def validate(self, path: str) -> None:
         if self.weights and self.archive:
             raise UsageError(f"{path}: give either weights (with a factory) or archive, not both")
+        if self.training not in MODEL_TRAINING:
+            raise UsageError(f"{path}.training: {self.training!r} is not valid; valid: "
+                             f"{', '.join(map(repr, MODEL_TRAINING))} (how the supplied model was trained)")
         if not self.archive and ":" not in self.factory:
             raise UsageError(f"{path}.factory: {self.factory!r} must have the form 'package.module:function'")
 

@@ -21,7 +21,8 @@ class Splits:
     x_*: float32 (N, ...) tensors or ``Rows``, inside ``clip``; y_*: int64 (N,) in [0, num_classes).
     kind: "image" or "tabular". ``bounds``: per-feature (low, high) tensors shaped like one input when the valid
     range differs per feature (tabular data in standardised units); None means ``clip`` applies to every value.
-    ``preprocessing`` records what the loader did to the raw data (JSON-able), for the report.
+    ``preprocessing`` records what the loader did to the raw data (JSON-able), for the report. ``n_test_full``:
+    the test split's size before ``[data] max_test`` replaced it by a subsample (``audit.data.subsample``).
     """
 
     name: str
@@ -39,6 +40,7 @@ class Splits:
     x_val: torch.Tensor | Rows | None = None
     y_val: torch.Tensor | None = None
     x_ood: torch.Tensor | None = None   # the user's out-of-distribution inputs (data.ood_path), if any
+    n_test_full: int | None = None      # the test split's size before [data] max_test subsampled it; None: whole
 
     @property
     def input_shape(self) -> tuple[int, ...]:

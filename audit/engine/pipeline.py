@@ -17,6 +17,7 @@ from audit.core.metrics import same_eps
 from audit.core.result import AuditResult, Finding, Measurement
 from audit.data.sources import BUILTIN, load_data
 from audit.data.splits import Splits
+from audit.data.subsample import subsample_test
 from audit.engine.assemble import assemble
 from audit.engine.context import Context, Prepared, make_context
 from audit.engine.execution import make_executor
@@ -79,7 +80,8 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
     base_dir = Path(config.base_dir) if config.base_dir else Path.cwd()
     policy = (policy or load_policy(config.policy)).for_threat(config.threat_model)
     user = model or load_user_model(config.model, base_dir)  # before the data: a bad model file fails unread
-    data = data or load_data(config.data, config.input, base_dir, config.seed)
+    data = (subsample_test(data, config.data.max_test, config.seed) if data is not None
+            else load_data(config.data, config.input, base_dir, config.seed))
     check_eps(config.attacks.eps, config.attacks.norm, data)  # "8 exceeds the input range" before the policy's eps
     check_policy_fits(policy, config)
     for check_id in enabled_checks(config):  # each check refuses settings this data cannot support

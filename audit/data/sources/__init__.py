@@ -18,6 +18,7 @@ from audit.data.sources.npy import load_npy
 from audit.data.sources.npz import load_npz, load_ood
 from audit.data.sources.table import load_table
 from audit.data.splits import Splits, standardise
+from audit.data.subsample import subsample_test
 
 Loader = Callable[..., Splits]
 BUILTIN: dict[str, Loader] = {"digits": load_digits, "digits28": load_digits28, "breast-cancer": load_breast_cancer}
@@ -28,7 +29,8 @@ STREAMED = ("npy", "folder", "factory")  # sources whose inputs are read batch b
 
 
 def load_data(cfg, input_cfg, base_dir: Path, seed: int) -> Splits:
-    """Load ``cfg.source``, apply the declared input domain and check the splits (one-line errors, exit 2)."""
+    """Load ``cfg.source``, apply the declared input domain and check the splits (one-line errors, exit 2); with
+    ``cfg.max_test``, the test split is a stratified subsample drawn with ``seed`` (``audit.data.subsample``)."""
     base_dir = Path(base_dir)
     path = base_dir / cfg.path if cfg.path else base_dir  # absolute once the config loaded; else relative
     if cfg.source in STREAMED:
@@ -37,9 +39,11 @@ def load_data(cfg, input_cfg, base_dir: Path, seed: int) -> Splits:
         splits = BUILTIN[cfg.source](test_fraction=cfg.test_fraction, seed=seed)
     else:
         splits = SOURCES[cfg.source](cfg, path=path, base_dir=base_dir, seed=seed)
+    splits = subsample_test(splits, cfg.max_test, seed)  # first: a lazy test split is scanned only where sampled
     ranges = check_shapes(splits)
     splits = _apply_domain(splits, cfg, input_cfg)
     check_splits(splits, ranges)
+    splits = subsample_test(splits, cfg.max_test, seed)  # again (a no-op): max_test against the classes now known
     if cfg.ood_path:
         splits = dataclasses.replace(splits, x_ood=load_ood(base_dir / cfg.ood_path, splits.input_shape))
     return splits
