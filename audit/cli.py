@@ -1,7 +1,8 @@
 """Command line: thin. ``main(argv) -> int``; exit codes are the CI contract.
 
 0 GO (every gate passed), 1 NO-GO (a gate failed), 2 usage/config/input error (one line, no traceback),
-3 internal error (a gating check crashed, or advaudit itself failed).
+3 internal error (a gating check crashed, or advaudit itself failed), 4 INCOMPLETE (nothing failed, but the run is
+short of the evidence the policy's [evidence] asks for: no GO can be claimed).
 """
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from audit.core.errors import UsageError
 from audit.core.text import terminal
 from audit.core.version import __version__
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
+EXIT_CODES = ("exit codes: 0 GO, 1 NO-GO (a gating finding failed; compare: a regression; verify: tampered), "
+              "2 usage, config or input error, 3 internal error (a gating check crashed), 4 INCOMPLETE (the run "
+              "lacks evidence its policy's [evidence] requires: a check, the attack strength, test points)")
 ERROR_LIMIT = 2000  # characters of an error line: a message echoing a 100 MB value stays one readable line
 _QUIET = [False]
 
@@ -36,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="advaudit", description="Adversarial-robustness and data audit for PyTorch classifiers.")
+    p = _Parser(prog="advaudit", description="Adversarial-robustness and data audit for PyTorch classifiers.",
+                epilog=EXIT_CODES)
     p.add_argument("--version", action="version", version=f"advaudit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -57,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="override the config's seed")
     r.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
     r.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate; train and write nothing")
-    r.add_argument("--policy", default=None, help="override the config's policy ('default' or a TOML path)")
+    r.add_argument("--policy", default=None, help="override the config's policy ('default', 'screening' or a TOML "
+                   "path)")
     r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
     _executor_options(r)
     _output_options(r)
@@ -87,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summary(result, written: dict) -> str:
-    return json.dumps({"verdict": result.verdict.value.upper(), "exit_code": result.verdict.exit_code,
-                       "candidate": result.candidate,
+    return json.dumps({"verdict": result.verdict.label, "exit_code": result.verdict.exit_code,
+                       "candidate": result.candidate, "purpose": result.policy.purpose,
+                       "evidence_gaps": list(result.evidence_gaps),
                        "findings": [{"id": f.id, "status": f.status.value, "gating": f.gating, "summary": f.summary}
                                     for f in result.findings],
                        "outputs": {k: str(v) for k, v in written.items()}}, indent=1)
@@ -112,6 +119,8 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     from audit.core.result import StageRecord
     from audit.engine.record import Recorder, profile_table
     config.validate("config")  # the demo's config and flag overrides too
+    from audit.engine.evidence import check_policy
+    check_policy(config.policy)  # its [evidence] names known checks: exit 2 before any work
     t = config.tracking
     target = output_target(out, config.output, config_path, (t.tracking_uri, t.experiment) if t.mlflow else None)
     if t.mlflow:
@@ -135,7 +144,8 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     if json_summary:
         print(_summary(result, written))
         return result.verdict.exit_code
-    say(f"verdict: {result.verdict.value.upper()} for candidate {result.candidate!r}")
+    from reports.view import verdict_line
+    say(terminal(verdict_line(result)))
     say(f"report: {written['html']}")
     say(f"results: {written['json']}" + (f"  summary: {written['md']}" if "md" in written else "")
         + (f"  pdf: {written['pdf']}" if "pdf" in written else ""))
@@ -207,7 +217,8 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
         return _run(_with_output_options(config, args), args.out,
                     start=start, profile=args.profile, json_summary=args.json_summary, dry_run=args.dry_run)
     if args.command == "run":
-        policy = args.policy if args.policy in (None, "default") else str(Path(args.policy).resolve())
+        from audit.config.policy import BUILTIN
+        policy = args.policy if args.policy in (None, *BUILTIN) else str(Path(args.policy).resolve())
         overrides = list(args.overrides) + [f"{k}={json.dumps(v)}" for k, v in
                                             (("seed", args.seed), ("policy", policy), ("device", args.device))
                                             if v is not None]

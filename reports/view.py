@@ -8,7 +8,7 @@ from audit.checks.corruptions import Corruptions
 from audit.checks.ood import Ood
 from audit.checks.robustness import Robustness, RobustnessDetails
 from audit.core.metrics import WORST_CASE, same_eps
-from audit.core.result import AuditResult, Status
+from audit.core.result import AuditResult, Status, Verdict
 from audit.frameworks.controls import crosswalk, nist_rmf, run_evidence_titles
 from reports.svg import Series, line_chart, scatter_chart
 
@@ -126,6 +126,17 @@ def sections(result: AuditResult) -> list[tuple[str, list]]:
     """(check id, its findings) for every registered check with findings, in registry (report) order: each is
     rendered by its partial templates/checks/<id>.html.j2."""
     return [(c, fs) for c in CHECKS if (fs := [f for f in result.findings if f.check == c])]
+
+
+def verdict_line(result: AuditResult) -> str:
+    """The terminal's line: "verdict: INCOMPLETE for candidate 'x'; missing: ..." (a NO-GO or an ERROR with
+    evidence gaps: "; also missing: ..."); a screening's verdict says it is not a sign-off. Plain text: the caller
+    escapes for its medium."""
+    line = f"verdict: {result.verdict.label} for candidate {result.candidate!r}"
+    if result.evidence_gaps:
+        word = "missing" if result.verdict is Verdict.INCOMPLETE else "also missing"
+        line += f"; {word}: " + "; ".join(result.evidence_gaps)
+    return line + (" (screening, not a sign-off)" if result.policy.purpose == "screening" else "")
 
 
 def status_counts(result: AuditResult) -> dict[str, int]:

@@ -1,6 +1,7 @@
-"""One MLflow run per audit: params (config, policy hash, threat model), metrics (per variant clean, robust per
-attack and eps, ECE; every finding's metrics), tags (verdict, candidate) and the output directory (report, JSON,
-evidence bundle) as artifacts. Written through ``MlflowClient`` (no global MLflow state is touched)."""
+"""One MLflow run per audit: params (config, policy hash, threat model), metrics (per variant clean, robust per attack
+and eps, ECE; every finding's metrics), tags (verdict, candidate, the policy's purpose, an INCOMPLETE run's evidence
+gaps) and the output directory (report, JSON, evidence bundle) as artifacts. Written through ``MlflowClient`` (no
+global MLflow state is touched)."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,7 @@ from audit.core.errors import UsageError
 from audit.core.result import AuditResult
 
 ARTIFACT_DIR = "advaudit"
+TAG_LIMIT = 5000  # characters of a tag value MLflow stores (its own bound is 8,000)
 log = logging.getLogger(__name__)
 
 
@@ -77,8 +79,10 @@ def log_run(result: AuditResult, out: Path | None, tracking_uri: str = "", exper
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
-    tags = {"verdict": result.verdict.value.upper(), "candidate": result.candidate,
+    tags = {"verdict": result.verdict.label, "candidate": result.candidate, "purpose": result.policy.purpose,
             "advaudit_version": result.tool.get("version", ""), "exit_code": str(result.verdict.exit_code)}
+    if result.evidence_gaps:  # what an INCOMPLETE run lacks (MLflow bounds a tag's value)
+        tags["evidence_gaps"] = "; ".join(result.evidence_gaps)[:TAG_LIMIT]
     run = client.create_run(exp_id, run_name=f"advaudit {result.candidate} {result.created}", tags=tags)
     rid, now = run.info.run_id, int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in metrics_of(result).items()]

@@ -7,8 +7,9 @@ from audit.core.result import AuditResult
 
 
 class Audit:
-    """``verdict`` ("GO" / "NO-GO" / "ERROR"), ``candidate``, ``result`` (the typed AuditResult), tables as pandas
-    DataFrames, ``to_html()`` (the full report) and ``_repr_html_`` (a summary for notebooks)."""
+    """``verdict`` ("GO" / "NO-GO" / "ERROR" / "INCOMPLETE"), ``evidence_gaps`` (what an INCOMPLETE run lacks of
+    its policy's evidence), ``candidate``, ``result`` (the typed AuditResult), tables as pandas DataFrames,
+    ``to_html()`` (the full report) and ``_repr_html_`` (a summary for notebooks)."""
 
     def __init__(self, result: AuditResult):
         self.result = result
@@ -16,11 +17,16 @@ class Audit:
 
     @property
     def verdict(self) -> str:
-        return self.result.verdict.value.upper()
+        return self.result.verdict.label
 
     @property
     def passed(self) -> bool:
+        """GO: every gating finding passed on the evidence the policy asks for (never an INCOMPLETE run)."""
         return self.verdict == "GO"
+
+    @property
+    def evidence_gaps(self) -> tuple[str, ...]:
+        return self.result.evidence_gaps
 
     @property
     def candidate(self) -> str:
@@ -60,8 +66,12 @@ class Audit:
         from html import escape
         rows = "".join(f"<tr><td>{escape(f.id)}</td><td>{escape(f.status.value)}</td><td>{escape(f.summary)}</td></tr>"
                        for f in self.result.findings if f.gating)
+        gaps = "".join(f"<li>{escape(g)}</li>" for g in self.evidence_gaps)
+        screening = " (screening, not a sign-off)" if self.result.policy.purpose == "screening" else ""
         return (f"<div><strong>advaudit: {escape(self.verdict)}</strong> for candidate "
-                f"<code>{escape(self.candidate)}</code><table><caption>Gating findings</caption><thead><tr>"
+                f"<code>{escape(self.candidate)}</code>{screening}"
+                + (f"<p>Missing evidence:</p><ul>{gaps}</ul>" if gaps else "") + "<table>"
+                f"<caption>Gating findings</caption><thead><tr>"
                 f"<th scope='col'>Finding</th><th scope='col'>Status</th><th scope='col'>Summary</th></tr></thead>"
                 f"<tbody>{rows}</tbody></table></div>")
 

@@ -220,6 +220,8 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     if factory:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, factory=factory))
     cfg.validate("config")
+    from audit.engine.evidence import check_policy
+    check_policy(cfg.policy)  # the policy loads and its [evidence] names known checks
     uri_argument = isinstance(mlflow, str) and bool(mlflow)
     uri = str(mlflow) if uri_argument else cfg.tracking.tracking_uri
     logged = bool(mlflow or cfg.tracking.mlflow)

@@ -112,6 +112,10 @@ class VariantCheck(Check):
     @abc.abstractmethod
     def measure(self, ctx: AuditContext, variant: str) -> Measurement: ...
 
+    def not_applicable_to(self, ctx: AuditContext, variant: str) -> str:
+        """Why it cannot apply to this one variant ("" when it can): a skip that is no missing evidence."""
+        return ""
+
     def cost(self, sheet: CostSheet, variant: str) -> None:
         """Add its stages of one variant to the dry run's estimate (none: too cheap to matter)."""
 

@@ -66,11 +66,11 @@ class Datalab(RunCheck):
                 for i, score in scores.items():
                     row("train", int(i))[f"{t}_score"] = score
 
+    def not_applicable(self, ctx: AuditContext) -> str:
+        return embedding_unavailable(ctx)
+
     def measure(self, ctx: AuditContext) -> Measurement:
         from cleanlab import Datalab as CleanlabDatalab
-        why = embedding_unavailable(ctx)
-        if why:
-            return Measurement(check=self.id, skipped=why)
         emb = ctx.get(TrainEmbeddings)
         assert emb is not None   # embedding_unavailable returned '' above
         labels = ctx.data.y_train.numpy()

@@ -188,13 +188,16 @@ class LabelIssues(RunCheck):
             sheet.add(f"check {self.id} ({k} folds + the self-test's {k})",
                       2 * k * li.epochs * sheet.n_train * (k - 1) / k, 2.0 * sheet.n_train, train=True)
 
-    def measure(self, ctx: AuditContext) -> Measurement:
-        from cleanlab.rank import get_label_quality_scores
+    def not_applicable(self, ctx: AuditContext) -> str:
         cfg = ctx.config.label_issues
         if cfg.method == "kfold" and not ctx.can_train and ctx.user_pred_probs is None \
                 and "baseline" not in ctx.variants:
-            return Measurement(check=self.id, skipped="K-fold probabilities need model.factory to train the "
-                                                      "architecture; an archive cannot be retrained")
+            return "K-fold probabilities need model.factory to train the architecture; an archive cannot be retrained"
+        return ""
+
+    def measure(self, ctx: AuditContext) -> Measurement:
+        from cleanlab.rank import get_label_quality_scores
+        cfg = ctx.config.label_issues
         labels = ctx.data.y_train.numpy()
         k = ctx.data.num_classes
         oof = ctx.get(OutOfFoldProbabilities)  # with K-fold, the self-test's flipped copy trained in the same batch

@@ -122,12 +122,15 @@ class Leakage(RunCheck):
             tr["leak_distance"] = p.distance if prev is None else min(prev, p.distance)
             tr["leak_exact"] = bool(tr.get("leak_exact")) or p.exact
 
+    def not_applicable(self, ctx: AuditContext) -> str:
+        if ctx.data.lazy:
+            return ("the data is read lazily; the leakage check compares whole splits in memory (planned: "
+                    "blockwise over lazy rows)")
+        return ""
+
     def measure(self, ctx: AuditContext) -> Measurement:
         cfg = settings(self, ctx.config)
         d = ctx.data
-        if d.lazy:
-            return Measurement(check=self.id, skipped="the data is read lazily; the leakage check compares whole "
-                                                      "splits in memory (planned: blockwise over lazy rows)")
         xtr = d.x_train.flatten(1).float()
         ytr, yte = d.y_train.numpy(), d.y_test.numpy()
         seed = ctx.config.seed

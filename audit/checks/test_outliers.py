@@ -56,11 +56,11 @@ class TestOutliers(RunCheck):
         for i, score in details.flagged.items():
             row("test", int(i))["test_outlier_score"] = score
 
+    def not_applicable(self, ctx: AuditContext) -> str:
+        return embedding_unavailable(ctx)
+
     def measure(self, ctx: AuditContext) -> Measurement:
         from cleanlab.outlier import OutOfDistribution
-        why = embedding_unavailable(ctx)
-        if why:
-            return Measurement(check=self.id, skipped=why)
         cfg = settings(self, ctx.config)
         e_tr = ctx.get(TrainEmbeddings)
         assert e_tr is not None   # embedding_unavailable returned '' above

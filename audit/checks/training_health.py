@@ -131,12 +131,16 @@ class TrainingHealth(VariantCheck):
                    "overfitting of every variant this audit trained, each with its cause and a remedy.")
     Details = TrainingHealthDetails
 
+    def not_applicable_to(self, ctx: AuditContext, variant: str) -> str:
+        if ctx.variants[variant].train_stats is None:
+            return ("not trained by this audit (a supplied model); validity check C16 looks for single-step "
+                    "overfitting instead")
+        return ""
+
     def measure(self, ctx: AuditContext, variant: str) -> Measurement:
         v = ctx.variants[variant]
         stats = v.train_stats
-        if stats is None:
-            return Measurement(check=self.id, variant=variant, skipped="not trained by this audit (a supplied "
-                               "model); validity check C16 looks for single-step overfitting instead")
+        assert stats is not None   # not_applicable_to skips a variant trained elsewhere
         ok = ctx.clean_correct(variant)
         pred = ctx.get(TestLogits, variant).argmax(1).numpy()
         y = ctx.data.y_test.numpy()

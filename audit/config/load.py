@@ -171,7 +171,8 @@ DEMO_FOLD_EPOCHS = 10
 def demo_config(base_dir: Path | None = None) -> AuditConfig:
     """The built-in demo: the small CNN on scikit-learn's 8x8 digits under a declared Linf 0.1 threat model, with
     and without PGD adversarial training; every check on, the "quick" attack preset (native Square still checks
-    for gradient masking)."""
+    for gradient masking), judged under the shipped "screening" policy: the default policy's thresholds, but a
+    screening, not a sign-off (the quick preset and the digits' 450 test points are below a sign-off's evidence)."""
     from audit.config.attacks import AttackConfig
     from audit.config.data_checks import BackdoorConfig, LabelIssuesConfig
     from audit.config.defences import DefenceConfig
@@ -183,4 +184,4 @@ def demo_config(base_dir: Path | None = None) -> AuditConfig:
                                      label_issues=LabelIssuesConfig(epochs=DEMO_FOLD_EPOCHS),
                                      backdoor=BackdoorConfig(selftest_epochs=30),
                                      defences=(DefenceConfig(name="pgd_at", method="pgd", steps=7),),
-                                     candidate="pgd_at"), base_dir or Path.cwd())
+                                     candidate="pgd_at", policy="screening"), base_dir or Path.cwd())

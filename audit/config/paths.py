@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from audit.config.policy import BUILTIN
 from audit.core.errors import UsageError
 
 
@@ -38,7 +39,7 @@ def resolve_paths(config, base_dir: Path):
     defences = tuple(dataclasses.replace(x, weights=_abs(x.weights, base, "defences.weights")) for x in config.defences)
     label_issues = dataclasses.replace(li, pred_probs=_abs(li.pred_probs, base, "label_issues.pred_probs"))
     output = dataclasses.replace(o, sign_key=_abs(o.sign_key, base, "output.sign_key"))
-    policy = config.policy if config.policy == "default" else _abs(config.policy, base, "policy")
+    policy = config.policy if config.policy in BUILTIN else _abs(config.policy, base, "policy")
     out = dataclasses.replace(config, data=data, model=model, defences=defences, label_issues=label_issues,
                               output=output, policy=policy, base_dir=str(base))
     check_files(out)
@@ -57,5 +58,5 @@ def check_files(config) -> None:
         _must_exist(f"defences.{x.name}.weights", x.weights)
     _must_exist("label_issues.pred_probs", config.label_issues.pred_probs)
     _must_exist("output.sign_key", config.output.sign_key)
-    if config.policy != "default":
+    if config.policy not in BUILTIN:
         _must_exist("policy", config.policy)

@@ -2,7 +2,8 @@
 
 Words used everywhere (code, JSON, report): a policy **threshold** judges one metric of one check; a **validity
 check** (C1-C16) judges whether the attack evaluation itself can be trusted; a **gating finding** is a finding that
-decides the verdict (the candidate's and the data's).
+decides the verdict (the candidate's and the data's). Its ``[evidence]`` section (``EvidenceRule``) says what a GO
+needs besides passing thresholds: the checks run, the attack strength, the test points; short of it, INCOMPLETE.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import tomllib
 
+from attacks.presets import PRESETS
 from audit.config.sections import finite
 from audit.core.errors import UsageError
 from audit.core.files import MIB, read_bounded
@@ -125,6 +127,51 @@ class CompareRule:
                              f"{', '.join(EVIDENCE_CHANGES)}")
 
 
+PURPOSES = ("sign-off", "screening")
+APPLICABLE = "applicable"  # in required_checks: every check on by default that applies to this data and model
+BUILTIN = ("default", "screening")  # the shipped policies (audit/config/policies/<name>.toml), named by --policy
+
+
+@dataclass(frozen=True)
+class EvidenceRule:
+    """The evidence a GO needs; a run with less is INCOMPLETE, never GO (``[evidence]``).
+
+    purpose: "sign-off" (the verdict is meant to support a deployment decision) or "screening" (a quick look; every
+    report says "screening, not a sign-off"). required_checks: check ids that must be enabled and measured (not
+    skipped) for the candidate; "applicable" stands for every check on by default whose ``not_applicable`` is
+    empty for this data and model (an id listed by name is required even where it does not apply). min_attacks:
+    an attack preset (attacks/presets.py) the run's attacks must match or exceed (every attack of the preset, with
+    at least its steps, restarts, queries and target classes); "" for no minimum. min_test_points: the fewest
+    audited test points (0: no minimum); the default 500 keeps the 95% interval of an accuracy within about
+    +-4.4 points, under half the 10-point band between the default policy's robustness fail and warn thresholds.
+    The check ids are checked against the registry before any work (audit/engine/evidence.py).
+    """
+
+    purpose: str = "sign-off"
+    required_checks: tuple[str, ...] = (APPLICABLE,)
+    min_attacks: str = "standard"
+    min_test_points: int = 500
+
+    def validate(self, path: str) -> None:
+        if self.purpose not in PURPOSES:
+            raise UsageError(f"{path}.purpose: {self.purpose!r} is not valid; valid: {', '.join(PURPOSES)}")
+        if self.min_attacks and self.min_attacks not in PRESETS:
+            raise UsageError(f"{path}.min_attacks: {self.min_attacks!r} is not a preset; valid: "
+                             f"{', '.join(PRESETS)}, or \"\" for no minimum")
+        if self.min_test_points < 0:
+            raise UsageError(f"{path}.min_test_points: {self.min_test_points} must be >= 0 (0: no minimum)")
+        if len(set(self.required_checks)) != len(self.required_checks):
+            raise UsageError(f"{path}.required_checks: list each check once")
+
+    def describe(self) -> str:
+        """'required checks: every applicable check on by default; attacks: at least preset 'standard'; ...'"""
+        checks = ", ".join("every applicable check on by default" if c == APPLICABLE else c
+                           for c in self.required_checks) or "none beyond those enabled"
+        attacks = f"at least preset {self.min_attacks!r}" if self.min_attacks else "no minimum"
+        points = f"at least {self.min_test_points}" if self.min_test_points else "no minimum"
+        return f"required checks: {checks}; attacks: {attacks}; test points: {points}"
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -132,6 +179,7 @@ class Policy:
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     validity: ValidityThresholds = field(default_factory=ValidityThresholds)
     compare: CompareRule = field(default_factory=CompareRule)
+    evidence: EvidenceRule = field(default_factory=EvidenceRule)
     sha256: str = ""
     source: str = ""
     text: str = ""  # the policy file exactly as read (its SHA-256 is ``sha256``); copied into the evidence bundle
@@ -150,10 +198,11 @@ DERIVED = ("sha256", "source", "text")
 
 
 def load_policy(spec: str) -> Policy:
-    """``spec`` is "default" (the shipped policy) or a path to a TOML file. Every section is loaded as written."""
-    if spec == "default":
-        raw = resources.files("audit.config").joinpath("policies/default.toml").read_bytes()
-        source = "advaudit built-in default policy"
+    """``spec`` names a shipped policy (``BUILTIN``: "default", "screening") or is a path to a TOML file. Every
+    section is loaded as written; a section left out takes its defaults."""
+    if spec in BUILTIN:
+        raw = resources.files("audit.config").joinpath(f"policies/{spec}.toml").read_bytes()
+        source = f"advaudit built-in {spec} policy"
     else:
         try:
             raw = read_bounded(Path(spec), MIB, "policy")

@@ -14,7 +14,7 @@ from typing import Any
 from audit.core.metrics import Accuracy, RobustnessPoint
 from audit.core.serde import from_data, to_data
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 SCHEMA_MAJOR = 2
 
 
@@ -28,15 +28,24 @@ class Status(str, enum.Enum):
 
 
 class Verdict(str, enum.Enum):
-    """GO: every gating finding passed (warnings allowed). NO_GO: one failed. ERROR: a gating check crashed."""
+    """GO: every gating finding passed (warnings allowed) on the evidence the policy asks for. NO_GO: one failed.
+    ERROR: a gating check crashed. INCOMPLETE: nothing failed, but the run is short of the policy's ``[evidence]``
+    (a required check not run, weaker attacks, too few test points): no GO can be claimed. Precedence: ERROR >
+    NO_GO > INCOMPLETE > GO. Exit codes: 0, 1, 3 and 4 (2 is a usage or input error, which has no verdict)."""
 
     GO = "go"
     NO_GO = "no-go"
     ERROR = "error"
+    INCOMPLETE = "incomplete"
 
     @property
     def exit_code(self) -> int:
-        return {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ERROR: 3}[self]
+        return {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ERROR: 3, Verdict.INCOMPLETE: 4}[self]
+
+    @property
+    def label(self) -> str:
+        """How every format writes it: "GO", "NO-GO", "ERROR", "INCOMPLETE"."""
+        return self.value.upper()
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,8 @@ class DatasetInfo:
     lazy: bool = False
     preprocessing: dict[str, Any] = field(default_factory=dict)
     feature_names: tuple[str, ...] = ()
+    n_test_full: int | None = None     # the test split's size before [data] max_test subsampled it; None: whole
+    max_test: int | None = None        # [data] max_test as configured (None: not set)
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,8 @@ class PolicyInfo:
     sha256: str
     source: str
     thresholds: dict[str, str] = field(default_factory=dict)  # check -> "metric@eps: fail below ..."
+    purpose: str = "sign-off"  # "sign-off" or "screening" (the policy's [evidence] purpose)
+    evidence: str = ""         # what a GO needs ([evidence] described), "" in results written before it existed
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,7 @@ class AuditResult:
     frameworks: dict[str, str] = field(default_factory=dict)  # editions the IDs refer to (ATLAS release pinned)
     duration_seconds: float = 0.0
     run_record: RunRecord | None = None
+    evidence_gaps: tuple[str, ...] = ()  # what the run lacks of the policy's [evidence], one sentence each
 
     def to_dict(self) -> dict:
         return to_data(self)

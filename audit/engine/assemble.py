@@ -29,6 +29,7 @@ from audit.core.serde import to_data
 from audit.core.stats import expected_calibration_error
 from audit.core.version import __version__
 from audit.engine.context import Context
+from audit.engine.evidence import run_gaps
 from audit.engine.judge import verdict
 from audit.frameworks.controls import coverage, editions, nist_status
 from audit.models.adapters import unwrap
@@ -60,7 +61,7 @@ def environment(device: torch.device) -> dict[str, str]:
     return env
 
 
-def variant_result(ctx: Context, name: str) -> VariantResult:
+def variant_result(ctx: Context, name: str, findings=()) -> VariantResult:
     v = ctx.variants[name]
     try:
         ok = ctx.clean_correct(name)
@@ -69,9 +70,11 @@ def variant_result(ctx: Context, name: str) -> VariantResult:
     except Exception:  # noqa: BLE001 - the clean_accuracy finding carries the error
         clean, bits, ece = None, "", None
     grid = ctx.computed(RobustnessGrid, name)
+    rob = next((f.details for f in findings if f.check == Robustness.id and f.variant == name and f.details), None)
+    points = rob.points if rob is not None else (grid.points if grid else ())  # the worst case over everything run
     st = v.train_stats
     return VariantResult(name=name, description=v.description, candidate=name == ctx.config.candidate,
-                         clean_accuracy=clean, robustness=grid.points if grid else (), correct_bits=bits,
+                         clean_accuracy=clean, robustness=points, correct_bits=bits,
                          train_seconds=st.seconds if st else None, train_epochs=st.epochs if st else None,
                          train_example_passes=st.example_passes if st else None, ece=ece)
 
@@ -131,7 +134,7 @@ def residual_risk(findings, variants, candidate: str, not_measured, threat=None)
 
 def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
     config, policy, data = ctx.config, ctx.policy, ctx.data
-    variants = mark_best(tuple(variant_result(ctx, name) for name in ctx.variants), findings, policy)
+    variants = mark_best(tuple(variant_result(ctx, name, findings) for name in ctx.variants), findings, policy)
     measured = {f.check for f in findings if f.status not in (Status.SKIPPED, Status.ERROR)}
     not_measured = tuple(NotMeasured(threat=t["threat"], reference=t["reference"], why=t["why"])
                          for t in coverage()["not_measured"] if t.get("unless_check") not in measured)
@@ -141,9 +144,10 @@ def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
         schema_version=SCHEMA_VERSION,
         tool={"name": "advaudit", "version": __version__},
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        verdict=verdict(findings), candidate=config.candidate,
+        verdict=verdict(findings, gaps := run_gaps(ctx, findings)), evidence_gaps=gaps, candidate=config.candidate,
         dataset=DatasetInfo(name=data.name, kind=data.kind, n_train=int(data.x_train.shape[0]),
-                            n_test=int(data.x_test.shape[0]), num_classes=data.num_classes,
+                            n_test=int(data.x_test.shape[0]), n_test_full=data.n_test_full,
+                            max_test=config.data.max_test, num_classes=data.num_classes,
                             input_shape=tuple(data.input_shape), clip=tuple(float(c) for c in data.clip),
                             class_names=tuple(data.class_names), sha256=SplitHashes(**hashes),
                             source=config.data.source, lazy=data.lazy, preprocessing=data.preprocessing,
@@ -153,7 +157,8 @@ def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
                         parameters=int(sum(p.numel() for p in model.parameters())),
                         architecture=type(unwrap(model)).__name__),
         policy=PolicyInfo(name=policy.name, version=policy.version, sha256=policy.sha256, source=policy.source,
-                          thresholds={k: t.describe() for k, t in policy.thresholds.items()}),
+                          thresholds={k: t.describe() for k, t in policy.thresholds.items()},
+                          purpose=policy.evidence.purpose, evidence=policy.evidence.describe()),
         config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
         nist=nist_status(findings), not_measured=not_measured, threat_model=threat_model(config),
         residual_risk=residual_risk(findings, variants, config.candidate, not_measured, threat_model(config)),

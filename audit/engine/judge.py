@@ -44,10 +44,15 @@ def judge(m: Measurement, check, threshold: Threshold | None, gating: bool) -> F
     return Finding(status=status, summary=m.summary, **common)
 
 
-def verdict(findings: tuple[Finding, ...]) -> Verdict:
+def verdict(findings: tuple[Finding, ...], gaps: tuple[str, ...] = ()) -> Verdict:
+    """The run's verdict from its gating findings and its ``gaps`` (what it lacks of the policy's ``[evidence]``,
+    audit/engine/evidence.py): ERROR > NO_GO > INCOMPLETE > GO. A failure stays NO-GO whatever is missing; a run
+    with gaps and no failure can never be GO."""
     gating = [f for f in findings if f.gating]
     if any(f.status is Status.ERROR for f in gating):
         return Verdict.ERROR
     if any(f.status is Status.FAIL for f in gating):
         return Verdict.NO_GO
+    if gaps:
+        return Verdict.INCOMPLETE
     return Verdict.GO

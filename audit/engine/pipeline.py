@@ -20,6 +20,7 @@ from audit.data.splits import Splits
 from audit.data.subsample import subsample_test
 from audit.engine.assemble import assemble
 from audit.engine.context import Context, Prepared, make_context
+from audit.engine.evidence import check_rule
 from audit.engine.execution import make_executor
 from audit.engine.judge import judge
 from audit.engine.models import Models, factory_model, wrap_model
@@ -38,6 +39,8 @@ def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measureme
     exception becomes an error measurement and the run continues. A check that does not apply (its own reason
     first) or whose required checks did not measure anything is skipped, saying why."""
     why = check.not_applicable(ctx)
+    if not why and isinstance(check, VariantCheck):
+        why = check.not_applicable_to(ctx, cast(str, variant))
     if why:
         return Measurement(check=check.id, variant=variant, skipped=why)
     for need in check.needs():
@@ -84,6 +87,7 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
             else load_data(config.data, config.input, base_dir, config.seed))
     check_eps(config.attacks.eps, config.attacks.norm, data)  # "8 exceeds the input range" before the policy's eps
     check_policy_fits(policy, config)
+    check_rule(policy.evidence)   # [evidence] names known checks (the API and CLI check it even earlier)
     for check_id in enabled_checks(config):  # each check refuses settings this data cannot support
         CHECKS[check_id].preflight(config, data)
     device = pick_device(config.device)

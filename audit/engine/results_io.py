@@ -7,7 +7,8 @@ than ``MAX_DEPTH`` (scanned before parsing, so the parser never recurses that de
 know (any minor version of the known major is read); the first violation of the shipped JSON Schema, by its path;
 then the typed result, values out of their range (``RANGES``: accuracies, intervals, shares and p-values in
 [0, 1], counts and durations non-negative), and consistency the schema cannot state (the candidate is a variant,
-the bits decode).
+the bits decode, the verdict is the one the gating findings and the evidence gaps give; a file written before
+``evidence_gaps`` existed reads as having none).
 """
 from __future__ import annotations
 
@@ -192,10 +193,11 @@ def parse_results(data, where: str = "results.json") -> AuditResult:
     if result.candidate not in names:
         raise UsageError(f"{where}: field candidate: {ascii(result.candidate[:80])} is not among the variants "
                          f"{ascii([n[:40] for n in names[:20]])}")
-    implied = verdict(result.findings)
-    if result.verdict is not implied:  # a verdict is the gating findings' conclusion, never a field to edit
-        raise UsageError(f"{where}: field verdict: {result.verdict.value!r} contradicts the gating findings, which "
-                         f"give {implied.value!r}")
+    implied = verdict(result.findings, result.evidence_gaps)
+    if result.verdict is not implied:  # a verdict is the gating findings' and gaps' conclusion, never a field to edit
+        gaps = f" and {len(result.evidence_gaps)} evidence gap(s)" if result.evidence_gaps else " and no evidence gap"
+        raise UsageError(f"{where}: field verdict: {result.verdict.value!r} contradicts the gating findings{gaps}, "
+                         f"which give {implied.value!r}")
     n = result.dataset.n_test
     for i, v in enumerate(result.variants):
         bits = [("correct_bits", v.correct_bits)] + [(f"robustness/{j}/correct_bits", p.correct_bits)

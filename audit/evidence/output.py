@@ -24,9 +24,12 @@ def check_writable(out: Path) -> Path:
 
 
 def predicate(result: AuditResult) -> dict:
-    """What the signature attests besides the file hashes."""
+    """What the signature attests besides the file hashes: an INCOMPLETE verdict is attested as such, with the
+    evidence it lacks, and the policy's purpose says whether the verdict was meant as a sign-off or a screening."""
     return {"tool": result.tool, "created": result.created, "verdict": result.verdict.value,
-            "candidate": result.candidate, "policy": {"name": result.policy.name, "sha256": result.policy.sha256},
+            "candidate": result.candidate, "policy": {"name": result.policy.name, "sha256": result.policy.sha256,
+                                                      "purpose": result.policy.purpose},
+            "evidence_gaps": list(result.evidence_gaps),
             "data_sha256": to_data(result.dataset.sha256), "schema_version": result.schema_version}
 
 

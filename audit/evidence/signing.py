@@ -1,9 +1,10 @@
 """Optional signing of an evidence bundle: an in-toto Statement v1 in a DSSE envelope, signed with Ed25519.
 
-The Statement's subjects are every file listed in SHA256SUMS (and SHA256SUMS itself) with its SHA-256; the
-predicate carries the verdict, the candidate, the policy hash and the tool version. The signature covers the
-DSSE pre-authentication encoding PAE(payloadType, payload), so neither the file list nor the verdict can be
-changed without breaking it. ``advaudit verify DIR --key PUB.pem`` checks it; any DSSE/in-toto tool can too.
+The Statement's subjects are every file listed in SHA256SUMS (and SHA256SUMS itself) with its SHA-256; the predicate
+carries the verdict (an INCOMPLETE one with its evidence gaps), the candidate, the policy hash and purpose (sign-off
+or screening) and the tool version. The signature covers the DSSE pre-authentication encoding PAE(payloadType,
+payload), so neither the file list nor the verdict can be changed without breaking it. ``advaudit verify DIR --key
+PUB.pem`` checks it; any DSSE/in-toto tool can too.
 """
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_the_standard_chain_drives_a_natural_model_to_zero_at_a_large_eps(projec
     (d / "n.toml").write_text(
         'checks = ["robustness"]\n[threat_model]\neps = 0.3\n' + CHAIN.replace("eps = [0.15]\n", "") +
         '[data]\nsource = "npz"\npath = "data.npz"\n[model]\nweights = "plain.safetensors"\n')
-    assert main(["run", "--config", str(d / "n.toml"), "--out", str(d / "out2")]) in (0, 1), capsys.readouterr().err
+    assert main(["run", "--config", str(d / "n.toml"), "--out", str(d / "out2")]) in (0, 1, 4), capsys.readouterr().err
     r = json.loads((d / "out2" / "results.json").read_text())
     at_threat = next(p for p in r["variants"][0]["robustness"] if p["attack"] == "worst_case" and p["eps"] == 0.3)
     assert at_threat["robust_accuracy"] <= 0.01

@@ -93,7 +93,8 @@ def test_run_finds_advaudit_toml_and_prints_a_json_summary(tmp_path, monkeypatch
     (tmp_path / "advaudit.toml").write_text(TINY, encoding="utf-8")
     code = main(["run", "--out", "out", "--json", "--format", "md,csv"])
     summary = json.loads(capsys.readouterr().out)
-    assert code == summary["exit_code"] and summary["verdict"] in ("GO", "NO-GO")
+    assert code == summary["exit_code"] and summary["verdict"] in ("NO-GO", "INCOMPLETE")  # narrowed: never GO
+    assert any("required checks not enabled" in g for g in summary["evidence_gaps"])
     assert {f["id"] for f in summary["findings"]} == {"input_validation", "clean_accuracy:baseline"}
     assert set(summary["outputs"]) == {"html", "json", "md", "csv"}
     assert (tmp_path / "out" / "triage.csv").is_file()
@@ -121,4 +122,4 @@ def test_quiet_render_reproduces_every_output_and_compare_speaks_json(demo_run, 
 
 
 def results_code(results):
-    return {"go": 0, "no-go": 1}.get(results["verdict"], 3)
+    return {"go": 0, "no-go": 1, "incomplete": 4}.get(results["verdict"], 3)

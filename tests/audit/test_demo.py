@@ -10,7 +10,7 @@ def test_demo_exits_with_the_verdict_and_writes_every_output(demo_run):
     code, out, data = demo_run
     assert {p.name for p in out.iterdir()} == {"report.html", "results.json", "summary.md", "triage.csv", "SHA256SUMS",
                                              "manifest.json", "config.json", "policy.toml", "models"}
-    assert code == {"go": 0, "no-go": 1, "error": 3}[data["verdict"]]
+    assert code == {"go": 0, "no-go": 1, "error": 3, "incomplete": 4}[data["verdict"]]
     assert not list(out.parent.glob(f".{out.name}.*")), "temporary output directories were left behind"
 
 

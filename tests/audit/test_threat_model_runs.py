@@ -54,7 +54,7 @@ def test_a_config_with_only_an_8_255_threat_model_runs_with_the_default_policy(t
         '[threat_model]\neps = 0.0313725\n[training]\nepochs = 3\n[attacks]\npreset = "quick"\n'
         'probe_points = 64\nsquare_points = 8\nsquare_queries = 50\n')
     code = main(["run", "--config", str(tmp_path / "advaudit.toml"), "--out", str(tmp_path / "out")])
-    assert code in (0, 1), capsys.readouterr().err
+    assert code in (0, 1, 4), capsys.readouterr().err
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     assert r["threat_model"]["declared"] and r["threat_model"]["eps"] == 0.0313725
     assert r["policy"]["thresholds"]["robustness"].startswith("worst_case_robust_accuracy@0.0313725")

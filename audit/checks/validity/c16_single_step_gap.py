@@ -79,7 +79,7 @@ class SingleStepGap(ValidityCheck):
         clean = clean_accuracy(p)
         rows = gap_rows(p, iterative, clean)
         worst = max(rows, key=lambda r: r["gap"])
-        values = {"rows": rows, "max_gap": worst["gap"], "limit": limit, "clean_accuracy": clean}
+        values = {"rows": rows, "max_gap": worst["gap"], "limit": limit, "clean": clean}
         wide = [r for r in rows if r["gap"] > limit]
         signature = [r for r in wide if r["signature"]]
         if signature:

@@ -26,7 +26,7 @@ def test_a_notebook_audits_an_in_memory_model_and_arrays(arrays, tmp_path):
     model = SmallCNN()
     train(model, torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]), Recipe(epochs=6, lr=3e-3))
     result = audit.run(model=model.eval(), data=arrays, config=CONFIG, out=tmp_path / "out")
-    assert result.verdict in ("GO", "NO-GO")
+    assert result.verdict in ("NO-GO", "INCOMPLETE") and result.evidence_gaps  # narrowed, quick: never GO
     findings = result.findings_table()
     assert {"clean_accuracy:baseline", "robustness:baseline", "label_issues"} <= set(findings["id"])
     rob = result.robustness_table()

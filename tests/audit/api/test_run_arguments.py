@@ -185,7 +185,7 @@ def test_a_valid_call_with_seed_1_still_runs(form, arrays, tmp_path):
               "toml": toml_file(tmp_path, CHEAP_TOML)}[form]
     result = audit.run(config, model=SmallCNN().eval(), data=arrays, seed=1, candidate="baseline",
                        out=tmp_path / "out")
-    assert result.verdict in ("GO", "NO-GO")
+    assert result.verdict in ("NO-GO", "INCOMPLETE") and result.evidence_gaps  # narrowed checks: never GO
     assert result.result.config["seed"] == 1 and result.candidate == "baseline"
     assert {"input_validation", "clean_accuracy:baseline"} <= set(result.findings_table()["id"])
     assert (tmp_path / "out" / "results.json").is_file()

@@ -28,12 +28,13 @@ from audit.methods.art_adapter import (
     shortfall_p_value,
 )
 
-OLD = '[thresholds.art_agreement]\nmetric = "max_shortfall_vs_art"\nmax = 0.03\n'
-NEW = '[thresholds.art_agreement]\nmetric = "significant_shortfall_vs_art"\nmax = 0.03\n'
+OLD = ('[thresholds.art_agreement]   # a shortfall vs ART significant at [checks.art_agreement] alpha and above 3 '
+       'points\nmetric = "significant_shortfall_vs_art"\nmax = 0.03\n')
+NEW = OLD
 
 
 def policy_file(path, block: str = NEW):
-    """The default policy with its art_agreement threshold replaced by ``block`` (the proposed lines)."""
+    """The default policy with its art_agreement threshold replaced by ``block`` (default: as shipped)."""
     text = resources.files("audit.config").joinpath("policies/default.toml").read_text(encoding="utf-8")
     assert OLD in text, "the default policy's art_agreement threshold changed: update this test"
     path.write_text(text.replace(OLD, block), encoding="utf-8")
@@ -156,7 +157,8 @@ def test_an_art_example_outside_the_ball_or_the_range_is_no_break(monkeypatch, m
     assert not r.art_broken.any() and r.art_outside == 4 and r.only_ours == 4 and r.shortfall == pytest.approx(-0.5)
 
 
-# --- the verdict does not flip with the seed, the threads or the executor (the demo's data and recipe) ---------
+# --- the verdict does not flip with the threads or the executor (the demo's data and recipe); over seeds:
+# bench/art_agreement_seeds.py ------------------------------------------------------------------------------------
 
 def narrowed(seed: int = 0, **execution):
     """The demo, only the ART cross-check: its data, model and training recipe, its defence swapped for FGSM-RS
@@ -181,14 +183,6 @@ def art_findings(config, tmp_path, threads: int = 1) -> dict:
     finally:
         torch.set_num_threads(before)
     return {f.id: f for f in result.findings if f.check == "art_agreement"}
-
-
-@pytest.mark.slow
-def test_over_five_seeds_the_art_finding_never_fails_on_attacks_as_strong_as_arts(tmp_path):
-    for seed in range(5):
-        for f in art_findings(narrowed(seed), tmp_path).values():
-            assert f.status is Status.PASS, (seed, f.id, f.summary)
-            assert f.details.attacks["apgd_ce"].points == 167
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def test_the_hf_example_runs_offline_and_exits_0_or_1(tmp_path, monkeypatch, cap
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from audit.cli import main
     code = main(["run", "--config", str(EXAMPLE / "advaudit.toml"), "--out", str(tmp_path / "out")])
-    assert code in (0, 1), capsys.readouterr().err
+    assert code in (0, 1, 4), capsys.readouterr().err
     assert (tmp_path / "out" / "report.html").is_file()
 
 
@@ -77,5 +77,5 @@ def test_a_timm_model_from_its_config_goes_through_the_same_path(digits):
     result = audit.run(model=model.eval(), data=arrays, config={
         "threat_model": {"eps": 0.1}, "attacks": {"preset": "quick"},
         "checks": ["input_validation", "clean_accuracy", "robustness"]})
-    assert result.verdict in ("GO", "NO-GO")
+    assert result.verdict in ("NO-GO", "INCOMPLETE")  # narrowed checks and the quick preset: never GO
     assert set(result.robustness_table()["attack"]) >= {"pgd"}

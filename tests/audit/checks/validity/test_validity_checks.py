@@ -281,7 +281,7 @@ def test_c16_passes_the_ordinary_fgsm_pgd_gap_of_a_natural_model(healthy):
     assert r.status == "pass", r.evidence
     assert "ordinary gap of a non-robust model" in r.evidence and "FGSM is a weaker attack" in r.evidence
     assert "iterative number is the one that counts" in r.evidence and "catastrophic" not in r.evidence
-    assert r.values["diagnosis"] == "ordinary gap" and r.values["clean_accuracy"] > 0.9
+    assert r.values["diagnosis"] == "ordinary gap" and r.values["clean"] > 0.9
 
 
 def test_c16_names_the_single_step_signature_by_how_the_variant_was_trained(healthy):
