@@ -27,7 +27,11 @@ def robustness_rows(result: AuditResult) -> tuple[list[float], list[dict]]:
         by_eps = {p.eps: p for p in v.robustness if p.attack == WORST_CASE}
         mce = next((f.metrics.get("mce") for f in result.findings if f.check == Corruptions.id
                     and f.variant == v.name), None)
-        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid], "mce": mce})
+        rob = next((f.details for f in result.findings if f.check == Robustness.id and f.variant == v.name
+                    and f.details is not None), None)
+        estimated = {w.eps: w.estimated_from for w in (rob.worst_case if rob is not None else ()) if w.estimated_from}
+        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid], "mce": mce,
+                     "estimated": [estimated.get(e, "") for e in grid]})
     return grid, rows
 
 
