@@ -71,3 +71,19 @@ def test_c16_does_not_call_a_natural_models_ordinary_gap_masking_or_overfitting(
     v = next(v for v in result.variants if v.candidate)
     acc = {(p.attack, p.eps): p.robust_accuracy for p in v.robustness}
     assert any(acc[("fgsm", e)] - acc[("pgd", e)] > 0.2 for e in (0.1, 0.15, 0.2, 0.3))  # the gap is there
+
+
+def test_a_training_run_that_does_not_learn_is_under_trained_not_converged(undertrained28):
+    """The audit itself trains the under-trained recipe (one epoch at lr 1e-5) on digits28's 1,347 training images
+    and audits 200 of the 450 test points ([data] max_test)."""
+    model = {k: v for k, v in undertrained28.model_table().items() if k != "weights"}
+    config = {"data": {"source": "digits28", "max_test": 200}, "model": model, "training": undertrained28.training,
+              "attacks": {"preset": "quick", "eps": [0.1, 0.2, 0.3]}}
+    result = audit.run(config=config, checks=["clean_accuracy", "training_health"]).result
+    health = finding(result, "training_health")
+    assert health.status == "fail" and "converged" not in health.summary.split(";")[0]
+    failed = {c.name: c for c in health.details.conditions if c.status == "fail"}
+    assert {"under-training", "collapse"} & set(failed), health.summary   # collapse is checked first, then this
+    assert all(c.remedy for c in failed.values())
+    assert result.dataset.n_test == 200 and result.dataset.n_test_full == 450
+    assert result.verdict.value in ("no-go", "incomplete")
