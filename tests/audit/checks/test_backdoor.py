@@ -1,5 +1,6 @@
-"""Backdoor screening detectors on constructed activations, the poisoning plan and trigger, and the check's
-self-test on a tiny seeded run."""
+"""Backdoor screening detectors on constructed activations, the poisoning plans and trigger, the class-level rule's
+parts (held-out support, neighbour labels), and the check's self-test on a tiny seeded run. Real pattern backdoors
+on digits28 are in test_backdoor_patterns.py."""
 import numpy as np
 import pytest
 
@@ -7,6 +8,8 @@ from audit.config import BackdoorConfig
 from audit.methods.backdoor import (
     add_trigger,
     centroid_ratio,
+    class_rates,
+    neighbour_labels,
     poison_plan,
     rates,
     recall_at_fpr,
@@ -14,6 +17,7 @@ from audit.methods.backdoor import (
     screen,
     spectral_signature,
 )
+from audit.methods.backdoor_clusters import cluster_silhouette
 
 
 def _classes(n=150, k=4, d=16, seed=0):
@@ -102,6 +106,73 @@ def test_poison_plan_follows_arts_all_to_all_convention():
     assert poison_plan(y, 5, 0.0, seed=0)[0].size == 0
 
 
+def test_poison_plan_all_to_one_draws_from_every_other_class_into_the_target():
+    y = np.repeat(np.arange(5), [100, 80, 120, 100, 90])
+    rows, new = poison_plan(y, 5, 0.2, seed=0, pattern="all-to-one", target=2)
+    assert (new == 2).all() and (y[rows] != 2).all() and len(set(rows.tolist())) == len(rows)
+    assert len(rows) == round(0.2 * 120 / 0.8)            # 20% of the target class after poisoning
+    assert len(set(y[rows].tolist())) >= 3                # drawn from the other classes, not one source
+    with pytest.raises(ValueError, match="pattern"):
+        poison_plan(y, 5, 0.1, seed=0, pattern="one-to-one")
+
+
+def test_class_rates_count_poisoned_and_untouched_classes():
+    assert class_rates([0, 3], [0, 1], [0, 1, 2, 3]) == {"recall": 0.5, "false_positive_rate": 0.5}
+    r = class_rates([0, 1], [0, 1], [0, 1])                # all-to-all: no untouched class
+    assert r["recall"] == 1.0 and np.isnan(r["false_positive_rate"])
+
+
+def test_a_cluster_the_held_out_rows_leave_empty_is_flagged_without_the_ratio():
+    """A tight cluster between classes 0 and 1 that the centroid ratio does not flag (ratio_z set out of reach)
+    is still suspicious when the held-out rows of class 1 never fall into it; a natural style that held-out rows
+    do fill is not."""
+    e, y, truth = _poisoned()
+    strict = BackdoorConfig(ratio_z=1e9)
+    rng = np.random.default_rng(7)
+    _, _, centres = _classes()
+    yh = np.repeat(np.arange(4), 60)
+    held = centres[yh] + rng.normal(0, 1, (len(yh), e.shape[1]))   # clean held-out rows: no poison cluster
+    assert screen(e, y, strict).suspicious_classes == []           # no agreement without held-out evidence
+    s = screen(e, y, strict, heldout=(held, yh))
+    assert s.suspicious_classes == [1] and truth[s.clustered].mean() >= 0.9
+    c1 = next(c for c in s.classes if c["class"] == 1)
+    assert c1["heldout_rows"] == 0 and c1["heldout_p"] <= 0.01 and c1["heldout_expected"] > 3
+    # the same rows, but held-out data has them too (a style of the class): not suspicious
+    share = truth.sum() / (y == 1).sum()
+    style = e[truth][: int(round(share * 60))]
+    s2 = screen(e, y, strict, heldout=(np.vstack([held, style]), np.concatenate([yh, np.ones(len(style), int)])))
+    assert s2.suspicious_classes == []
+
+
+def test_neighbour_labels_share_and_the_commonest_other_label():
+    e = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2], [0.15]])
+    y = np.array([0, 0, 0, 1, 1, 1, 1])                    # the last row sits among class 0
+    share, plural = neighbour_labels(e, y, k=2, seed=0)
+    assert share[-1] == 1.0 and plural[-1] == 0
+    assert share[3] == 0.0 and plural[3] == -1
+
+
+def test_a_class_among_many_source_classes_is_flagged_by_its_neighbours_labels():
+    """All-to-one without a cluster: class 0 holds single rows that sit inside each of the other classes."""
+    e, y, centres = _classes(n=150, k=6)
+    rng = np.random.default_rng(3)
+    odd = np.vstack([centres[j] + rng.normal(0, 1, (3, e.shape[1])) for j in range(1, 6)])   # 15 rows, 5 sources
+    s = screen(np.vstack([e, odd]), np.concatenate([y, np.zeros(len(odd), int)]))
+    c0 = next(c for c in s.classes if c["class"] == 0)
+    assert s.suspicious_classes == [0] and c0["evidence"] == "neighbour labels"
+    assert set(c0["neighbour_classes"]) == {1, 2, 3, 4, 5}
+    assert screen(e, y).suspicious_classes == []           # the clean classes alone: none
+
+
+def test_cluster_silhouette_of_a_separated_group_and_of_a_random_one():
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 1, (90, 4)), rng.normal(8, 1, (10, 4))])
+    far = np.zeros(100, dtype=bool)
+    far[90:] = True
+    assert cluster_silhouette(x, far, seed=0) > 0.7
+    assert cluster_silhouette(x, rng.permutation(far), seed=0) < 0.1
+
+
 def test_image_trigger_is_arts_corner_pattern_on_every_channel_and_tabular_sets_last_features():
     x = np.zeros((3, 2, 8, 8), dtype=np.float32)
     t = add_trigger(x, "image", 1.0)
@@ -115,8 +186,9 @@ def test_image_trigger_is_arts_corner_pattern_on_every_channel_and_tabular_sets_
 
 
 @pytest.mark.slow
-def test_backdoor_check_self_test_detects_a_planted_backdoor(digits):
-    """The check end to end on a small seeded run: a real pattern backdoor, trained in, found."""
+def test_backdoor_check_self_test_detects_planted_backdoors(digits):
+    """The check end to end on a small seeded run: both patterns planted, trained in, found, row by row and class by
+    class; its inner stages are in the run record."""
     from dataclasses import replace
 
     from audit.config import AuditConfig, BackdoorConfig, TrainingConfig
@@ -124,13 +196,27 @@ def test_backdoor_check_self_test_detects_a_planted_backdoor(digits):
     cfg = AuditConfig(checks=("backdoor",), training=TrainingConfig(epochs=20, lr=0.004), backdoor=BackdoorConfig())
     res = run_audit(replace(cfg, checks=("backdoor",)), data=digits)
     f = next(f for f in res.findings if f.check == "backdoor")
-    st = f.details.selftest
-    assert st.attack_success_rate > 0.5, st           # the trigger took
-    assert st.ranking["screen_score"].recall_at_10pct_fpr >= 0.8, st
-    assert st.detectors["screen"].false_positive_rate <= 0.1, st
+    tests = {t.pattern: t for t in f.details.selftests}
+    assert set(tests) == {"all-to-all", "all-to-one"} and f.details.selftest is f.details.selftests[0]
+    for st in tests.values():
+        assert st.attack_success_rate > 0.5, st           # the trigger took
+        assert st.detectors["screen"].false_positive_rate <= 0.1, st
+        assert st.class_recall is not None and st.class_recall >= 0.5, st
+    assert tests["all-to-all"].ranking["screen_score"].recall_at_10pct_fpr >= 0.8
+    assert tests["all-to-all"].class_false_positive_rate is None      # every class was poisoned
+    one = tests["all-to-one"]
+    assert len(one.poisoned_classes) == 1 and one.class_false_positive_rate <= 0.1
+    assert f.metrics["selftest_class_recall"] == min(t.class_recall for t in tests.values())
     assert f.metrics["backdoor_flag_rate"] <= 0.1         # the clean digits: few rows flagged
     assert f.metrics["suspicious_classes"] == 0
     assert all(t.threat != "Backdoor poisoning" for t in res.not_measured)
+    stages = {(s.name, s.parent) for s in res.run_record.stages}
+    assert {("backdoor: embeddings", "check backdoor"), ("backdoor: screen", "check backdoor"),
+            ("backdoor: clustering", "backdoor: screen"), ("backdoor: row detectors", "backdoor: screen"),
+            ("backdoor: self-test training", "check backdoor"),
+            ("train the backdoored copy (all-to-one)", "backdoor: self-test training"),
+            ("backdoor: self-test screen (all-to-all)", "check backdoor"),
+            ("backdoor: clustering", "backdoor: self-test screen (all-to-one)")} <= stages
 
 
 def test_backdoor_config_rejects_out_of_range_values():
@@ -140,3 +226,10 @@ def test_backdoor_config_rejects_out_of_range_values():
         BackdoorConfig(selftest_rate=0.7).validate("backdoor")
     with pytest.raises(UsageError, match="max_cluster_share"):
         BackdoorConfig(max_cluster_share=0.9).validate("backdoor")
+    with pytest.raises(UsageError, match="selftest_patterns"):
+        BackdoorConfig(selftest_patterns=("all-to-all", "one-to-one")).validate("backdoor")
+    with pytest.raises(UsageError, match="nb_clusters"):
+        BackdoorConfig(nb_clusters=(1,)).validate("backdoor")
+    with pytest.raises(UsageError, match="heldout_p"):
+        BackdoorConfig(heldout_p=2.0).validate("backdoor")
+    BackdoorConfig(selftest_patterns=("all-to-one",)).validate("backdoor")
