@@ -28,16 +28,17 @@ from audit.methods.art_adapter import (
     shortfall_p_value,
 )
 
-OLD = ('[thresholds.art_agreement]   # a shortfall vs ART significant at [checks.art_agreement] alpha and above 3 '
+SHIPPED = ('[thresholds.art_agreement]   # a shortfall vs ART significant at [checks.art_agreement] alpha and above 3 '
        'points\nmetric = "significant_shortfall_vs_art"\nmax = 0.03\n')
-NEW = OLD
+NEW = SHIPPED
+RAW = '[thresholds.art_agreement]\nmetric = "max_shortfall_vs_art"\nmax = 0.03\n'   # the rule before
 
 
 def policy_file(path, block: str = NEW):
     """The default policy with its art_agreement threshold replaced by ``block`` (default: as shipped)."""
     text = resources.files("audit.config").joinpath("policies/default.toml").read_text(encoding="utf-8")
-    assert OLD in text, "the default policy's art_agreement threshold changed: update this test"
-    path.write_text(text.replace(OLD, block), encoding="utf-8")
+    assert SHIPPED in text, "the default policy's art_agreement threshold changed: update this test"
+    path.write_text(text.replace(SHIPPED, block), encoding="utf-8")
     return path
 
 
@@ -64,7 +65,7 @@ def test_two_points_only_art_broke_of_64_are_not_significant_and_pass(tmp_path):
     status, metrics = judged(tmp_path, {"pgd": paired(200, 1, 1), "apgd_ce": r})
     assert status is Status.PASS and metrics["significant_shortfall_vs_art"] == 0.0
     assert metrics["max_shortfall_vs_art"] == pytest.approx(2 / 64)
-    assert judged(tmp_path, {"apgd_ce": r}, OLD)[0] is Status.FAIL   # the raw rule turned this noise into a verdict
+    assert judged(tmp_path, {"apgd_ce": r}, RAW)[0] is Status.FAIL   # the raw rule turned this noise into a verdict
 
 
 def test_twelve_points_only_art_broke_of_200_are_significant_and_fail(tmp_path):
