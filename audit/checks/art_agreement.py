@@ -201,7 +201,8 @@ class ArtAgreement(VariantCheck):
         for name, (idx, params) in plan.runs.items():
             t = torch.from_numpy(idx)
             r = compare_with_art(model, ctx.data.x_test[t], ctx.data.y_test[t], ball, params={name: params},
-                                 num_classes=ctx.data.num_classes, seed=ctx.config.seed)[name]
+                                 num_classes=ctx.data.num_classes, seed=ctx.config.seed,
+                                 batch_size=min(512, ctx.config.attacks.batch_size))[name]   # pre-flight's sizes
             ledger.add(f"ART {ART_NAMES[name]} (cross-check)", self.id, eps, idx, r.clean_ok, r.art_broken)
             ledger.add(f"{name.upper()} ours (ART cross-check)", self.id, eps, idx, r.clean_ok, r.ours_broken)
             cmp[name] = comparison(r, idx, cfg.alpha)

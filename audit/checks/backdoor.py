@@ -25,7 +25,7 @@ import numpy as np
 
 from audit.checks.backdoor_selftest import BackdoorSelfTest, DetectorRates, Ranking, self_test
 from audit.checks.base import AuditContext, CostSheet, RunCheck, controls, register, settings
-from audit.checks.run_view import TestEmbeddings, TrainEmbeddings, embedding_unavailable
+from audit.checks.run_view import NO_EMBEDDINGS, TestEmbeddings, TrainEmbeddings, embedding_unavailable
 from audit.config.data_checks import BackdoorConfig
 from audit.core.result import Details, Finding, Measurement, Status
 from audit.methods.backdoor import screen
@@ -155,7 +155,8 @@ class Backdoor(RunCheck):
         d = ctx.data
         with ctx.stage("backdoor: embeddings"):
             e, held = ctx.get(TrainEmbeddings), ctx.get(TestEmbeddings)
-        assert e is not None and held is not None   # embedding_unavailable returned '' above
+        if e is None or held is None:
+            return Measurement(check=self.id, skipped=NO_EMBEDDINGS)
         y = d.y_train.numpy()
         with ctx.stage("backdoor: screen"):
             s = screen(e, y, cfg, ctx.config.seed, stage=ctx.stage, heldout=(held, d.y_test.numpy()))

@@ -14,7 +14,7 @@ import numpy as np
 
 from audit.checks.base import AuditContext, RunCheck, controls, register, settings
 from audit.checks.label_issues import LabelIssues, OutOfFoldProbabilities
-from audit.checks.run_view import TrainEmbeddings, embedding_unavailable
+from audit.checks.run_view import NO_EMBEDDINGS, TrainEmbeddings, embedding_unavailable
 from audit.config.data_checks import DatalabConfig
 from audit.core.result import Details, Measurement
 
@@ -72,7 +72,8 @@ class Datalab(RunCheck):
     def measure(self, ctx: AuditContext) -> Measurement:
         from cleanlab import Datalab as CleanlabDatalab
         emb = ctx.get(TrainEmbeddings)
-        assert emb is not None   # embedding_unavailable returned '' above
+        if emb is None:
+            return Measurement(check=self.id, skipped=NO_EMBEDDINGS)
         labels = ctx.data.y_train.numpy()
         n = len(labels)
         max_rows = settings(self, ctx.config).max_rows

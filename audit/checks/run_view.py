@@ -17,7 +17,7 @@ from audit.methods.corruptions import corruption_errors
 from audit.methods.evaluation import GridRun, RobustnessEval, evaluate_robustness
 from audit.methods.label_issues import find_issues
 from audit.methods.worst_case import BreakLedger
-from audit.models.embeddings import penultimate
+from audit.models.embeddings import last_linear, penultimate
 
 T = TypeVar("T")
 
@@ -124,7 +124,8 @@ class _Embeddings(Shared[np.ndarray | None]):
     @classmethod
     def compute(cls, run, variant):
         x = run.data.x_train if cls.split == "train" else run.data.x_test
-        e = penultimate(run.variants["baseline"].model, x, device=run.device)
+        e = penultimate(run.variants["baseline"].model, x, device=run.device,
+                        batch_size=min(1024, run.config.attacks.batch_size))   # the sizes pre-flight probed
         return None if e is None else e.numpy()
 
 
@@ -145,9 +146,12 @@ def embedding_unavailable(run: RunView) -> str:
     """Why the baseline's embeddings cannot be had ('' when they can): the skip reason of checks using them."""
     if "baseline" not in run.variants:
         return "no baseline model to embed the data with"
-    if run.get(TrainEmbeddings) is None:
+    if last_linear(run.variants["baseline"].model) is None:   # decided without running the model
         return "the model has no final nn.Linear layer to read embeddings from"
     return ""
+
+
+NO_EMBEDDINGS = "the model's last nn.Linear layer is not on its forward path: no embeddings to read"
 
 
 class TestLabelIssues(Shared[np.ndarray]):

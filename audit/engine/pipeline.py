@@ -39,7 +39,7 @@ def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measureme
     exception becomes an error measurement and the run continues. A check that does not apply (its own reason
     first) or whose required checks did not measure anything is skipped, saying why."""
     why = check.not_applicable(ctx)
-    if not why and isinstance(check, VariantCheck):
+    if not why and isinstance(check, VariantCheck) and variant is not None:
         why = check.not_applicable_to(ctx, cast(str, variant))
     if why:
         return Measurement(check=check.id, variant=variant, skipped=why)

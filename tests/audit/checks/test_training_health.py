@@ -47,8 +47,8 @@ def test_a_constant_predictor_is_a_collapse_with_a_remedy(digits):
 def test_a_healthy_model_passes_and_a_supplied_one_is_skipped(digits, trained_cnn):
     m = TrainingHealth().measure(context(digits, trained_cnn, stats()), "v")
     assert m.metrics["training_failures"] == 0 and m.at_best is None, m.summary
-    skipped = TrainingHealth().measure(context(digits, trained_cnn, None), "v")
-    assert skipped.skipped and "C16" in skipped.skipped
+    why = TrainingHealth().not_applicable_to(context(digits, trained_cnn, None), "v")
+    assert "not trained by this audit" in why and "C16" in why
 
 
 def test_divergence_and_robust_overfitting_are_named():
