@@ -12,8 +12,9 @@ from audit.core.metrics import WORST_CASE, same_eps
 
 pytestmark = pytest.mark.slow
 
-QUICK = {"preset": "quick", "eps": [0.1, 0.2, 0.3], "probe_points": 128, "square_points": 64,
-         "square_queries": 1000, "art_crosscheck_points": 200}
+QUICK = {"preset": "quick", "eps": [0.1, 0.2, 0.3], "probe_points": 96, "square_points": 48,
+         "square_queries": 1000, "art_crosscheck_points": 120}
+SUBSAMPLE = {"max_test": 240}   # of the 450 test points, stratified: the suite's time, and [data] max_test in use
 
 
 def finding(result, check):
@@ -30,7 +31,7 @@ def headline(result, eps=0.3):
 
 
 def test_a_gradient_masked_model_is_no_more_robust_than_square_found_and_unreliable(masked28):
-    result = audit.run(config=masked28.config(attacks=QUICK),
+    result = audit.run(config=masked28.config(attacks=QUICK, data=SUBSAMPLE),
                        checks=["clean_accuracy", "robustness", "attack_validity"]).result
     c6 = validity(result, "C6")
     assert c6.status == "fail" and c6.values["broken_only_by_square"] > 0.9 * c6.values["attacked"]
@@ -48,7 +49,7 @@ def test_a_gradient_masked_model_is_no_more_robust_than_square_found_and_unrelia
 
 
 def test_an_fgsm_overfitted_checkpoint_is_headlined_at_the_lowest_accuracy_any_attack_measured(fgsm_overfit28):
-    result = audit.run(config=fgsm_overfit28.config(attacks=QUICK),
+    result = audit.run(config=fgsm_overfit28.config(attacks=QUICK, data=SUBSAMPLE),
                        checks=["clean_accuracy", "robustness", "attack_validity", "art_agreement"]).result
     v = next(v for v in result.variants if v.candidate)
     measured = [p.robust_accuracy for p in v.robustness if p.attack != WORST_CASE and same_eps(p.eps, 0.3)]
@@ -63,7 +64,7 @@ def test_an_fgsm_overfitted_checkpoint_is_headlined_at_the_lowest_accuracy_any_a
 
 
 def test_c16_does_not_call_a_natural_models_ordinary_gap_masking_or_overfitting(natural28):
-    result = audit.run(config=natural28.config(attacks={**QUICK, "eps": [0.1, 0.15, 0.2, 0.3]}),
+    result = audit.run(config=natural28.config(attacks={**QUICK, "eps": [0.1, 0.15, 0.2, 0.3]}, data=SUBSAMPLE),
                        checks=["clean_accuracy", "robustness", "attack_validity"]).result
     c16 = validity(result, "C16")
     assert c16.status != "fail"
