@@ -40,7 +40,7 @@ def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measureme
     first) or whose required checks did not measure anything is skipped, saying why."""
     why = check.not_applicable(ctx)
     if not why and isinstance(check, VariantCheck) and variant is not None:
-        why = check.not_applicable_to(ctx, cast(str, variant))
+        why = check.not_applicable_to(ctx, variant)
     if why:
         return Measurement(check=check.id, variant=variant, skipped=why)
     for need in check.needs():
