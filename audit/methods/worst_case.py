@@ -128,7 +128,14 @@ def consolidate(correct: dict, ledger: BreakLedger | None, clean_ok: np.ndarray)
             robust[hit] = False
             mask = sources.setdefault(r.source, np.zeros(n, dtype=bool))
             mask[hit] |= clean_ok[hit]
-        points.append(_reported(eps, correct[(WORST_CASE, eps)], grid_closed, robust, applying))
+        w = _reported(eps, correct[(WORST_CASE, eps)], grid_closed, robust, applying)
+        if points and w.value > points[-1].value:   # a larger ball contains the smaller: never report more here
+            prev = points[-1]
+            w = WorstCase(**{**w.__dict__, "value": prev.value, "ci_low": min(prev.ci_low, w.ci_low),
+                             "ci_high": min(prev.ci_high, w.ci_high), "n": prev.n,
+                             "estimated_from": f"at most the {prev.value:.1%} reported at eps {prev.eps:g} (a larger "
+                                               f"ball contains the smaller): {prev.estimated_from}"})
+        points.append(w)
         robust_at[eps], sources_at[eps] = robust, sources
     return Consolidated(tuple(points), robust_at, sources_at)
 

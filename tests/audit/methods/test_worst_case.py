@@ -103,3 +103,16 @@ def test_only_verified_breaks_count():
     adv[1, 0] = -0.01  # outside the range [0, 1]
     assert not verified_breaks(model, x, adv, y, Ball(0.6, clip=(0.0, 1.0))).any()
     assert verified_breaks(model, x, adv, y, Ball(0.6, clip=(-1.0, 1.0)))[1]
+
+
+def test_an_estimate_at_a_smaller_eps_caps_the_number_at_every_larger_one():
+    """A subsample attack at 0.1 estimates 40%; the grid alone keeps 60% at 0.2: 0.2 reports at most 40%."""
+    clean = np.ones(N, bool)
+    g = grid({0.1: np.arange(N) < 800, 0.2: np.arange(N) < 600})
+    pop = np.arange(0, N, 10)
+    broken = (pop >= 300) & (pop < 800)            # half of the subsample's grid-robust points at 0.1
+    ledger = BreakLedger(N)
+    ledger.add("probe", "attack_validity", 0.1, pop, np.ones(pop.size, bool), broken)
+    at = {w.eps: w for w in consolidate(g, ledger, clean).points}
+    assert at[0.1].estimated_from and at[0.1].value == pytest.approx(0.75 * (1 - 50 / 80))
+    assert at[0.2].value <= at[0.1].value and "at most" in at[0.2].estimated_from
