@@ -112,7 +112,9 @@ def consolidate(correct: dict, ledger: BreakLedger | None, clean_ok: np.ndarray)
     grid_eps = sorted({e for a, e in correct if a == WORST_CASE})
     records = ledger.records if ledger is not None else []
     n = len(clean_ok)
-    points, robust_at, sources_at = [], {}, {}
+    points: list[WorstCase] = []
+    robust_at: dict[float, np.ndarray] = {}
+    sources_at: dict[float, dict[str, np.ndarray]] = {}
     grid_closed = np.ones(n, dtype=bool)
     sources: dict[str, np.ndarray] = {}
     for eps in grid_eps:
