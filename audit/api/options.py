@@ -24,6 +24,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sign", type=Path, default=None, metavar="KEY",
                    help="sign the evidence bundle with this Ed25519 private key (PEM; see `advaudit keygen`)")
     p.add_argument("--no-weights", action="store_true", help="do not copy model weights into the bundle")
+    p.add_argument("--bundle-source", action="store_true",
+                   help="copy the model factory's source file into the bundle (source/)")
+    p.add_argument("--paper", default=None, choices=("a4", "letter"), help="the PDF's paper size (default: a4)")
 
 
 def _with_output_options(config, args):
@@ -33,7 +36,8 @@ def _with_output_options(config, args):
     formats = tuple(dict.fromkeys(("html", "json", *chosen))) if chosen else o.formats
     sign = str(args.sign.resolve()) if args.sign else o.sign_key
     return dataclasses.replace(config, output=dataclasses.replace(
-        o, formats=formats, sign_key=sign, include_weights=o.include_weights and not args.no_weights))
+        o, formats=formats, sign_key=sign, include_weights=o.include_weights and not args.no_weights,
+        bundle_source=o.bundle_source or args.bundle_source, paper=args.paper or o.paper))
 
 
 def _executor_options(p: argparse.ArgumentParser) -> None:

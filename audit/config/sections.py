@@ -186,18 +186,27 @@ class ReviewerConfig:
     date: str = ""
 
 
+PAPERS = ("a4", "letter")
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     """What a run writes. formats: any of "html", "json", "md", "csv" (triage.csv), "pdf" (needs Chromium); the
     valid names are the renderers' registry (``reports.FORMATS``), checked when the config loads.
     include_weights: copy every audited variant's weights into the bundle (models/*.safetensors). sign_key: an
-    Ed25519 private key (PEM) to sign the bundle with (in-toto Statement in a DSSE envelope)."""
+    Ed25519 private key (PEM) to sign the bundle with (in-toto Statement in a DSSE envelope). bundle_source: copy
+    the model factory's source file into the bundle (source/<file>.py). paper: the PDF's paper size, "a4" or
+    "letter"."""
 
     formats: tuple[str, ...] = ("html", "json", "md", "csv")
     include_weights: bool = True
     sign_key: str = ""
+    bundle_source: bool = False
+    paper: str = "a4"
 
     def validate(self, path: str) -> None:
         for f in ("json", "html"):
             if f not in self.formats:
                 raise UsageError(f"{path}.formats: {f!r} is always written (the evidence bundle needs it)")
+        if self.paper not in PAPERS:
+            raise UsageError(f"{path}.paper: {self.paper!r} is not a paper size; valid: {', '.join(PAPERS)}")
