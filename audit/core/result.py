@@ -118,8 +118,9 @@ class SubcategoryStatus:
     category: str
     text: str
     status: str  # "evidence" | "supporting" | "not measured"
-    findings: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()  # the findings ("robustness:baseline") and run facts ("run:policy") it rests on
     reason: str = ""
+    basis: tuple[str, ...] = ()  # per rule that holds: what the evidence showed (audit/frameworks/coverage.toml)
 
 
 @dataclass(frozen=True)
