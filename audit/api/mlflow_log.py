@@ -49,6 +49,15 @@ def params_of(result: AuditResult) -> dict[str, str]:
               "variants": ",".join(v.name for v in result.variants)}
     if tm is not None:
         params.update(threat_model=tm.name or "", threat_norm=tm.norm, threat_eps=tm.eps)
+    if result.model.model_class:
+        params["model_class"] = result.model.model_class
+    prov = result.provenance
+    if prov is not None:  # who ran it, from which commit (an in-memory model: its state dict's SHA-256)
+        params.update(operator=f"{prov.user}@{prov.host}", model_state_sha256=prov.model_state_sha256)
+        if prov.git is not None:
+            params["git_commit"] = prov.git.commit + (" (dirty)" if prov.git.dirty else "")
+        if prov.ci is not None:
+            params["ci_run"] = prov.ci.url or f"{prov.ci.system} {prov.ci.run_id}"
     return {_name(k): str(v)[:500] for k, v in params.items()}
 
 

@@ -5,6 +5,8 @@ evidence bundle, and the run logged to MLflow once."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ from audit.engine.record import Recorder
 from audit.evidence.bundle import BundleInputs, artifacts, bundle_facts, bundle_inputs
 from audit.evidence.output import check_writable, write_outputs
 from reports import FORMATS
+
+log = logging.getLogger(__name__)
 
 
 def check_output(out: Path, formats: tuple[str, ...], sign_key: str = "") -> Path | None:
@@ -49,10 +53,12 @@ def render(result: AuditResult, formats: tuple[str, ...]) -> dict[str, str | byt
 
 
 def write_rendered(result: AuditResult, out: Path, formats: tuple[str, ...], rendered: dict[str, str | bytes],
-                   bundle: BundleInputs | None = None, sign_key: Path | None = None) -> dict[str, Path]:
-    """Write the ``rendered`` formats of one result (with its evidence bundle when ``bundle`` is given);
-    returns format -> written path."""
-    files = artifacts(bundle) if bundle is not None else None
+                   bundle: BundleInputs | None = None, sign_key: Path | None = None,
+                   files: dict[str, bytes] | None = None) -> dict[str, Path]:
+    """Write the ``rendered`` formats of one result (with its evidence bundle when ``bundle`` is given; ``files``:
+    its files when already made); returns format -> written path."""
+    if files is None and bundle is not None:
+        files = artifacts(bundle)
     facts = bundle_facts(result, bundle) if bundle is not None else None
     written = write_outputs(result, out, rendered, files=files, facts=facts, sign_key=sign_key)
     return {f: written[FORMATS[f][0]] for f in formats}
@@ -67,8 +73,8 @@ def write(result: AuditResult, out: Path, formats: tuple[str, ...], bundle: Bund
 @dataclass(frozen=True)
 class Target:
     """Where one run's outputs go, checked before any work (``output_target``): the output directory (None: no
-    files), its formats, the signing key, whether the bundle holds the weights, the user's config file, and the
-    MLflow (tracking URI, experiment) when the run is logged."""
+    files), its formats, the signing key, whether the bundle holds the weights, the user's config file, the
+    MLflow (tracking URI, experiment) when the run is logged, and whether the bundle holds the model's source."""
 
     out: Path | None
     formats: tuple[str, ...] = ()
@@ -76,6 +82,7 @@ class Target:
     include_weights: bool = True
     config_path: Path | None = None
     tracking: tuple[str, str] | None = None
+    bundle_source: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,25 +104,55 @@ def output_target(out: Path | None, output, config_path: Path | None = None,
     """The target of a run writing ``out`` with the config's ``output`` settings, checked now (before any work):
     the CLI and ``audit.run`` both start here."""
     if out is None:
-        return Target(None, tracking=tracking)
+        return Target(None, tracking=tracking, config_path=config_path)
     key = check_output(out, tuple(output.formats), output.sign_key)
-    return Target(out, tuple(output.formats), key, output.include_weights, config_path, tracking)
+    return Target(out, tuple(output.formats), key, output.include_weights, config_path, tracking,
+                  output.bundle_source)
 
 
-def run_to(target: Target, config, data=None, model=None, recorder: Recorder | None = None) -> Outcome:
-    """The one output path: run the audit, then ``publish`` it to ``target``."""
+def _provenance(ctx, target: Target, started: str, arrays, in_memory_data: bool):
+    """The run's provenance block (audit/evidence/provenance.py); None, with a warning, if collecting it failed."""
+    from audit.evidence.provenance import collect
+    from audit.models.adapters import unwrap
+    try:
+        return collect(ctx.config, ctx.policy, ctx.user_model, unwrap(ctx.variants["baseline"].model),
+                       target.config_path, started, tuple(arrays), in_memory_data)
+    except Exception as e:  # noqa: BLE001 - provenance is recorded, never a reason to lose the audit
+        log.warning("provenance: not recorded (%s: %s)", type(e).__name__, e)
+        return None
+
+
+def run_to(target: Target, config, data=None, model=None, recorder: Recorder | None = None,
+           arrays=()) -> Outcome:
+    """The one output path: run the audit, record its provenance (``arrays``: the digests of in-memory arrays),
+    then ``publish`` it to ``target``."""
     from audit.engine import pipeline
+    from audit.evidence.provenance import source_for_bundle
     recorder = recorder or Recorder()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     result, ctx = pipeline.run_audit_with_context(config, data=data, model=model, recorder=recorder)
-    bundle = None if target.out is None else bundle_inputs(ctx.config, ctx.policy, ctx.variants, ctx.user_model,
-                                                           target.config_path, target.include_weights)
+    with recorder.stage("provenance (hash the supplied files)"):
+        prov = _provenance(ctx, target, started, arrays, data is not None)
+    result = dataclasses.replace(result, provenance=prov)
+    source = source_for_bundle(prov) if target.bundle_source and prov is not None else None
+    from audit.engine.assemble import recorded_config
+    bundle = None if target.out is None else bundle_inputs(recorded_config(ctx), ctx.policy, ctx.variants,
+                                                           ctx.user_model, target.config_path, target.include_weights,
+                                                           source)
     return publish(result, target, recorder, bundle)
 
 
 def publish(result: AuditResult, target: Target, recorder: Recorder, bundle: BundleInputs | None = None) -> Outcome:
     """Set the run record once (the audit up to its result), render every format once from that one result (so
     ``advaudit render results.json`` rebuilds the same report), write and swap the directory in atomically, then
-    log to MLflow once (a store that fails costs a warning line, not the output)."""
+    log to MLflow once (a store that fails costs a warning line, not the output). The bundle's files are made
+    once; the provenance block records each supplied file's bundle copy beside it."""
+    files = artifacts(bundle) if bundle is not None else None
+    if files is not None and bundle is not None and result.provenance is not None:
+        from audit.evidence.provenance import state_sha256, with_bundle
+        base = next((w.state for w in bundle.weights if w.variant == "baseline"), None)
+        result = dataclasses.replace(result, provenance=with_bundle(
+            result.provenance, files, state_sha256(base) if base is not None else ""))
     result = dataclasses.replace(result, run_record=recorder.record())
     t = time.perf_counter()
     rendered = render(result, target.formats)
@@ -123,7 +160,7 @@ def publish(result: AuditResult, target: Target, recorder: Recorder, bundle: Bun
     t = time.perf_counter()
     written: dict[str, Path] = {}
     if target.out is not None:
-        written = write_rendered(result, target.out, target.formats, rendered, bundle, target.sign_key)
+        written = write_rendered(result, target.out, target.formats, rendered, bundle, target.sign_key, files)
     seconds = time.perf_counter() - t
     run_id, problem = None, ""
     if target.tracking is not None:

@@ -22,7 +22,7 @@ from typing import Any
 from audit.api.report import Audit
 from audit.core.errors import UsageError
 
-ARGUMENTS = ("config", "model", "data", "factory", "out", "base_dir", "mlflow")
+ARGUMENTS = ("config", "model", "data", "factory", "out", "base_dir", "mlflow", "sign")
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL_ARRAYS = ("x_val", "y_val")
 
@@ -139,12 +139,15 @@ def _array(value: Any, key: str):
     raise UsageError(f"{where}: give a numpy array or a torch tensor, not {_type(value)}")
 
 
-def _data(data: Any, cfg):
-    """``data`` as Splits: a Splits object, or a mapping of arrays checked like a data file's."""
+def _data(data: Any, cfg) -> tuple[Any, tuple]:
+    """``data`` as (Splits, the arrays' digests for the provenance block): a Splits object (no digests), or a
+    mapping of arrays checked like a data file's."""
     from audit.data.sources import from_arrays
     from audit.data.splits import Splits
+    from audit.engine.assemble import IN_MEMORY_DATA
+    from audit.evidence.provenance import array_digests
     if data is None or isinstance(data, Splits):
-        return data
+        return data, ()
     if not isinstance(data, Mapping):
         raise UsageError(f"data: give a dict of arrays ({', '.join(ARRAYS)}; optionally {', '.join(OPTIONAL_ARRAYS)})"
                          f" or a Splits object, not {_type(data)}")
@@ -158,7 +161,8 @@ def _data(data: Any, cfg):
         raise UsageError(f"data: the arrays lack {', '.join(missing)}")
     if ("x_val" in arrays) != ("y_val" in arrays):
         raise UsageError("data: give x_val and y_val together, or neither")
-    return from_arrays({k: _array(v, k) for k, v in arrays.items()}, cfg.data, cfg.input)
+    given = {k: _array(v, k) for k, v in arrays.items()}
+    return from_arrays(given, cfg.data, cfg.input, name=IN_MEMORY_DATA), array_digests(given)
 
 
 def _mlflow(mlflow: Any) -> bool | str:
@@ -193,6 +197,16 @@ def _factory(factory: Any, base_dir: str) -> str | None:
     return factory
 
 
+def _sign(sign: Any, out: Path | None, cfg):
+    """``cfg`` with ``sign`` as its output's signing key (checked with the output, before any work)."""
+    key = _path(sign, "sign", "the Ed25519 private key (PEM)")
+    if key is None:
+        return cfg
+    if out is None:
+        raise UsageError("sign: signing needs an output directory to sign; give out= as well")
+    return dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, sign_key=str(key)))
+
+
 def run(config: Any = None, *, model=None, data=None, factory: str | None = None, out: str | Path | None = None,
         base_dir: str | Path | None = None, mlflow: bool | str = False, **changes) -> Audit:
     """Audit ``model`` (an ``nn.Module``, already trained; else the config's factory is trained) on ``data`` (a dict
@@ -203,7 +217,8 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     (without one they fall back to what needs no retraining). changes: top-level config fields to replace
     (``seed=1``, ``candidate="baseline"``), checked like the TOML's keys. out: also write the output directory there
     (as ``advaudit run`` does). mlflow: True (the config's tracking URI, else ./mlruns) or a tracking URI: log the
-    run to MLflow. Every bad argument raises ``audit.UsageError`` before any work.
+    run to MLflow. sign: an Ed25519 private key (PEM) to sign the output with (as ``[output] sign_key``; needs
+    ``out``; a keyword argument, ``sign=KEY``). Every bad argument raises ``audit.UsageError`` before any work.
     """
     from audit.api.outputs import output_target, run_to
     from audit.models.loading import LoadedModel
@@ -213,12 +228,14 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
         raise UsageError(f"base_dir: not a directory: {base}")
     out_path = _path(out, "out", "the output directory")
     mlflow = _mlflow(mlflow)
+    sign = changes.pop("sign", None)   # an argument (ARGUMENTS), taken from the keywords: run() keeps 8 parameters
     model = _model(model)
     changes = _check_changes(changes)
     cfg = _config(config, base, changes)
     factory = _factory(factory, cfg.base_dir)
     if factory:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, factory=factory))
+    cfg = _sign(sign, out_path, cfg)
     cfg.validate("config")
     from audit.engine.evidence import check_policy
     check_policy(cfg.policy)  # the policy loads and its [evidence] names known checks
@@ -226,15 +243,18 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     uri = str(mlflow) if uri_argument else cfg.tracking.tracking_uri
     logged = bool(mlflow or cfg.tracking.mlflow)
     # the config's formats and key, as the CLI: checked before any work
-    target = output_target(out_path, cfg.output, tracking=(uri, cfg.tracking.experiment) if logged else None)
+    config_path = Path(config).resolve() if isinstance(config, (str, os.PathLike)) else None
+    target = output_target(out_path, cfg.output, config_path,
+                           tracking=(uri, cfg.tracking.experiment) if logged else None)
     if logged:
         _check_uri(uri, named_by_argument=uri_argument)
-    splits = _data(data, cfg)
+    splits, digests = _data(data, cfg)
     loaded = None
     if model is not None:
-        loaded = LoadedModel(model, True, f"an in-memory {type(model).__name__}",
+        cls = type(model)
+        loaded = LoadedModel(model, True, f"an in-memory {cls.__module__}.{cls.__qualname__}",
                              was_training=bool(getattr(model, "training", False)), trainable=bool(factory))
-    outcome = run_to(target, cfg, splits, model=loaded)
+    outcome = run_to(target, cfg, splits, model=loaded, arrays=digests)
     audit = Audit(outcome.result)
     audit.mlflow_run_id = outcome.mlflow_run
     if outcome.mlflow_problem:  # logged after the audit: a store that fails now is a warning, the result stands

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.core.metrics import Accuracy, RobustnessPoint
+from audit.core.provenance_parts import ArrayDigest, CIRun, GitState, SuppliedFile
 from audit.core.serde import from_data, to_data
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 SCHEMA_MAJOR = 2
 
 
@@ -158,6 +159,7 @@ class ModelInfo:
     file_sha256: str
     parameters: int
     architecture: str
+    model_class: str = ""   # the audited module's class, "module.QualName" (an in-memory model has no factory)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,25 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Who ran the audit, where and from what (audit.evidence.provenance): the operator (user, host, start time
+    in UTC, tool version), the CI run, the git state of the config's repository, every file the user supplied
+    beside the bundle's copy, the audited model's class and state-dict SHA-256, and in-memory arrays' digests."""
+
+    user: str
+    host: str
+    started: str
+    tool_version: str
+    ci: CIRun | None = None
+    git: GitState | None = None
+    files: tuple[SuppliedFile, ...] = ()
+    model_class: str = ""
+    model_state_sha256: str = ""
+    data_source: str = ""
+    arrays: tuple[ArrayDigest, ...] = ()
+
+
+@dataclass(frozen=True)
 class AuditResult:
     schema_version: str
     tool: dict[str, str]
@@ -247,6 +268,7 @@ class AuditResult:
     duration_seconds: float = 0.0
     run_record: RunRecord | None = None
     evidence_gaps: tuple[str, ...] = ()  # what the run lacks of the policy's [evidence], one sentence each
+    provenance: Provenance | None = None
 
     def to_dict(self) -> dict:
         return to_data(self)

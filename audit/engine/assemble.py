@@ -132,13 +132,37 @@ def residual_risk(findings, variants, candidate: str, not_measured, threat=None)
     return tuple(out)
 
 
+IN_MEMORY_DATA = "in-memory arrays"  # the name audit.run gives arrays (audit.data.sources.from_arrays' default)
+
+
+def recorded_config(ctx: Context):
+    """The config as results.json and the bundle's config.json record it: for an in-memory model given without a
+    factory, no model factory (the config's default names a model that was not audited)."""
+    config = ctx.config
+    if ctx.setup.trainable is False:
+        return dataclasses.replace(config, model=dataclasses.replace(config.model, factory="", kwargs={}))
+    return config
+
+
+def model_info(ctx: Context) -> ModelInfo:
+    """What was audited: a model from the config names its factory (none for an archive); an in-memory model
+    (``audit.run(model=...)``) names only the factory given with it, never the config's default, and its class."""
+    config, model = ctx.config, ctx.variants["baseline"].model
+    in_memory = ctx.setup.trainable is not None
+    factory = "" if config.model.archive or (in_memory and not ctx.setup.trainable) else config.model.factory
+    cls = type(unwrap(model))
+    return ModelInfo(factory=factory, kwargs=dict(config.model.kwargs) if factory else {},
+                     source=ctx.user_model.source, file_sha256=ctx.user_model.file_sha256,
+                     parameters=int(sum(p.numel() for p in model.parameters())), architecture=cls.__name__,
+                     model_class=f"{cls.__module__}.{cls.__qualname__}")
+
+
 def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
     config, policy, data = ctx.config, ctx.policy, ctx.data
     variants = mark_best(tuple(variant_result(ctx, name, findings) for name in ctx.variants), findings, policy)
     measured = {f.check for f in findings if f.status not in (Status.SKIPPED, Status.ERROR)}
     not_measured = tuple(NotMeasured(threat=t["threat"], reference=t["reference"], why=t["why"])
                          for t in coverage()["not_measured"] if t.get("unless_check") not in measured)
-    model = ctx.variants["baseline"].model
     hashes = data.sha256()
     return AuditResult(
         schema_version=SCHEMA_VERSION,
@@ -150,16 +174,13 @@ def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
                             max_test=config.data.max_test, num_classes=data.num_classes,
                             input_shape=tuple(data.input_shape), clip=tuple(float(c) for c in data.clip),
                             class_names=tuple(data.class_names), sha256=SplitHashes(**hashes),
-                            source=config.data.source, lazy=data.lazy, preprocessing=data.preprocessing,
-                            feature_names=tuple(data.feature_names)),
-        model=ModelInfo(factory="" if config.model.archive else config.model.factory, kwargs=dict(config.model.kwargs),
-                        source=ctx.user_model.source, file_sha256=ctx.user_model.file_sha256,
-                        parameters=int(sum(p.numel() for p in model.parameters())),
-                        architecture=type(unwrap(model)).__name__),
+                            source=data.name if data.name == IN_MEMORY_DATA else config.data.source, lazy=data.lazy,
+                            preprocessing=data.preprocessing, feature_names=tuple(data.feature_names)),
+        model=model_info(ctx),
         policy=PolicyInfo(name=policy.name, version=policy.version, sha256=policy.sha256, source=policy.source,
                           thresholds={k: t.describe() for k, t in policy.thresholds.items()},
                           purpose=policy.evidence.purpose, evidence=policy.evidence.describe()),
-        config=to_data(config), environment=environment(ctx.device), variants=variants, findings=findings,
+        config=to_data(recorded_config(ctx)), environment=environment(ctx.device), variants=variants, findings=findings,
         nist=nist_status(findings), not_measured=not_measured, threat_model=threat_model(config),
         residual_risk=residual_risk(findings, variants, config.candidate, not_measured, threat_model(config)),
         reviewer=to_data(config.reviewer), frameworks=editions(), duration_seconds=round(seconds, 2))
