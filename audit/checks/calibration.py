@@ -93,8 +93,7 @@ class Calibration(VariantCheck):
     id = "calibration"
     rank = 70
     title = "Calibration and confidence under attack"
-    controls = controls(MEASURE_2_5="direct", MEASURE_2_6="supporting", MEASURE_2_9="supporting",
-                        MAP_2_3="supporting")
+    controls = controls(MEASURE_2_5="direct", MEASURE_2_6="supporting", MAP_2_3="supporting")
     description = ("ECE (equal-width and equal-mass), MCE, Brier, NLL and reliability of the clean test "
                    "predictions; temperature, vector and isotonic recalibration; confidence when wrong under PGD.")
     compared = (("ece", "lower"), ("adversarial_wrong_confidence", "lower"))

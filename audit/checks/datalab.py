@@ -51,7 +51,7 @@ class Datalab(RunCheck):
     id = "datalab"
     rank = 130
     title = "Data issues found by cleanlab Datalab (training split)"
-    controls = controls(MAP_2_3="supporting", MEASURE_2_1="supporting", MEASURE_2_11="supporting")
+    controls = controls(MAP_2_3="supporting", MEASURE_2_1="supporting")
     description = ("Datalab outlier, near_duplicate, non_iid, class_imbalance and underperforming_group issue types "
                    "on the baseline's embeddings of the training split.")
     after = (LabelIssues,)   # underperforming groups use its out-of-sample probabilities when it ran

@@ -18,7 +18,6 @@ from audit.core.result import (
     AuditResult,
     DatasetInfo,
     ModelInfo,
-    NotMeasured,
     PolicyInfo,
     SplitHashes,
     Status,
@@ -31,7 +30,7 @@ from audit.core.version import __version__
 from audit.engine.context import Context
 from audit.engine.evidence import run_gaps
 from audit.engine.judge import verdict
-from audit.frameworks.controls import coverage, editions, nist_status
+from audit.frameworks.controls import editions, nist_status, not_measured_threats
 from audit.models.adapters import unwrap
 
 
@@ -160,11 +159,8 @@ def model_info(ctx: Context) -> ModelInfo:
 def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
     config, policy, data = ctx.config, ctx.policy, ctx.data
     variants = mark_best(tuple(variant_result(ctx, name, findings) for name in ctx.variants), findings, policy)
-    measured = {f.check for f in findings if f.status not in (Status.SKIPPED, Status.ERROR)}
-    not_measured = tuple(NotMeasured(threat=t["threat"], reference=t["reference"], why=t["why"])
-                         for t in coverage()["not_measured"] if t.get("unless_check") not in measured)
     hashes = data.sha256()
-    return AuditResult(
+    result = AuditResult(
         schema_version=SCHEMA_VERSION,
         tool={"name": "advaudit", "version": __version__},
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -181,6 +177,9 @@ def assemble(ctx: Context, findings, seconds: float) -> AuditResult:
                           thresholds={k: t.describe() for k, t in policy.thresholds.items()},
                           purpose=policy.evidence.purpose, evidence=policy.evidence.describe()),
         config=to_data(recorded_config(ctx)), environment=environment(ctx.device), variants=variants, findings=findings,
-        nist=nist_status(findings), not_measured=not_measured, threat_model=threat_model(config),
-        residual_risk=residual_risk(findings, variants, config.candidate, not_measured, threat_model(config)),
+        nist=(), threat_model=threat_model(config),
         reviewer=to_data(config.reviewer), frameworks=editions(), duration_seconds=round(seconds, 2))
+    not_measured = not_measured_threats(result)  # the framework facts read the result: threats, then claims
+    result = dataclasses.replace(result, not_measured=not_measured, residual_risk=residual_risk(
+        findings, variants, config.candidate, not_measured, threat_model(config)))
+    return dataclasses.replace(result, nist=nist_status(result))

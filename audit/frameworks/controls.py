@@ -1,17 +1,20 @@
-"""Join findings to framework data: the NIST AI RMF 1.0 subcategories and the crosswalk (data files in
-audit/frameworks/). This module holds no mapping itself; checks declare theirs, coverage.toml declares the rest."""
+"""Join a result to framework data: the NIST AI RMF 1.0 subcategories, the threats not measured and the crosswalk
+(data files in audit/frameworks/). Every claim goes through a rule of coverage.toml over the named facts of
+audit/frameworks/facts.py: a check's declared control counts only when its finding ran and was judged and what its
+check rule needs holds; a run-level rule only when its fact holds. "Not measured" comes from the same facts."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import tomllib
 
-from audit.core.result import Finding, Status, SubcategoryStatus
+from audit.core.result import AuditResult, Finding, NotMeasured, SubcategoryStatus
+from audit.frameworks.facts import holds, usable
 
 _STRENGTH_RANK = {"direct": 2, "supporting": 1}
-_USABLE = {Status.PASS, Status.WARN, Status.FAIL, Status.INFO}  # a crashed or skipped check is no evidence
 
 
 @cache
@@ -30,32 +33,119 @@ def subcategories() -> list[tuple[str, str, dict]]:
             for s in c["subcategories"]]
 
 
-def nist_status(findings: tuple[Finding, ...]) -> tuple[SubcategoryStatus, ...]:
-    """Every subcategory with the strongest evidence this run gives for it, or the reason it is not measured."""
-    evidence: dict[str, dict[str, int]] = {}
-    for f in findings:
-        if f.status in _USABLE:
-            for c in f.controls:
-                evidence.setdefault(c.id, {})[f.id] = _STRENGTH_RANK[c.strength]
-    for key, item in coverage()["run_evidence"].items():
-        for cid, strength in item["controls"].items():
-            evidence.setdefault(cid, {})[f"run:{key}"] = _STRENGTH_RANK[strength]
-    reasons = coverage()["not_measured_reasons"]
-    out = []
-    for fn, cat, sub in subcategories():
-        ev = evidence.get(sub["id"], {})
-        if ev:
-            best = max(ev.values())
-            status = "evidence" if best == 2 else "supporting"
-            out.append(SubcategoryStatus(sub["id"], fn, cat, sub["text"], status, tuple(ev)))
+@dataclass(frozen=True)
+class Claim:
+    """One piece of evidence for a subcategory: its reference ("run:policy" or a finding id), strength, and what
+    the rule's fact found (empty for a check's control that needs nothing beyond its finding)."""
+
+    ref: str
+    strength: str
+    basis: str = ""
+
+
+def check_rules(check: str, subcategory: str) -> list[dict]:
+    return [r for r in coverage().get("check_rules", []) if r["check"] == check and r["subcategory"] == subcategory]
+
+
+def finding_claims(result: AuditResult, f: Finding) -> tuple[list[tuple[str, Claim]], list[tuple[str, str]]]:
+    """(subcategory, claim) for each declared control of ``f`` whose rules hold, and (subcategory, why not) for
+    each whose check rule fails on a usable finding."""
+    claims, missing = [], []
+    if not usable(f):
+        return [], []
+    for c in f.controls:
+        rules = check_rules(f.check, c.id)
+        found = [(r, holds(r["needs"], result, f, f.check)) for r in rules]
+        failed = [r for r, what in found if not what]
+        if failed:
+            missing += [(c.id, r.get("missing", "")) for r in failed]
+            continue
+        basis = "; ".join(f"{f.id}: {what} ({r['why']})" for r, what in found)
+        claims.append((c.id, Claim(f.id, c.strength, basis)))
+    return claims, missing
+
+
+def run_claims(result: AuditResult) -> tuple[list[tuple[str, Claim]], list[tuple[str, str]]]:
+    """(subcategory, claim) for each run-level rule whose fact holds; (subcategory, missing) for the others."""
+    claims, missing = [], []
+    for r in coverage()["rules"]:
+        what = holds(r["needs"], result)
+        if what:
+            claims.append((r["subcategory"], Claim(f"run:{r['evidence']}", r["strength"],
+                                                   f"run:{r['evidence']}: {what} ({r['why']})")))
         else:
-            reason = reasons.get(sub["id"], reasons[f"default_{fn.lower()}"])
-            out.append(SubcategoryStatus(sub["id"], fn, cat, sub["text"], "not measured", (), reason))
+            missing.append((r["subcategory"], r.get("missing", "")))
+    return claims, missing
+
+
+def _reason(sub: str, fn: str, missing: dict[str, list[str]], idle: dict[str, list[str]]) -> str:
+    reasons = coverage()["not_measured_reasons"]
+    said = [m for m in missing.get(sub, []) if m]
+    if said:
+        return " ".join(dict.fromkeys(said))
+    if sub in reasons:
+        return reasons[sub]
+    if idle.get(sub):
+        return f"The findings that would give evidence did not run or were not judged: {', '.join(idle[sub])}."
+    return reasons[f"default_{fn.lower()}"]
+
+
+def _gather(result: AuditResult) -> tuple[dict[str, list[Claim]], dict[str, list[str]], dict[str, list[str]]]:
+    """subcategory -> the claims whose rules hold; -> the ``missing`` texts of rules that failed; -> the findings
+    that declare it but did not run or were not judged."""
+    claims, missing_pairs = run_claims(result)
+    idle: dict[str, list[str]] = {}
+    for f in result.findings:
+        got, lost = finding_claims(result, f)
+        claims += got
+        missing_pairs += lost
+        for c in () if usable(f) else f.controls:
+            idle.setdefault(c.id, []).append(f"{f.id} ({f.status.value})")
+    by_sub: dict[str, list[Claim]] = {}
+    for sub, claim in claims:
+        by_sub.setdefault(sub, []).append(claim)
+    missing: dict[str, list[str]] = {}
+    for sub, why in missing_pairs:
+        missing.setdefault(sub, []).append(why)
+    return by_sub, missing, idle
+
+
+def nist_status(result: AuditResult) -> tuple[SubcategoryStatus, ...]:
+    """Every subcategory with the evidence its rules find on this result, or the reason it is not measured."""
+    by_sub, missing, idle = _gather(result)
+    out = []
+    for fn, cat, item in subcategories():
+        sid, got = item["id"], by_sub.get(item["id"], [])
+        if got:
+            status = "evidence" if max(_STRENGTH_RANK[c.strength] for c in got) == 2 else "supporting"
+            out.append(SubcategoryStatus(sid, fn, cat, item["text"], status, tuple(dict.fromkeys(c.ref for c in got)),
+                                         basis=tuple(c.basis for c in got if c.basis)))
+        else:
+            out.append(SubcategoryStatus(sid, fn, cat, item["text"], "not measured", (),
+                                         _reason(sid, fn, missing, idle)))
     return tuple(out)
 
 
+def not_measured_threats(result: AuditResult) -> tuple[NotMeasured, ...]:
+    """The threats this run does not measure, decided by the same facts as the claims."""
+    out = []
+    for t in coverage()["not_measured"]:
+        if t.get("unless") and holds(t["unless"], result, None, t.get("check", "")):
+            continue
+        found = holds(t["when"], result, None, t.get("check", "")) if t.get("when") else ""
+        if t.get("when") and not found:
+            continue
+        out.append(NotMeasured(threat=t["threat"], reference=t["reference"], why=t["why"].replace("{found}", found)))
+    return tuple(out)
+
+
+def threat_subcategories() -> dict[str, str]:
+    """threat -> the NIST subcategory it is the whole of (never claimed while the threat is not measured)."""
+    return {t["threat"]: t["subcategory"] for t in coverage()["not_measured"] if t.get("subcategory")}
+
+
 def run_evidence_titles() -> dict[str, str]:
-    return {f"run:{k}": v["title"] for k, v in coverage()["run_evidence"].items()}
+    return {f"run:{k}": v for k, v in coverage()["evidence"].items()}
 
 
 def crosswalk(check_id: str) -> dict:
