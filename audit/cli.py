@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", dest="formats", action="append", default=[], type=_formats, metavar="FORMATS",
                    help="the formats to write (default: every format the run wrote: html, json, md, csv); pdf needs "
                    "Chromium")
+    g.add_argument("--paper", default=None, choices=("a4", "letter"),
+                   help="the PDF's paper size (default: the run's [output] paper, a4)")
     return p
 
 
@@ -156,12 +158,13 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     return result.verdict.exit_code
 
 
-def _render(results: Path, out: Path, formats: tuple[str, ...] = ()) -> int:
+def _render(results: Path, out: Path, formats: tuple[str, ...] = (), paper: str | None = None) -> int:
     from audit.api.outputs import check_output, write
     from audit.engine.results_io import read_results
+    from reports.pdf import with_paper
     formats = tuple(dict.fromkeys(("html", "json", *(formats or ("md", "csv")))))
     check_output(out, formats)
-    result = read_results(results)
+    result = with_paper(read_results(results), paper)
     written = write(result, out, formats)
     say(f"report: {written['html']}")
     return result.verdict.exit_code
@@ -251,7 +254,7 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
     if args.command == "init":
         return _init(args.path)
     if args.command == "render":
-        return _render(args.results, args.out, tuple(f for group in args.formats for f in group))
+        return _render(args.results, args.out, tuple(f for group in args.formats for f in group), args.paper)
     raise UsageError(f"unknown command {args.command!r}")
 
 
