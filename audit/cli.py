@@ -2,7 +2,8 @@
 
 0 GO (every gate passed), 1 NO-GO (a gate failed), 2 usage/config/input error (one line, no traceback),
 3 internal error (a gating check crashed, or advaudit itself failed), 4 INCOMPLETE (nothing failed, but the run is
-short of the evidence the policy's [evidence] asks for: no GO can be claimed).
+short of the evidence the policy's [evidence] asks for: no GO can be claimed), 5 (verify only) the files are
+unchanged and the bundle is signed, but by a key nobody pinned (--key, --trusted-keys): not verified.
 """
 from __future__ import annotations
 
@@ -19,11 +20,16 @@ from audit.api.options import _executor_options, _formats, _output_options, _wit
 from audit.core.errors import UsageError
 from audit.core.text import terminal
 from audit.core.version import __version__
+from audit.evidence.commands import NAMES as EVIDENCE_COMMANDS
+from audit.evidence.commands import add_evidence_commands
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
-EXIT_CODES = ("exit codes: 0 GO, 1 NO-GO (a gating finding failed; compare: a regression; verify: tampered), "
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INCOMPLETE, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5
+EXIT_CODES = ("exit codes: 0 GO, 1 NO-GO (a gating finding failed; compare: a regression; verify: tampered or a "
+              "signature that does not verify with the pinned key; sign: the bundle does not verify), "
               "2 usage, config or input error, 3 internal error (a gating check crashed), 4 INCOMPLETE (the run "
-              "lacks evidence its policy's [evidence] requires: a check, the attack strength, test points)")
+              "lacks evidence its policy's [evidence] requires: a check, the attack strength, test points), "
+              "5 verify: files unchanged and signed, but the signer's key is not pinned (give --key or "
+              "--trusted-keys): not verified")
 ERROR_LIMIT = 2000  # characters of an error line: a message echoing a 100 MB value stays one readable line
 _QUIET = [False]
 
@@ -71,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any config key, e.g. --set attacks.eps=[0.05,0.1] (repeatable)")
     i = sub.add_parser("init", help="write a commented config template")
     i.add_argument("path", type=Path, nargs="?", default=Path("advaudit.toml"))
-    v = sub.add_parser("verify", help="check an output directory against its SHA256SUMS")
-    v.add_argument("bundle", type=Path)
-    v.add_argument("--key", type=Path, default=None, help="Ed25519 public key (PEM) to check the signature with")
+    add_evidence_commands(sub)  # verify, sign, keygen
     c = sub.add_parser("compare", help="compare two results on the same test data (exit 1 on a regression)")
     c.add_argument("base", type=Path, help="results.json or output directory of the base (e.g. main)")
     c.add_argument("head", type=Path, help="results.json or output directory of the head (e.g. the PR)")
@@ -81,8 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, default=None, help="also write the comparison to this file")
     c.add_argument("--format", dest="compare_format", choices=("md", "json"), default="md",
                    help="Markdown (for a PR comment) or JSON (for scripts)")
-    k = sub.add_parser("keygen", help="write a new Ed25519 signing key (PATH) and its public key (PATH.pub)")
-    k.add_argument("path", type=Path)
     g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
     g.add_argument("results", type=Path)
     g.add_argument("--out", type=Path, required=True)
@@ -197,6 +199,16 @@ def _compare(base: Path, head: Path, policy: str, out: Path | None, fmt: str = "
     return comparison.exit_code
 
 
+def _evidence(args: argparse.Namespace) -> int:
+    from audit.evidence.commands import run_command
+    out, err, outcome = run_command(args)
+    if out:
+        say("\n".join(terminal(line) for line in out))
+    for line in err:
+        print(f"advaudit: error: {terminal(line)}", file=sys.stderr)
+    return {"ok": EXIT_OK, "failed": EXIT_GATE, "unpinned": EXIT_UNPINNED}[outcome]
+
+
 def _init(path: Path) -> int:
     from importlib import resources
     text = resources.files("audit.config").joinpath("init_template.toml").read_text(encoding="utf-8")
@@ -233,24 +245,10 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
         config = _with_executor(_with_output_options(configure.load(path, overrides), args), args)
         return _run(config, args.out, config_path=path, start=start, profile=args.profile,
                     json_summary=args.json_summary, dry_run=args.dry_run)
-    if args.command == "verify":
-        from audit.evidence.manifest import verify
-        problems = verify(args.bundle, args.key)
-        for p in problems:
-            say(f"FAILED {terminal(p)}")
-        signed = (args.bundle / "attestation.dsse.json").is_file()
-        note = "" if not signed else (" and the signature verifies" if args.key else
-                                      "; the bundle is signed: give --key PUB.pem to check the signature")
-        say(f"bundle verified: every listed file is unchanged{note}" if not problems else
-            f"bundle verification failed: {len(problems)} problem(s)")
-        return EXIT_OK if not problems else EXIT_GATE
+    if args.command in EVIDENCE_COMMANDS:
+        return _evidence(args)
     if args.command == "compare":
         return _compare(args.base, args.head, args.policy, args.out, args.compare_format)
-    if args.command == "keygen":
-        from audit.evidence.signing import keygen
-        private, public = keygen(args.path)
-        say(f"wrote {private} (private, keep it secret) and {public} (give this to the auditor)")
-        return EXIT_OK
     if args.command == "init":
         return _init(args.path)
     if args.command == "render":

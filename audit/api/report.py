@@ -76,17 +76,23 @@ class Audit:
                 f"<tbody>{rows}</tbody></table></div>")
 
     def write(self, out: str | Path, formats: tuple[str, ...] = ("html", "json", "md", "csv"), _ctx=None,
-              sign_key: str | Path = "") -> Path:
+              sign_key: str | Path = "", sign: str | Path = "") -> Path:
         """The output directory, as ``advaudit run --out`` writes it (with the evidence bundle when the run's
-        context is at hand; signed when ``sign_key`` names an Ed25519 private key)."""
+        context is at hand). ``sign`` (``sign_key`` is its older name) names an Ed25519 private key: the directory
+        is then signed as it is written (attestation.dsse.json; the sign-off names the config's [reviewer])."""
         import os
 
         from audit.api.outputs import check_output, write
         from audit.core.errors import UsageError
         if not isinstance(out, (str, os.PathLike)):
             raise UsageError(f"out: give the output directory as a str or a pathlib.Path, not {type(out).__name__}")
+        for name, value in (("sign", sign), ("sign_key", sign_key)):
+            if not isinstance(value, (str, os.PathLike)):
+                raise UsageError(f"{name}: give the key's path as a str or a pathlib.Path, not {type(value).__name__}")
+        if sign and sign_key and Path(sign) != Path(sign_key):
+            raise UsageError("give the signing key once: sign= (sign_key= is its older name)")
         out = Path(out)
-        key = check_output(out, tuple(formats), str(sign_key or ""))
+        key = check_output(out, tuple(formats), str(sign or sign_key or ""))
         write(self.result, out, tuple(formats), bundle=_ctx, sign_key=key)
         return out
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from audit.core.errors import UsageError
 from audit.core.hashing import sha256_file
-from audit.evidence.signing import ENVELOPE, verify_envelope
+from audit.evidence.signing import ENVELOPE, inspect_envelope
 
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
@@ -79,10 +80,55 @@ def _inside(directory: Path, name: str) -> bool:
     return True
 
 
-def verify(directory: Path, public_key: Path | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify_bundle`` found: the problems, whether the bundle is signed, the fingerprints of the keys that
+    signed it, whether a pinned key verified the signature, and the listed files' SHA-256 (name -> hex)."""
+
+    problems: list[str]
+    signed: bool = False
+    signers: list[str] = field(default_factory=list)
+    pinned: bool = False
+    claimed_only: bool = False
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+def verify(directory: Path, public_key=None) -> list[str]:
     """Problems found (empty when SHA256SUMS lists manifest.json, every listed file is present and unchanged, every
-    file present is listed, no symbolic link is present, and a signature, when there is one and a key is given,
-    verifies). UsageError when ``directory`` is not an evidence directory at all."""
+    file present is listed, no symbolic link is present, and a signature, when there is one, verifies: with the
+    pinned ``public_key`` (a path or trust.Pins) when given). UsageError when ``directory`` is not an evidence
+    directory at all."""
+    return verify_bundle(directory, public_key).problems
+
+
+def _check_lines(directory: Path, text: str, problems: list[str]) -> tuple[set[str], dict[str, str]]:
+    """Check every line of SHA256SUMS (problems appended); returns the listed names and the digests that held."""
+    listed: set[str] = set()
+    digests: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if (not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
+                or len(name) > MAX_NAME or any(ord(c) < 32 or c == "\x7f" for c in name)):
+            problems.append(f"{SUMS} line {n} is malformed")
+            continue
+        path = directory / name
+        try:
+            if not _inside(directory, name):
+                problems.append(f"{name}: path outside the bundle or through a link")
+            elif not path.is_file():
+                problems.append(f"{name}: missing")
+            elif sha256_file(path) != digest:
+                problems.append(f"{name}: changed (SHA-256 differs)")
+            else:
+                digests[name] = digest
+        except OSError as e:
+            problems.append(f"{name}: cannot be read ({e.strerror or e})")
+        listed.add(name)
+    return listed, digests
+
+
+def verify_bundle(directory: Path, pinned=None) -> Verification:
+    """``verify`` with what it learnt about the signature (see Verification)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory")
@@ -101,24 +147,7 @@ def verify(directory: Path, public_key: Path | None = None) -> list[str]:
     except UnicodeDecodeError as e:
         problems.append(f"{SUMS}: not UTF-8 text (byte {e.start}); its lines are read leniently")
         text = raw.decode("utf-8", errors="replace")
-    listed = set()
-    for n, line in enumerate(text.splitlines(), 1):
-        digest, sep, name = line.partition("  ")
-        if (not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
-                or len(name) > MAX_NAME or any(ord(c) < 32 or c == "\x7f" for c in name)):
-            problems.append(f"{SUMS} line {n} is malformed")
-            continue
-        path = directory / name
-        try:
-            if not _inside(directory, name):
-                problems.append(f"{name}: path outside the bundle or through a link")
-            elif not path.is_file():
-                problems.append(f"{name}: missing")
-            elif sha256_file(path) != digest:
-                problems.append(f"{name}: changed (SHA-256 differs)")
-        except OSError as e:
-            problems.append(f"{name}: cannot be read ({e.strerror or e})")
-        listed.add(name)
+    listed, digests = _check_lines(directory, text, problems)
     if not listed:
         problems.append(f"{SUMS}: lists no file (an advaudit bundle lists at least {MANIFEST})")
     elif MANIFEST not in listed:
@@ -127,15 +156,17 @@ def verify(directory: Path, public_key: Path | None = None) -> list[str]:
         if name not in listed and name not in (SUMS, ENVELOPE, MANIFEST):
             problems.append(f"{name}: not listed in {SUMS} (added after the run)")
     envelope = directory / ENVELOPE
-    if envelope.is_file() and not envelope.is_symlink():
-        actual: dict[str, str] = {}
-        for rel in listed | {SUMS}:
-            try:
-                if _inside(directory, rel) and (directory / rel).is_file():
-                    actual[rel] = sha256_file(directory / rel)
-            except OSError:  # already a problem above
-                pass
-        problems.extend(verify_envelope(envelope, actual, public_key))
-    elif public_key is not None:
-        problems.append(f"{ENVELOPE}: missing, but a key was given: the bundle is not signed")
-    return problems
+    if not (envelope.is_file() and not envelope.is_symlink()):
+        if pinned is not None:
+            problems.append(f"{ENVELOPE}: missing, but a key was given: the bundle is not signed")
+        return Verification(problems, digests=digests)
+    actual: dict[str, str] = {}
+    for rel in listed | {SUMS}:
+        try:
+            if _inside(directory, rel) and (directory / rel).is_file():
+                actual[rel] = sha256_file(directory / rel)
+        except OSError:  # already a problem above
+            pass
+    check = inspect_envelope(envelope, actual, pinned)
+    problems.extend(check.problems)
+    return Verification(problems, True, check.signers, check.pinned and not problems, check.claimed_only, digests)

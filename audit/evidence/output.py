@@ -12,10 +12,12 @@ from pathlib import Path
 
 from audit.core.errors import UsageError
 from audit.core.result import AuditResult
-from audit.core.serde import to_data
+from audit.evidence.attestation import predicate, signoff, validate
 from audit.evidence.manifest import write_manifest
 from audit.evidence.outdir import check_output_dir, clean_leftovers, inside, new_partial, publish, write_inside
-from audit.evidence.signing import ENVELOPE, sign
+from audit.evidence.signing import ENVELOPE, keyid, load_private, raw_public, sign
+
+__all__ = ["check_writable", "predicate", "write_outputs", "signed_files"]
 
 
 def check_writable(out: Path) -> Path:
@@ -23,21 +25,27 @@ def check_writable(out: Path) -> Path:
     return check_output_dir(out)
 
 
-def predicate(result: AuditResult) -> dict:
-    """What the signature attests besides the file hashes: an INCOMPLETE verdict is attested as such, with the
-    evidence it lacks, and the policy's purpose says whether the verdict was meant as a sign-off or a screening."""
-    return {"tool": result.tool, "created": result.created, "verdict": result.verdict.value,
-            "candidate": result.candidate, "policy": {"name": result.policy.name, "sha256": result.policy.sha256,
-                                                      "purpose": result.policy.purpose},
-            "evidence_gaps": list(result.evidence_gaps),
-            "data_sha256": to_data(result.dataset.sha256), "schema_version": result.schema_version}
+def signed_files(directory: Path, result: AuditResult, key_path: Path, environment: dict[str, str],
+                 facts: dict | None = None, reviewer: tuple[str, str] = ("", "")) -> dict[str, str]:
+    """Sign the files in ``directory`` (being written, not yet published): the sign-off (reviewer, role, the UTC
+    time, the key fingerprint) goes into manifest.json and the predicate, then SHA256SUMS and the envelope are
+    written. Returns the sign-off."""
+    key = load_private(key_path)
+    public = key.public_key()
+    record = signoff(raw_public(public), keyid(public), *reviewer)
+    digests = write_manifest(directory, environment, {**(facts or {}), "signoff": record})
+    pred = predicate(result, record)
+    validate(pred)
+    write_inside(directory, ENVELOPE, json.dumps(sign(digests, pred, key), indent=1) + "\n")
+    return record
 
 
 def write_outputs(result: AuditResult, out: Path, rendered: dict[str, str | bytes],
                   files: dict[str, bytes] | None = None, facts: dict | None = None,
                   sign_key: Path | None = None) -> dict[str, Path]:
     """Write the ``rendered`` reports (file name -> text or bytes) and the bundle ``files`` (relative path ->
-    bytes), hash everything into the manifest, optionally sign it, then swap the directory into place.
+    bytes), hash everything into the manifest, optionally sign it (``sign_key``: the sign-off names the result's
+    reviewer), then swap the directory into place.
     Returns file name -> final path of every rendered report."""
     out = check_output_dir(out)
     clean_leftovers(out)
@@ -52,10 +60,11 @@ def write_outputs(result: AuditResult, out: Path, rendered: dict[str, str | byte
             written[name] = inside(out, name)
         for rel, data in (files or {}).items():
             write_inside(tmp, rel, data)
-        digests = write_manifest(tmp, result.environment, facts)
-        if sign_key is not None:
-            envelope = sign(digests, predicate(result), sign_key)
-            write_inside(tmp, ENVELOPE, json.dumps(envelope, indent=1) + "\n")
+        if sign_key is None:
+            write_manifest(tmp, result.environment, facts)
+        else:  # signed at write time: the sign-off names the config's [reviewer]
+            reviewer = (result.reviewer.get("name", ""), result.reviewer.get("role", ""))
+            signed_files(tmp, result, sign_key, result.environment, facts, reviewer)
         publish(tmp, out)
         return written
     finally:

@@ -1,10 +1,11 @@
 """Optional signing of an evidence bundle: an in-toto Statement v1 in a DSSE envelope, signed with Ed25519.
 
-The Statement's subjects are every file listed in SHA256SUMS (and SHA256SUMS itself) with its SHA-256; the predicate
-carries the verdict (an INCOMPLETE one with its evidence gaps), the candidate, the policy hash and purpose (sign-off
-or screening) and the tool version. The signature covers the DSSE pre-authentication encoding PAE(payloadType,
-payload), so neither the file list nor the verdict can be changed without breaking it. ``advaudit verify DIR --key
-PUB.pem`` checks it; any DSSE/in-toto tool can too.
+The Statement's subjects are every file listed in SHA256SUMS (and SHA256SUMS itself) with its SHA-256; its
+predicate (``PREDICATE_TYPE``, schema and content in audit/evidence/attestation.py) carries the verdict and its
+basis, the checks that ran, the attack settings, the threat model, the policy and the sign-off (reviewer, role,
+UTC time, key fingerprint). The signature covers the DSSE pre-authentication encoding PAE(payloadType, payload), so
+neither the file list nor the verdict can be changed without breaking it. ``advaudit verify DIR --key PUB.pem``
+checks it against a pinned key (audit/evidence/trust.py); any DSSE/in-toto tool can too.
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import base64
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.core.errors import UsageError
+from audit.evidence.attestation import PREDICATE_TYPE
 
 try:
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -25,7 +28,6 @@ except ImportError:  # pragma: no cover - signing then fails with the install hi
 ENVELOPE = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://github.com/advaudit/advaudit/audit-result/v1"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -133,9 +135,13 @@ def load_public(path: Path):
 
 
 def keyid(public_key) -> str:
+    """The key's fingerprint: SHA-256 of its raw 32 bytes (the DSSE keyid)."""
+    return hashlib.sha256(raw_public(public_key)).hexdigest()
+
+
+def raw_public(public_key) -> bytes:
     serialization, _ = _crypto()
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def statement(subjects: dict[str, str], predicate: dict) -> dict:
@@ -144,43 +150,117 @@ def statement(subjects: dict[str, str], predicate: dict) -> dict:
             "predicateType": PREDICATE_TYPE, "predicate": predicate}
 
 
-def sign(subjects: dict[str, str], predicate: dict, key_path: Path) -> dict:
-    """The DSSE envelope (a dict) over the Statement for ``subjects`` (name -> sha256)."""
-    key = _load_private(key_path)
+def sign(subjects: dict[str, str], predicate: dict, key) -> dict:
+    """The DSSE envelope (a dict) over the Statement for ``subjects`` (name -> sha256); ``key``: the private key's
+    path, or the key loaded by ``load_private``."""
+    key = _load_private(Path(key)) if isinstance(key, (str, os.PathLike)) else key
     payload = json.dumps(statement(subjects, predicate), sort_keys=True, separators=(",", ":")).encode("utf-8")
     sig = key.sign(pae(PAYLOAD_TYPE, payload))
     return {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode("ascii"),
             "signatures": [{"keyid": keyid(key.public_key()), "sig": base64.b64encode(sig).decode("ascii")}]}
 
 
-def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path: Path | None) -> list[str]:
-    """Problems with the envelope: bad signature (when a key is given) or subjects that differ from the files."""
-    from cryptography.exceptions import InvalidSignature
+@dataclass(frozen=True)
+class EnvelopeCheck:
+    """Problems with an envelope, the fingerprints of the keys that signed it (``claimed_only``: only the keyids
+    the signatures claim, the attestation naming no key), and whether a pinned key verified it."""
+
+    problems: list[str] = field(default_factory=list)
+    signers: list[str] = field(default_factory=list)
+    pinned: bool = False
+    claimed_only: bool = False
+
+
+@dataclass(frozen=True)
+class Pins:
+    """Public keys (Ed25519 key objects) and key fingerprints the verifier trusts; ``source`` names them."""
+
+    keys: tuple = ()
+    fingerprints: frozenset[str] = frozenset()
+    source: str = ""
+
+    def trusts(self, fingerprint: str) -> bool:
+        return fingerprint in self.fingerprints
+
+
+def _named_key(stmt: dict):
+    """The public key the attestation's sign-off names (raw Ed25519, base64), or None."""
+    _, ed25519 = _crypto()
+    signoff = stmt.get("predicate", {}).get("signoff") if isinstance(stmt.get("predicate"), dict) else None
+    raw = signoff.get("public_key") if isinstance(signoff, dict) else None
+    if not isinstance(raw, str):
+        return None
     try:
-        if Path(envelope_path).stat().st_size > MAX_ENVELOPE_BYTES:
-            raise ValueError(f"over {MAX_ENVELOPE_BYTES:,} bytes")
-        env = json.loads(Path(envelope_path).read_text(encoding="utf-8"))
-        payload = base64.b64decode(env["payload"], validate=True)
-        stmt = json.loads(payload)
-        sigs = env["signatures"]
-        signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
-        if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()) or \
-                not all(isinstance(n, str) for n in signed):
-            raise TypeError("signatures must be a list and every subject digest a string")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-        return [f"{ENVELOPE}: malformed ({type(e).__name__}: {str(e)[:120]})"]
-    problems = []
-    if public_key_path is not None:
-        key = load_public(public_key_path)
-        ok = False
-        for s in sigs:
-            try:
-                key.verify(base64.b64decode(s["sig"]), pae(str(env.get("payloadType", "")), payload))
-                ok = True
-            except (InvalidSignature, KeyError, ValueError, TypeError, AttributeError):
-                continue
+        return ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(raw, validate=True))
+    except ValueError:
+        raise ValueError("the sign-off's public_key is not a raw Ed25519 key") from None
+
+
+def _verifies(key, sigs: list, message: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    for s in sigs:
+        try:
+            key.verify(base64.b64decode(s["sig"]), message)
+            return True
+        except (InvalidSignature, KeyError, ValueError, TypeError, AttributeError):
+            continue
+    return False
+
+
+def check_signatures(stmt: dict, sigs: list, message: bytes, pinned: Pins | None, name: str) -> EnvelopeCheck:
+    """Check ``sigs`` over ``message`` (the PAE) against the key the attestation names and the pinned keys."""
+    problems: list[str] = []
+    named = _named_key(stmt)
+    signers: list[str] = []
+    if named is not None:
+        fp = keyid(named)
+        if _verifies(named, sigs, message):
+            signers.append(fp)
+        else:
+            problems.append(f"{name}: signature does not verify with the public key its sign-off names "
+                            f"(the envelope was altered)")
+        claimed = stmt["predicate"]["signoff"].get("key_fingerprint")
+        if claimed != fp:
+            problems.append(f"{name}: the sign-off's key_fingerprint is not the fingerprint of its public key")
+    claimed_only = not signers
+    if claimed_only:
+        signers = sorted({str(s.get("keyid", ""))[:64] for s in sigs if isinstance(s, dict)} - {""})
+    ok = False
+    if pinned is not None:
+        ok = any(_verifies(k, sigs, message) for k in pinned.keys) or any(
+            pinned.trusts(fp) for fp in signers if not claimed_only)
         if not ok:
-            problems.append(f"{ENVELOPE}: signature does not verify with {public_key_path}")
+            problems.append(f"{name}: signature does not verify with {pinned.source} (signed by "
+                            f"{', '.join(signers) or 'an unnamed key'})")
+    return EnvelopeCheck(problems, signers, ok and not problems, claimed_only)
+
+
+def _read_envelope(envelope_path: Path):
+    if Path(envelope_path).stat().st_size > MAX_ENVELOPE_BYTES:
+        raise ValueError(f"over {MAX_ENVELOPE_BYTES:,} bytes")
+    env = json.loads(Path(envelope_path).read_text(encoding="utf-8"))
+    payload = base64.b64decode(env["payload"], validate=True)
+    stmt = json.loads(payload)
+    sigs = env["signatures"]
+    signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
+    if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()) or \
+            not all(isinstance(n, str) for n in signed):
+        raise TypeError("signatures must be a list and every subject digest a string")
+    return env, payload, stmt, sigs, signed
+
+
+def inspect_envelope(envelope_path: Path, actual: dict[str, str], pinned=None) -> EnvelopeCheck:
+    """Check the envelope: its signatures (against the key its sign-off names and the ``pinned`` keys, a
+    trust.Pins or a public key's path) and its subjects against ``actual`` (name -> sha256 of the files)."""
+    if isinstance(pinned, (str, os.PathLike)):
+        public = load_public(Path(pinned))
+        pinned = Pins((public,), frozenset({keyid(public)}), str(pinned))
+    try:
+        env, payload, stmt, sigs, signed = _read_envelope(envelope_path)
+        sig = check_signatures(stmt, sigs, pae(str(env.get("payloadType", "")), payload), pinned, ENVELOPE)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        return EnvelopeCheck([f"{ENVELOPE}: malformed ({type(e).__name__}: {str(e)[:120]})"])
+    problems = list(sig.problems)
     if stmt.get("_type") != STATEMENT_TYPE or env.get("payloadType") != PAYLOAD_TYPE:
         problems.append(f"{ENVELOPE}: not an in-toto Statement v1 envelope")
     for name, digest in sorted(signed.items()):
@@ -190,4 +270,10 @@ def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path
             problems.append(f"{name}: changed since signing (SHA-256 differs from the signed statement)")
     for name in sorted(set(actual) - set(signed)):
         problems.append(f"{name}: present but not covered by the signature")
-    return problems
+    return EnvelopeCheck(problems, sig.signers, sig.pinned and not problems, sig.claimed_only)
+
+
+def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path=None) -> list[str]:
+    """Problems with the envelope: a bad signature (with the pinned key, when one is given, and with the key its
+    sign-off names) or subjects that differ from the files."""
+    return inspect_envelope(envelope_path, actual, public_key_path).problems

@@ -1,0 +1,135 @@
+"""``advaudit sign DIR --key KEY``: sign an existing output directory after the run.
+
+The directory is verified first (a tampered, partial or foreign one is refused: ``Unverified`` with the problems,
+or UsageError when it is no advaudit output at all); its results.json gives the predicate. The new directory is
+assembled in a hidden sibling (the listed files hard-linked, or copied where links cannot be made, and each
+checked against the SHA-256 it was verified with), then manifest.json (with the sign-off), SHA256SUMS and
+attestation.dsse.json are written and the directory is swapped in atomically (audit/evidence/outdir.py): a reader
+sees the unsigned bundle or the signed one, never a mix. A bundle that is already signed is re-signed only with
+``force`` (the old signature is replaced, not kept beside the new one).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.core.errors import UsageError
+from audit.core.hashing import sha256_file
+from audit.evidence.attestation import signoff_text
+from audit.evidence.manifest import MANIFEST, SUMS, verify_bundle
+from audit.evidence.outdir import check_output_dir, clean_leftovers, inside, new_partial, publish
+from audit.evidence.signing import ENVELOPE, load_private
+
+MANIFEST_KEYS = ("manifest_version", "generator", "algorithm", "environment", "files", "signoff")
+
+
+class Unverified(Exception):
+    """The directory does not verify: it is not signed. ``problems``: what verify found."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Signed:
+    directory: Path
+    signoff: dict[str, str]
+    replaced: list[str]  # the fingerprints of the signature it replaced (empty: it was not signed)
+
+
+def _manifest_facts(directory: Path) -> tuple[dict[str, str], dict]:
+    """The environment and the other facts of the verified manifest.json, kept in the re-written one."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise UsageError(f"{directory / MANIFEST}: cannot be read ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{directory / MANIFEST}: not an advaudit manifest")
+    env = data.get("environment")
+    facts = {k: v for k, v in data.items() if k not in MANIFEST_KEYS}
+    return (env if isinstance(env, dict) else {}), facts
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copyfile(src, dst, follow_symlinks=False)
+
+
+def _assemble(directory: Path, tmp: Path, digests: dict[str, str]) -> None:
+    """Put the listed files (not the manifest files) into the partial sibling ``tmp``, each as verified."""
+    for name, digest in sorted(digests.items()):
+        if name in (MANIFEST, SUMS, ENVELOPE):
+            continue
+        dst = inside(tmp, name)
+        _link_or_copy(inside(directory, name), dst)
+        if sha256_file(dst) != digest:
+            raise Unverified([f"{name}: changed while it was being signed"])
+
+
+def sign_bundle(directory: Path, key_path: Path, reviewer: str = "", role: str = "",
+                force: bool = False) -> Signed:
+    """Sign the verified output ``directory`` with the Ed25519 private key at ``key_path``; see the module."""
+    from audit.engine.results_io import read_results
+    from audit.evidence.output import signed_files
+    reviewer, role = signoff_text("--reviewer", reviewer), signoff_text("--role", role)
+    directory = Path(os.path.abspath(directory))
+    load_private(key_path)  # a bad key fails before anything is read or written
+    found = verify_bundle(directory)
+    if found.problems:
+        raise Unverified(found.problems)
+    if found.signed and not force:
+        raise UsageError(f"{directory} is already signed (by key {', '.join(found.signers) or 'unknown'}); "
+                         f"give --force to replace that signature")
+    if "results.json" not in found.digests:
+        raise UsageError(f"{directory} lists no results.json: nothing to attest")
+    result = read_results(directory / "results.json")
+    environment, facts = _manifest_facts(directory)
+    check_output_dir(directory)  # its folder writable: UsageError, not a traceback
+    clean_leftovers(directory)
+    try:
+        tmp = new_partial(directory)
+    except OSError as e:
+        raise UsageError(f"cannot sign {directory}: {e.strerror or e}") from None
+    try:
+        _assemble(directory, tmp, found.digests)
+        record = signed_files(tmp, result, key_path, environment, facts, (reviewer, role))
+        publish(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Signed(directory, record, list(found.signers) if found.signed else [])
+
+
+def signed_lines(done: Signed, key_path: Path) -> list[str]:
+    """What ``advaudit sign`` reports (plain text: the caller escapes it for its terminal)."""
+    so = done.signoff
+    who = (f" for {so['reviewer']}" + (f" ({so['role']})" if so["role"] else "")) if so["reviewer"] else ""
+    again = f" (replacing the signature of {', '.join(done.replaced)})" if done.replaced else ""
+    return [f"signed {done.directory}{who} at {so['signed_at']} with key {so['key_fingerprint']}{again}",
+            f"check it with: advaudit verify {done.directory} --key {key_path}.pub"]
+
+
+def verify_report(directory: Path, pinned=None) -> tuple[list[str], str]:
+    """What ``advaudit verify`` reports and its outcome: "ok" (unchanged, and signed by a pinned key when
+    signed), "failed" (a problem) or "unpinned" (unchanged and signed, but by a key nobody pinned: not verified)."""
+    found = verify_bundle(directory, pinned)
+    if found.problems:
+        return ([f"FAILED {p}" for p in found.problems]
+                + [f"bundle verification failed: {len(found.problems)} problem(s)"]), "failed"
+    signers = ", ".join(found.signers) or "an unnamed key"
+    if not found.signed:
+        return ["bundle verified: every listed file is unchanged; not signed"], "ok"
+    if found.pinned:
+        return [f"bundle verified: every listed file is unchanged and the signature verifies with the pinned key "
+                f"{signers}"], "ok"
+    claimed = " (the keyid its signature claims)" if found.claimed_only else ""
+    return [f"NOT VERIFIED: every listed file is unchanged and the bundle is signed by key {signers}{claimed}, "
+            f"but that key is not pinned, and anyone can re-sign a bundle. Pin the signer: --key PUB.pem (or its "
+            f"fingerprint) or --trusted-keys FILE"], "unpinned"
