@@ -86,7 +86,7 @@ def _inputs_hashed(result: AuditResult, f: Finding | None, check: str) -> str:
     h = result.dataset.sha256
     if not (_hashed(h.train) and _hashed(h.test) and _hashed(result.policy.sha256)):
         return ""
-    return "train and test splits and the policy identified by SHA-256 (a written output's manifest hashes every file)"
+    return f"train split {h.train[:12]}..., test split {h.test[:12]}..., policy {result.policy.sha256[:12]}..."
 
 
 def _supplied_weights_hashed(result: AuditResult, f: Finding | None, check: str) -> str:
