@@ -71,7 +71,9 @@ def _check_usable(result: AuditResult, f: Finding | None, check: str) -> str:
 def _defence_variant(result: AuditResult, f: Finding | None, check: str) -> str:
     if f is None or not f.variant or f.variant not in defence_names(result):
         return ""
-    return f"variant '{f.variant}' is a defence ([[defences]]) trained by this run"
+    supplied = any(get(d, "name") == f.variant and get(d, "weights") for d in result.config.get("defences") or ())
+    how = "loaded from weights" if supplied else "trained by this run"
+    return f"variant '{f.variant}' is a defence ([[defences]]) {how}"
 
 
 def _policy_hashed(result: AuditResult, f: Finding | None, check: str) -> str:
