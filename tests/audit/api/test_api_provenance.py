@@ -155,6 +155,8 @@ def test_an_api_run_names_the_model_class_and_hashes_the_arrays_and_state_dict(a
     assert res["model"]["source"] == f"an in-memory {cls}" and res["dataset"]["source"] == "in-memory arrays"
     for name in ("results.json", "report.html", "summary.md", "config.json"):
         assert "build_small_cnn" not in (out / name).read_text(encoding="utf-8"), name
+    header = (out / "report.html").read_text(encoding="utf-8").split("</header>")[0]
+    assert f"model <code>{cls}</code>" in header  # the report's header names the class, never an empty name
     assert p["model_state_sha256"] == state_hash(model.state_dict())
     assert p["data_source"] == "in-memory arrays"
     assert [(a["name"], a["dtype"], tuple(a["shape"]), a["sha256"]) for a in p["arrays"]] == [
