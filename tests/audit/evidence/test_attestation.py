@@ -68,12 +68,14 @@ def test_a_predicate_with_a_bad_value_fails_the_schema(demo_result, path, value)
 
 
 def test_the_provenance_block_is_attested_when_the_result_has_one(demo_result):
-    result = dataclasses.replace(demo_result)
-    object.__setattr__(result, "provenance", {"operator": {"user": "ci"}, "ci": None})
+    from audit.core.result import Provenance
+    result = dataclasses.replace(demo_result, provenance=Provenance(user="ci", host="runner-1",
+                                                                    started="2026-01-01T00:00:00Z", tool_version="0"))
     p = predicate(result)
-    assert p["provenance"] == {"operator": {"user": "ci"}, "ci": None} and problems(p) == []
-    if getattr(demo_result, "provenance", None) is None:
-        assert "provenance" not in predicate(demo_result)
+    assert p["provenance"]["user"] == "ci" and p["provenance"]["host"] == "runner-1" and problems(p) == []
+    assert "provenance" not in predicate(dataclasses.replace(demo_result, provenance=None))
+    if demo_result.provenance is not None:  # the demo's own block, as results.json holds it
+        assert problems(predicate(demo_result)) == [] and predicate(demo_result)["provenance"]["host"]
 
 
 def test_audit_write_signs_with_sign_and_its_older_name(demo_result, tmp_path, capsys):
