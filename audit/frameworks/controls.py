@@ -1,17 +1,22 @@
 """Join a result to framework data: the NIST AI RMF 1.0 subcategories, the threats not measured and the crosswalk
 (data files in audit/frameworks/). Every claim goes through a rule of coverage.toml over the named facts of
 audit/frameworks/facts.py: a check's declared control counts only when its finding ran and was judged and what its
-check rule needs holds; a run-level rule only when its fact holds. "Not measured" comes from the same facts."""
+check rule needs holds; a run-level rule only when its fact holds. "Not measured" comes from the same facts, and a
+subcategory that is the whole of a threat listed as not measured is never claimed. All of it is a pure function of
+the result: ``refresh_claims`` recomputes it for a stored result with the current rules."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import tomllib
 
-from audit.core.result import AuditResult, Finding, NotMeasured, SubcategoryStatus
+from audit.core.result import AuditResult, Control, Finding, NotMeasured, SubcategoryStatus
 from audit.frameworks.facts import holds, usable
 
 _STRENGTH_RANK = {"direct": 2, "supporting": 1}
@@ -69,7 +74,7 @@ def run_claims(result: AuditResult) -> tuple[list[tuple[str, Claim]], list[tuple
     """(subcategory, claim) for each run-level rule whose fact holds; (subcategory, missing) for the others."""
     claims, missing = [], []
     for r in coverage()["rules"]:
-        what = holds(r["needs"], result)
+        what = holds(r["needs"], result, None, r.get("check", ""))
         if what:
             claims.append((r["subcategory"], Claim(f"run:{r['evidence']}", r["strength"],
                                                    f"run:{r['evidence']}: {what} ({r['why']})")))
@@ -111,19 +116,32 @@ def _gather(result: AuditResult) -> tuple[dict[str, list[Claim]], dict[str, list
 
 
 def nist_status(result: AuditResult) -> tuple[SubcategoryStatus, ...]:
-    """Every subcategory with the evidence its rules find on this result, or the reason it is not measured."""
+    """Every subcategory with the evidence its rules find on this result, or the reason it is not measured; one that
+    is the whole of a threat this result does not measure gets no claim (whatever a finding declares)."""
     by_sub, missing, idle = _gather(result)
+    unmeasured = {t.threat: t.why for t in not_measured_threats(result)}
+    blocked = {sub: unmeasured[threat] for threat, sub in threat_subcategories().items() if threat in unmeasured}
     out = []
     for fn, cat, item in subcategories():
-        sid, got = item["id"], by_sub.get(item["id"], [])
+        sid, got = item["id"], [] if item["id"] in blocked else by_sub.get(item["id"], [])
         if got:
             status = "evidence" if max(_STRENGTH_RANK[c.strength] for c in got) == 2 else "supporting"
             out.append(SubcategoryStatus(sid, fn, cat, item["text"], status, tuple(dict.fromkeys(c.ref for c in got)),
                                          basis=tuple(c.basis for c in got if c.basis)))
         else:
-            out.append(SubcategoryStatus(sid, fn, cat, item["text"], "not measured", (),
-                                         _reason(sid, fn, missing, idle)))
+            reason = coverage()["not_measured_reasons"].get(sid, blocked[sid]) if sid in blocked else \
+                _reason(sid, fn, missing, idle)
+            out.append(SubcategoryStatus(sid, fn, cat, item["text"], "not measured", (), reason))
     return tuple(out)
+
+
+def _why(t: dict, result: AuditResult, found: str) -> str:
+    """The threat's why: that of its first case whose fact holds ("{found}": what that fact found), else its own."""
+    for case in t.get("cases", ()):
+        what = holds(case["when"], result, None, t.get("check", ""))
+        if what:
+            return case["why"].replace("{found}", what)
+    return t["why"].replace("{found}", found)
 
 
 def not_measured_threats(result: AuditResult) -> tuple[NotMeasured, ...]:
@@ -135,8 +153,28 @@ def not_measured_threats(result: AuditResult) -> tuple[NotMeasured, ...]:
         found = holds(t["when"], result, None, t.get("check", "")) if t.get("when") else ""
         if t.get("when") and not found:
             continue
-        out.append(NotMeasured(threat=t["threat"], reference=t["reference"], why=t["why"].replace("{found}", found)))
+        out.append(NotMeasured(threat=t["threat"], reference=t["reference"], why=_why(t, result, found)))
     return tuple(out)
+
+
+_NOT_MEASURED_COUNT = re.compile(r"^\d+ (threat classes were not measured)")  # audit/engine/assemble.residual_risk
+
+
+def refresh_claims(result: AuditResult, declared: Mapping[str, tuple[Control, ...]] | None = None) -> AuditResult:
+    """``result`` with its claims recomputed by the current rules: ``not_measured``, the count of them in
+    ``residual_risk``, ``nist`` and the editions they refer to. A stored (older or crafted) result's table is never
+    trusted. ``declared``: check id -> the controls its check declares now (``{k: c.controls for k, c in
+    CHECKS.items()}``; this room cannot import the checks): each finding's stored controls are replaced by them (an
+    unknown check declares none), so an old or crafted finding's control claims nothing. Without it the findings'
+    stored controls are used."""
+    if declared is not None:
+        result = dataclasses.replace(result, findings=tuple(
+            dataclasses.replace(f, controls=tuple(declared.get(f.check, ()))) for f in result.findings))
+    result = dataclasses.replace(result, not_measured=(), nist=())
+    not_measured = not_measured_threats(result)
+    risk = tuple(_NOT_MEASURED_COUNT.sub(f"{len(not_measured)} \\1", line) for line in result.residual_risk)
+    result = dataclasses.replace(result, not_measured=not_measured, residual_risk=risk, frameworks=editions())
+    return dataclasses.replace(result, nist=nist_status(result))
 
 
 def threat_subcategories() -> dict[str, str]:

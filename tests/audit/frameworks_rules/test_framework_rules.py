@@ -42,9 +42,11 @@ def finding(check: str, variant: str | None = None, details=None, status: Status
                    gating=variant in (None, "pgd_at"))
 
 
-def points(attacks: tuple[str, ...]) -> tuple[RobustnessPoint, ...]:
-    return tuple(RobustnessPoint(a, "linf", e, 0.5, 0.4, 0.6, 100, 10) for e in (0.05, 0.1)
-                 for a in (*attacks, "worst_case"))
+def points(attacks: tuple[str, ...], passes: int = 10) -> tuple[RobustnessPoint, ...]:
+    """The grid as the run records it: a gradient attack spends gradient passes, Square forward passes (queries);
+    ``passes`` 0: no point was attacked (none was clean-correct)."""
+    return tuple(RobustnessPoint(a, "linf", e, 0.5, 0.4, 0.6, 100, 0 if a == "square" else passes, "",
+                                 passes if a == "square" else 0) for e in (0.05, 0.1) for a in (*attacks, "worst_case"))
 
 
 def variant(name: str, attacks=("fgsm", "pgd", "square")) -> VariantResult:
@@ -52,19 +54,23 @@ def variant(name: str, attacks=("fgsm", "pgd", "square")) -> VariantResult:
 
 
 C6 = {"validity_checks": [{"id": "C6", "status": "pass", "values": {"queries": 300, "attacked": 64}}]}
-ART = {"attacks": {"pgd": {"ours": 0.5, "art": 0.5}, "square": {"ours": 0.7, "art": 0.72}}}
-DEPLOY = {"rows": [{"name": "int8", "robust_by_attack": {"transfer from source": 0.6, "Square": 0.7}}]}
+ART = {"attacks": {"pgd": {"ours": 0.5, "art": 0.5, "points": 200}, "square": {"ours": 0.7, "art": 0.72, "points": 64}}}
+DEPLOY = {"rows": [{"name": "int8", "clean": {"value": 0.9, "n": 100, "correct": 90},
+                    "robust_by_attack": {"transfer from source": 0.6, "Square": 0.7}}]}
+RETRAIN = {"removed_rows": 30, "kept_rows": 970}
 
 
 def full() -> AuditResult:
     """A result with every fact's evidence: a defence compared with the baseline on the same attacks (Square among
-    them), the C6 probe, ART's Square, a deployment attacked with Square, hashed inputs and supplied weights."""
+    them), the C6 probe, ART's Square, a deployment attacked with Square, hashed inputs and supplied weights, a
+    cleaned retraining that removed rows."""
     findings = (finding("clean_accuracy", "baseline"), finding("clean_accuracy", "pgd_at"),
                 finding("training_health", "baseline"), finding("training_health", "pgd_at"),
                 finding("robustness", "baseline"), finding("robustness", "pgd_at"),
                 finding("attack_validity", "pgd_at", C6), finding("art_agreement", "pgd_at", ART),
                 finding("calibration", "pgd_at"), finding("corruptions", "pgd_at"),
-                finding("deployments", None, DEPLOY), finding("datalab"), finding("backdoor"))
+                finding("deployments", None, DEPLOY), finding("datalab"), finding("backdoor"),
+                finding("retrain_cleaned", None, RETRAIN, Status.INFO))
     result = AuditResult(
         schema_version="2", tool={}, created="", verdict=Verdict.GO, candidate="pgd_at",
         dataset=DatasetInfo("digits", "image", 1000, 400, 10, (1, 8, 8), (0.0, 1.0), (), SplitHashes(SHA, SHA)),
@@ -81,6 +87,11 @@ def skip(result: AuditResult, check: str | None = None) -> AuditResult:
     return dataclasses.replace(result, findings=tuple(
         dataclasses.replace(f, status=Status.SKIPPED, details=None) if check in (None, f.check) else f
         for f in result.findings))
+
+
+def details(r: AuditResult, check: str, new) -> AuditResult:
+    return dataclasses.replace(r, findings=tuple(dataclasses.replace(f, details=new) if f.check == check else f
+                                                 for f in r.findings))
 
 
 def no_queries(r: AuditResult) -> AuditResult:
@@ -111,6 +122,9 @@ ABSENT = {
     "findings_reported": lambda r: skip(r),
     "defences_compared": lambda r: dataclasses.replace(r, variants=r.variants[1:]),
     "query_attack_ran": no_queries,
+    "gradient_attack_ran": lambda r: skip(r, "robustness"),
+    "validity_checks_ran": lambda r: skip(r, "attack_validity"),
+    "rows_removed": lambda r: details(r, "retrain_cleaned", {**RETRAIN, "removed_rows": 0, "kept_rows": 1000}),
 }
 
 
@@ -118,10 +132,25 @@ def status(result: AuditResult) -> dict:
     return {s.id: s for s in nist_status(result)}
 
 
-def all_named_facts() -> list[str]:
+def naming(fact: str | None = None) -> list[tuple[str, str]]:
+    """(fact, check) for every place coverage.toml names a fact: rules, check rules, not-measured entries and their
+    cases (a case's check is its entry's); only those of ``fact`` when given."""
     c = coverage()
-    return [r["needs"] for r in c["rules"] + c["check_rules"]] + \
-        [t[k] for t in c["not_measured"] for k in ("unless", "when") if k in t]
+    out = [(r["needs"], r.get("check", "")) for r in c["rules"] + c["check_rules"]]
+    for t in c["not_measured"]:
+        out += [(t[k], t.get("check", "")) for k in ("unless", "when") if k in t]
+        out += [(case["when"], t.get("check", "")) for case in t.get("cases", ())]
+    return [x for x in out if fact in (None, x[0])]
+
+
+def all_named_facts() -> list[str]:
+    return [name for name, _ in naming()]
+
+
+def fact_checks() -> list[tuple[str, str]]:
+    """(fact, check) for every fact and each check a rule gives it ("" for a fact no rule gives a check)."""
+    return sorted({(name, c) for name in FACTS for c in {c for _, c in naming(name)} | {""}
+                   if c or not any(c for _, c in naming(name))})
 
 
 def test_every_fact_the_rules_name_is_registered_and_every_fact_has_an_absent_case():
@@ -134,15 +163,17 @@ def test_every_fact_the_rules_name_is_registered_and_every_fact_has_an_absent_ca
         assert r["strength"] in ("direct", "supporting") and r["evidence"] in c["evidence"]
     for r in c["check_rules"]:
         assert r["check"] in CHECKS and r["subcategory"] in {x.id for x in CHECKS[r["check"]].controls}
+    assert {ch for _, ch in naming() if ch} <= set(CHECKS)
     with pytest.raises(KeyError):
         holds("no_such_fact", full())
 
 
-@pytest.mark.parametrize("name", sorted(FACTS))
-def test_each_fact_holds_with_its_evidence_and_not_without(name):
+@pytest.mark.parametrize(("name", "check"), fact_checks(), ids=lambda x: x or "-")
+def test_each_fact_holds_with_its_evidence_and_not_without(name, check):
+    """With each check its rules give it (a per-finding fact: on a finding of that check, the defence's first)."""
     r = full()
-    f = next(f for f in r.findings if f.variant == "pgd_at" and f.check == "training_health")
-    check = "backdoor"
+    of = check if FACTS[name].per_finding and check else "training_health"
+    f = sorted((f for f in r.findings if f.check == of), key=lambda f: f.variant != "pgd_at")[0]
     assert holds(name, r, f, check)
     absent = ABSENT[name](r)
     f_absent = next(g for g in absent.findings if g.id == f.id)
@@ -200,6 +231,21 @@ def test_a_threat_is_listed_as_not_measured_exactly_when_its_fact_says_so(entry)
         assert entry["threat"] in listed and entry["threat"] not in without
 
 
+@pytest.mark.parametrize("entry", [t for t in coverage()["not_measured"] if t.get("cases")],
+                         ids=lambda t: t["threat"][:40])
+def test_a_listed_threats_why_is_its_first_case_whose_fact_holds_else_its_own(entry):
+    """Each case's why with its fact present (the earlier cases' absent), and not without it; with none, the
+    entry's own why: a why never states what the facts do not show."""
+    r = ABSENT[entry["unless"]](full()) if "unless" in entry else full()
+    for case in entry["cases"]:
+        [line] = [t for t in not_measured_threats(r) if t.threat == entry["threat"]]
+        assert line.why.startswith(case["why"].split("{found}")[0]) and "{found}" not in line.why
+        r = ABSENT[case["when"]](r)
+        [line] = [t for t in not_measured_threats(r) if t.threat == entry["threat"]]
+        assert not line.why.startswith(case["why"].split("{found}")[0])
+    assert line.why == entry["why"]
+
+
 def test_when_square_ran_the_black_box_line_says_what_ran_and_what_remains():
     r = full()
     [line] = [t for t in r.not_measured if t.threat.startswith("Transfer evasion")]
@@ -233,9 +279,11 @@ def test_the_over_claims_are_gone_on_a_small_result():
     r = full()
     one = dataclasses.replace(r, config={**r.config, "defences": []}, variants=r.variants[:1],
                               findings=tuple(f for f in r.findings if f.variant != "pgd_at"))
-    alone = status(one)
+    assert "retrain_cleaned" in status(one)["MANAGE 1.3"].findings     # rows removed: a risk response measured
+    alone = status(ABSENT["rows_removed"](one))                        # none removed: the baseline again
     for sub in ("MANAGE 1.2", "MANAGE 1.3"):
         assert alone[sub].status == "not measured" and "defended variant" in alone[sub].reason
+    assert "removed no row" in alone["MANAGE 1.3"].reason
 
 
 @pytest.mark.parametrize("check", list(CHECKS))
@@ -258,7 +306,7 @@ def claims_hold(result: AuditResult) -> list[str]:
         for ref in s.findings:
             if ref.startswith("run:"):
                 rules = [x for x in coverage()["rules"] if f"run:{x['evidence']}" == ref and x["subcategory"] == s.id]
-                ok = any(holds(x["needs"], result) for x in rules)
+                ok = any(holds(x["needs"], result, None, x.get("check", "")) for x in rules)
             else:
                 f = by_id[ref]
                 ok = f.status in USABLE and s.id in {c.id for c in f.controls} and all(
