@@ -225,6 +225,8 @@ def _init(path: Path) -> int:
 
 
 def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
+    if args.command in EVIDENCE_COMMANDS:  # before the config and engine imports (torch): verify takes ~1 s
+        return _evidence(args)
     from audit import config as cfg
     from audit.engine import configure
     if args.command == "demo":
@@ -245,8 +247,6 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
         config = _with_executor(_with_output_options(configure.load(path, overrides), args), args)
         return _run(config, args.out, config_path=path, start=start, profile=args.profile,
                     json_summary=args.json_summary, dry_run=args.dry_run)
-    if args.command in EVIDENCE_COMMANDS:
-        return _evidence(args)
     if args.command == "compare":
         return _compare(args.base, args.head, args.policy, args.out, args.compare_format)
     if args.command == "init":
