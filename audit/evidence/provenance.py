@@ -1,9 +1,11 @@
 """The provenance block of a run (``AuditResult.provenance``): who ran it (user, host, time, tool version), in which
 CI run, at which git commit, and the SHA-256 of every file the user supplied beside the bundle file made from it.
 
-Never fails the run. Git: the repository holding the config file; without one (the Python API, the demo) the one
-holding the model's source file (its factory's module, or an in-memory model's class's module) unless that is
-advaudit's own. Every string here (CI variables, paths, git output) is hostile: bounded here, escaped per format.
+Never fails the run. Git (audit/evidence/git_state.py, running nothing the repository controls): the repository
+holding the config file; without one (the Python API, the demo) the one holding the model's source file (the file
+defining its factory or in-memory class, audit/evidence/source_files.py) unless that is installed code. A data
+folder's hash covers the files its loader reads (audit/evidence/data_digest.py). Every string here (CI variables,
+user, host, paths, git output) is hostile: made valid Unicode (``text``), bounded here, escaped per format.
 """
 from __future__ import annotations
 
@@ -12,10 +14,7 @@ import getpass
 import hashlib
 import logging
 import os
-import re
 import socket
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,22 +22,45 @@ import torch
 
 from audit.core.files import read_bounded
 from audit.core.hashing import sha256_file
-from audit.core.provenance_parts import ArrayDigest, CIRun, GitState, SuppliedFile
+from audit.core.provenance_parts import ArrayDigest, CIRun, SuppliedFile
 from audit.core.result import Provenance
 from audit.core.version import __version__
 from audit.engine.assemble import IN_MEMORY_DATA
+from audit.evidence.data_digest import TooLarge, files_sha256, loader_files
+from audit.evidence.git_state import git_state
+from audit.evidence.source_files import defining_file, factory_source, module_file, third_party
 
 log = logging.getLogger(__name__)
 VALUE_LIMIT = 200          # characters kept of each CI variable
-GIT_TIMEOUT = 5.0          # seconds per git command
 SOURCE_LIMIT = 4 * 2**20   # bytes of a factory source file copied into the bundle
-MAX_TREE_FILES = 1_000_000
-OWN = Path(__file__).resolve().parents[1]   # advaudit's own package: its modules are not the user's source
-HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+THIRD_PARTY = " (third-party, not bundled)"
+CI_VARS = ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_WORKFLOW",
+           "GITHUB_SERVER_URL", "CI_PIPELINE_ID", "CI_PROJECT_PATH", "CI_COMMIT_SHA", "CI_JOB_URL", "BUILD_URL",
+           "BUILD_NUMBER", "BUILD_ID", "GIT_URL", "GIT_COMMIT", "JOB_NAME")
+
+
+def text(value: str) -> str:
+    """``value`` as valid Unicode: a byte the file system or environment gave undecoded (a surrogate escape, as in
+    ``USER=$'ev\\xffil'`` or a non-UTF-8 file name) becomes its ``\\xff`` escape, so no output fails to encode."""
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a surrogate that is no escape of a byte
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def clean(obj):
+    """``obj`` (a dataclass of the provenance block, a tuple, a str) with every string passed through ``text``."""
+    if isinstance(obj, str):
+        return text(obj)
+    if isinstance(obj, tuple):
+        return tuple(clean(v) for v in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: clean(getattr(obj, f.name)) for f in dataclasses.fields(obj)})
+    return obj
 
 
 def _bounded(value: str | None) -> str:
-    return (value or "")[:VALUE_LIMIT]
+    return text(value or "")[:VALUE_LIMIT]
 
 
 def operator() -> tuple[str, str]:
@@ -55,78 +77,47 @@ def operator() -> tuple[str, str]:
 
 
 def ci_context(env: Mapping[str, str] | None = None) -> CIRun | None:
-    """The CI run from GitHub Actions, GitLab CI or Jenkins standard variables, or None outside CI."""
+    """The CI run as GitHub Actions, GitLab CI or Jenkins standard variables report it (a local run can set them
+    too), or None when none is set."""
     e = os.environ if env is None else env
-    get = {k: _bounded(e.get(k)) for k in (
-        "GITHUB_RUN_ID", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_WORKFLOW", "GITHUB_SERVER_URL",
-        "CI_PIPELINE_ID", "CI_PROJECT_PATH", "CI_COMMIT_SHA", "CI_JOB_URL", "BUILD_URL", "GIT_COMMIT", "JOB_NAME")}
+    get = {k: _bounded(e.get(k)) for k in CI_VARS}
     if get["GITHUB_RUN_ID"]:
         url = ""
         if get["GITHUB_REPOSITORY"]:
             url = _bounded(f"{get['GITHUB_SERVER_URL'] or 'https://github.com'}/{get['GITHUB_REPOSITORY']}"
                            f"/actions/runs/{get['GITHUB_RUN_ID']}")
         return CIRun("github-actions", get["GITHUB_RUN_ID"], get["GITHUB_REPOSITORY"], get["GITHUB_SHA"],
-                     get["GITHUB_WORKFLOW"], url)
+                     get["GITHUB_WORKFLOW"], url, get["GITHUB_RUN_ATTEMPT"])
     if get["CI_PIPELINE_ID"]:
         return CIRun("gitlab-ci", get["CI_PIPELINE_ID"], get["CI_PROJECT_PATH"], get["CI_COMMIT_SHA"], "",
                      get["CI_JOB_URL"])
     if get["BUILD_URL"] or get["JOB_NAME"]:
-        return CIRun("jenkins", "", "", get["GIT_COMMIT"], get["JOB_NAME"], get["BUILD_URL"])
+        return CIRun("jenkins", get["BUILD_NUMBER"] or get["BUILD_ID"], get["GIT_URL"], get["GIT_COMMIT"],
+                     get["JOB_NAME"], get["BUILD_URL"])
     return None
 
 
-def _git(directory: Path, *args: str) -> str | None:
-    """git's stdout in ``directory``, None when git is missing, fails or takes too long. fsmonitor is off: a
-    repository's config must not make ``status`` run a command."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+def _data_folder(role: str, p: Path, source: str) -> SuppliedFile:
+    """The record of a data folder: the digest of the files its loader reads, or "not hashed" over the bound."""
     try:
-        done = subprocess.run(["git", "-c", "core.fsmonitor=false", "-C", str(directory), *args],
-                              capture_output=True, timeout=GIT_TIMEOUT, env=env, stdin=subprocess.DEVNULL,
-                              check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else None
+        digest, size = files_sha256(p, loader_files(source, p))
+    except TooLarge as e:
+        log.warning("provenance: %s %s not hashed (%s)", role, p, e)
+        return SuppliedFile(role=role, path=str(p), sha256="", note=f"not hashed ({e})")
+    return SuppliedFile(role=role, path=str(p), sha256=digest, bytes=size)
 
 
-def git_state(directory: Path, of: str) -> GitState | None:
-    """HEAD's commit and the dirty flag of the repository holding ``directory``, or None (no repository, no
-    git, no commit yet, a timeout)."""
-    head = _git(directory, "rev-parse", "HEAD")
-    commit = (head or "").strip()
-    if not HEX.fullmatch(commit):
-        return None
-    status = _git(directory, "status", "--porcelain")
-    return GitState(of=of, commit=commit, dirty=bool(status and status.strip()))
-
-
-def tree_sha256(root: Path) -> tuple[str, int]:
-    """(SHA-256 of the sorted "<sha256>  <relative path>" lines of every plain file under ``root``, total bytes);
-    links are neither followed nor listed."""
-    lines, total = [], 0
-    for folder, _dirs, names in os.walk(root, followlinks=False):
-        for n in names:
-            p = Path(folder) / n
-            if p.is_symlink() or not p.is_file():
-                continue
-            lines.append(f"{sha256_file(p)}  {p.relative_to(root).as_posix()}\n")
-            total += p.stat().st_size
-            if len(lines) > MAX_TREE_FILES:
-                return "", total
-    return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest(), total
-
-
-def supplied(role: str, path: Path | str) -> SuppliedFile | None:
-    """The record of one file (or folder) the user supplied, or None when it is gone or unreadable."""
+def supplied(role: str, path: Path | str, source: str = "") -> SuppliedFile | None:
+    """The record of one file the user supplied (a data folder of the ``source`` loader: the files it reads), or
+    None when it is gone or unreadable."""
     p = Path(path)
     try:
-        if p.is_dir():
-            digest, size = tree_sha256(p)
-        else:
-            digest, size = sha256_file(p), p.stat().st_size
-    except OSError as e:
-        log.warning("provenance: cannot hash %s %s: %s", role, p, e.strerror or e)
+        if source in FOLDERS:
+            return _data_folder(role, p, source)
+        return SuppliedFile(role=role, path=str(p), sha256=sha256_file(p), bytes=p.stat().st_size)
+    except Exception as e:  # noqa: BLE001 - OSError, or the loader's scan refusing the folder now
+        log.warning("provenance: cannot hash %s %s: %s", role, p, getattr(e, "strerror", None) or e)
         return None
-    return SuppliedFile(role=role, path=str(p), sha256=digest, bytes=size) if digest else None
 
 
 def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
@@ -156,21 +147,22 @@ def array_digests(arrays: Mapping) -> tuple[ArrayDigest, ...]:
     return tuple(out)
 
 
-def module_file(module_name: str) -> Path | None:
-    """The .py source file of a module the run imported (nothing is imported here: that would run code)."""
-    where = getattr(sys.modules.get(module_name), "__file__", None)
-    return Path(where) if where and where.endswith(".py") and Path(where).is_file() else None
-
-
 def model_source(config, model_class: type | None) -> Path | None:
-    """The source file of the model's code: the factory's module, or an in-memory model's class's module."""
+    """The source file of the model's code: the file defining the factory, or an in-memory model's class."""
     if model_class is None and config.model.archive:
         return None
-    return module_file(model_class.__module__ if model_class is not None else config.model.factory.partition(":")[0])
+    if model_class is not None:
+        return defining_file(model_class) or module_file(model_class.__module__)
+    return factory_source(config.model.factory)
+
+
+def _source(role: str, path: Path) -> SuppliedFile | None:
+    return supplied(role + (THIRD_PARTY if third_party(path) else ""), path)
 
 
 DATA_ROLES = {"npz": "data (npz archive)", "npy": "data (folder of .npy files)", "folder": "data (image folder)",
               "table": "data (table)"}
+FOLDERS = ("npy", "folder")
 SOURCE_ROLES = ("model factory source", "model class source")
 
 
@@ -180,11 +172,11 @@ def data_files(config) -> list[SuppliedFile | None]:
     d, base = config.data, Path(config.base_dir or ".")
     out = []
     if d.source in DATA_ROLES:
-        out.append(supplied(DATA_ROLES[d.source], base / d.path if d.path else base))
+        out.append(supplied(DATA_ROLES[d.source], base / d.path if d.path else base, d.source))
     if d.source == "table" and d.test_path:
         out.append(supplied("test data (table)", base / d.test_path))
-    if d.source == "factory" and (path := module_file(d.factory.partition(":")[0])) is not None:
-        out.append(supplied("data factory source", path))
+    if d.source == "factory" and (path := factory_source(d.factory)) is not None:
+        out.append(_source("data factory source", path))
     if d.ood_path:
         out.append(supplied("out-of-distribution inputs (npz)", base / d.ood_path))
     return out
@@ -206,7 +198,8 @@ def supplied_files(config, policy, config_path: Path | None, source: Path | None
                    in_memory: bool) -> tuple[SuppliedFile, ...]:
     """Every file the user supplied, each with its role (config, policy, data, weights or archive, the model's
     source)."""
-    files: list[SuppliedFile | None] = [supplied("config", config_path) if config_path is not None else None]
+    config_file = supplied("config", Path(config_path).resolve()) if config_path is not None else None
+    files: list[SuppliedFile | None] = [config_file]
     if Path(policy.source).is_file():
         files.append(supplied("policy", policy.source))
     else:
@@ -219,7 +212,7 @@ def supplied_files(config, policy, config_path: Path | None, source: Path | None
         files.append(dataclasses.replace(w, state_sha256=_weights_state(Path(m.weights), m.trust_pickle)))
     if source is not None:
         role = SOURCE_ROLES[1] if in_memory else SOURCE_ROLES[0]
-        files.append(supplied(role + (" (advaudit's own)" if source.resolve().is_relative_to(OWN) else ""), source))
+        files.append(_source(role, source))
     return tuple(f for f in files if f is not None)
 
 
@@ -234,18 +227,22 @@ def collect(config, policy, user_model, audited: torch.nn.Module, config_path: P
     user, host = operator()
     git = (git_state(Path(config_path).resolve().parent, "config file") if config_path is not None else
            git_state(source.resolve().parent, f"model source {source.name}")
-           if source is not None and not source.resolve().is_relative_to(OWN) else None)
-    return Provenance(
+           if source is not None and not third_party(source) else None)
+    return clean(Provenance(
         user=user, host=host, started=started, tool_version=__version__, ci=ci_context(), git=git,
         files=supplied_files(config, policy, config_path, source, in_memory),
         model_class=f"{cls.__module__}.{cls.__qualname__}", model_state_sha256=module_state_sha256(audited),
-        data_source=IN_MEMORY_DATA if in_memory_data else config.data.source, arrays=arrays)
+        data_source=IN_MEMORY_DATA if in_memory_data else config.data.source, arrays=arrays))
 
 
 def source_for_bundle(prov: Provenance) -> tuple[str, bytes] | None:
     """("source/<file>.py", bytes) of the model's source file for ``[output] bundle_source``: read bounded, never
     through a link (a path with a link in it is refused with a warning), or None."""
     f = next((f for f in prov.files if f.role.startswith(SOURCE_ROLES)), None)
+    if f is not None and f.role.endswith(THIRD_PARTY):
+        log.warning("output.bundle_source: %s is installed code (third-party), not the user's; not bundled",
+                    Path(f.path).name)
+        return None
     if f is None:
         log.warning("output.bundle_source: the model has no Python source file to bundle")
         return None
@@ -261,7 +258,7 @@ def source_for_bundle(prov: Provenance) -> tuple[str, bytes] | None:
 
 
 def _bundled(f: SuppliedFile) -> str:
-    if f.role.startswith(SOURCE_ROLES):
+    if f.role.startswith(SOURCE_ROLES) and not f.role.endswith(THIRD_PARTY):
         return f"source/{Path(f.path).name}"
     return {"config": "config.toml", "policy": "policy.toml", "policy (built-in)": "policy.toml",
             "weights": "models/baseline.safetensors", "archive": "models/baseline.safetensors"}.get(f.role, "")

@@ -64,11 +64,24 @@ def _scan(root: Path, classes: list[str] | None) -> tuple[list[Path], list[int],
     return files, labels, classes
 
 
+def _split_layout(path: Path) -> bool:
+    return (path / "train").is_dir() and (path / "test").is_dir()
+
+
+def image_files(path: Path) -> list[Path]:
+    """Every image file ``load_folder`` reads under ``path``, as its scan finds them (train then test; before any
+    split), so the provenance block hashes exactly these."""
+    if _split_layout(path):
+        train, _labels, classes = _scan(path / "train", None)
+        return train + _scan(path / "test", classes)[0]
+    return _scan(path, None)[0]
+
+
 def load_folder(cfg, path: Path, seed: int = 0, **_) -> Splits:
     if not path.is_dir():
         raise UsageError(f"data.path: {path} is not a directory of class folders")
     from PIL import Image, UnidentifiedImageError
-    if (path / "train").is_dir() and (path / "test").is_dir():
+    if _split_layout(path):
         train_files, y_train, classes = _scan(path / "train", None)
         test_files, y_test, _test_classes = _scan(path / "test", classes)
     else:

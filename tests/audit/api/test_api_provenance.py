@@ -121,7 +121,8 @@ def test_a_cli_run_records_every_supplied_file_beside_its_bundle_copy(cli_run, c
     assert p["data_source"] == "npz" and p["model_class"] == "torch.nn.modules.container.Sequential"
     assert p["ci"]["url"] == "https://github.com/acme/model/actions/runs/99" and p["ci"]["commit"] == "d" * 40
     if HAS_GIT:
-        assert p["git"] == {"of": "config file", "commit": git(d, "rev-parse", "HEAD"), "dirty": True}  # untracked
+        assert p["git"] == {"of": "config file", "commit": git(d, "rev-parse", "HEAD"), "dirty": True,
+                            "dirty_unknown": ""}  # untracked
     sums = (out / "SHA256SUMS").read_text(encoding="utf-8")
     assert f"{sha(out / 'source/prov_model_cli.py')}  source/prov_model_cli.py" in sums
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

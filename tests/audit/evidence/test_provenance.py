@@ -15,14 +15,12 @@ import torch
 from audit.core.provenance_parts import CIRun, SuppliedFile
 from audit.evidence import provenance as prov
 
-CI_VARS = ("GITHUB_RUN_ID", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_WORKFLOW", "GITHUB_SERVER_URL",
-           "CI_PIPELINE_ID", "CI_PROJECT_PATH", "CI_COMMIT_SHA", "CI_JOB_URL", "BUILD_URL", "GIT_COMMIT", "JOB_NAME")
 HOSTILE = "<script>alert(1)</script>\n# Heading | cell [x](javascript:alert(1)) @team"
 
 
 @pytest.fixture
 def no_ci(monkeypatch):
-    for k in CI_VARS:
+    for k in prov.CI_VARS:
         monkeypatch.delenv(k, raising=False)
     return monkeypatch
 
@@ -75,7 +73,7 @@ def test_hostile_ci_values_render_inert_in_html_and_markdown(no_ci):
     from reports.markdown import render_markdown
     ci = prov.ci_context({"JOB_NAME": HOSTILE, "BUILD_URL": "javascript:alert(1)//<b>", "GIT_COMMIT": "[c](x)"})
     p = prov.Provenance(user="<img src=x onerror=alert(1)>", host="h\n## host", started="t", tool_version="0",
-                        ci=ci, files=(SuppliedFile("config", "/x/<i>a|b</i>.toml", "3" * 64),))
+                        ci=ci, files=(SuppliedFile("config", "/x/<i>a|b<i>.toml", "3" * 64),))
     html = render_html(_result(p))
     section = html[html.index('id="provenance"'):html.index('id="record"')]
     assert "<script>" not in section and "<img" not in section and "<i>" not in section
@@ -129,12 +127,15 @@ def test_state_dict_array_and_folder_hashes_are_what_hashlib_gives(tmp_path):
     (d,) = prov.array_digests({"x_train": x})
     assert (d.name, d.dtype, d.shape) == ("x_train", "float64", (4, 3))
     assert d.sha256 == hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "a.png").write_bytes(b"A")
-    (tmp_path / "sub" / "b.png").write_bytes(b"BB")
-    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")   # never followed nor listed
-    lines = sorted(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in (("a.png", b"A"), ("sub/b.png", b"BB")))
-    assert prov.tree_sha256(tmp_path) == (hashlib.sha256("".join(lines).encode()).hexdigest(), 3)
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    names = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
+    for i, n in enumerate(names):
+        (npy / n).write_bytes(b"N" * (i + 1))
+    (npy / "notes.txt").write_bytes(b"not read by the loader")
+    lines = "".join(f"{hashlib.sha256(b'N' * (i + 1)).hexdigest()}  {n}\n" for i, n in enumerate(names))
+    f = prov.supplied("data (folder of .npy files)", npy, "npy")   # the loader's files, in its order
+    assert (f.sha256, f.bytes) == (hashlib.sha256(lines.encode()).hexdigest(), 10)
 
 
 def test_the_bundle_copy_sits_beside_each_supplied_file_with_why_they_differ(tmp_path):
