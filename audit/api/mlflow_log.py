@@ -55,7 +55,8 @@ def params_of(result: AuditResult) -> dict[str, str]:
     if prov is not None:  # who ran it, from which commit (an in-memory model: its state dict's SHA-256)
         params.update(operator=f"{prov.user}@{prov.host}", model_state_sha256=prov.model_state_sha256)
         if prov.git is not None:
-            params["git_commit"] = prov.git.commit + (" (dirty)" if prov.git.dirty else "")
+            state = {True: " (dirty)", False: "", None: " (dirty state unknown)"}[prov.git.dirty]
+            params["git_commit"] = prov.git.commit + state
         if prov.ci is not None:
             params["ci_run"] = prov.ci.url or f"{prov.ci.system} {prov.ci.run_id}"
     return {_name(k): str(v)[:500] for k, v in params.items()}

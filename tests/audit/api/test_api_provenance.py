@@ -170,6 +170,12 @@ def test_an_api_run_names_the_model_class_and_hashes_the_arrays_and_state_dict(a
         assert p["git"]["commit"] == git(Path(__file__).parent, "rev-parse", "HEAD")
     from audit.api.mlflow_log import params_of
     params = params_of(result.result)
+    if result.result.provenance.git is not None:  # an unknown dirty state is never logged as a clean commit
+        import dataclasses
+        prov = result.result.provenance
+        unknown = dataclasses.replace(prov, git=dataclasses.replace(prov.git, dirty=None))
+        logged = params_of(dataclasses.replace(result.result, provenance=unknown))["git_commit"]
+        assert logged.endswith("(dirty state unknown)"), logged
     assert params["model"] == f"an in-memory {cls}" and params["model_class"] == cls
     capsys.readouterr()
     assert main(["verify", str(out), "--key", str(d / "key.pub")]) == 0  # signed with sign=
