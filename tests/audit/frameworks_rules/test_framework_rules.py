@@ -351,7 +351,7 @@ def test_a_no_defence_run_claims_no_defence_comparison(demo_result):
 def test_the_demo_report_shows_the_rules_basis_and_crosswalks_only_checks_that_ran(demo_run):
     html = (demo_run[1] / "report.html").read_text(encoding="utf-8")
     nist = html[html.index('id="nist"'):html.index('id="not-measured"')]
-    assert "defended &#39;pgd_at&#39; compared with &#39;baseline&#39;" in nist
+    assert "defended &#39;pgd_at&#39; (trained by this run) compared with &#39;baseline&#39;" in nist
     crosswalk_rows = nist[nist.index("Crosswalk of the checks"):]
     assert "<tr><td>robustness</td>" in crosswalk_rows
     assert "<tr><td>deployments</td>" not in crosswalk_rows and "<tr><td>retrain_cleaned</td>" not in crosswalk_rows
