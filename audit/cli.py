@@ -24,8 +24,9 @@ from audit.evidence.commands import NAMES as EVIDENCE_COMMANDS
 from audit.evidence.commands import add_evidence_commands
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INCOMPLETE, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5
-EXIT_CODES = ("exit codes: 0 GO, 1 NO-GO (a gating finding failed; compare: a regression; verify: tampered or a "
-              "signature that does not verify with the pinned key; sign: the bundle does not verify), "
+EXIT_CODES = ("exit codes: 0 GO, 1 NO-GO (a gating finding failed; compare: a regression; verify: tampered, a "
+              "signature that does not verify with the pinned key or was removed, or unsigned with "
+              "--require-signature; sign: the bundle does not verify), "
               "2 usage, config or input error, 3 internal error (a gating check crashed), 4 INCOMPLETE (the run "
               "lacks evidence its policy's [evidence] requires: a check, the attack strength, test points), "
               "5 verify: files unchanged and signed, but the signer's key is not pinned (give --key or "
@@ -162,11 +163,11 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
 
 def _render(results: Path, out: Path, formats: tuple[str, ...] = (), paper: str | None = None) -> int:
     from audit.api.outputs import check_output, write
-    from audit.engine.results_io import read_results
+    from audit.engine.results_io import read_results, with_current_claims
     from reports.pdf import with_paper
     formats = tuple(dict.fromkeys(("html", "json", *(formats or ("md", "csv")))))
     check_output(out, formats)
-    result = with_paper(read_results(results), paper)
+    result = with_paper(with_current_claims(read_results(results)), paper)
     written = write(result, out, formats)
     say(f"report: {written['html']}")
     return result.verdict.exit_code

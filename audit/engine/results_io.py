@@ -212,6 +212,15 @@ def parse_results(data, where: str = "results.json") -> AuditResult:
     return result
 
 
+def with_current_claims(result: AuditResult) -> AuditResult:
+    """``result`` with its framework claims (NIST table, not measured, the residual-risk count) recomputed by
+    today's rules and the checks' current declarations: ``advaudit render`` never shows a stored (older or
+    crafted) table as it was stored."""
+    from audit.checks import CHECKS
+    from audit.frameworks.controls import refresh_claims
+    return refresh_claims(result, {k: c.controls for k, c in CHECKS.items()})
+
+
 def read_bytes(path: Path) -> bytes:
     """The bytes of a results.json (or of a directory's results.json), within MAX_BYTES."""
     path = Path(path)
