@@ -15,6 +15,7 @@ import base64
 import datetime
 import functools
 import json
+import unicodedata
 from importlib import resources
 from typing import Any
 
@@ -37,16 +38,23 @@ def signoff_text(key: str, value: str | None) -> str:
         raise UsageError(f"{key}: give text, not {type(value).__name__}")
     if len(value) > SIGNOFF_LIMIT:
         raise UsageError(f"{key}: at most {SIGNOFF_LIMIT} characters ({len(value)} given)")
-    bad = next((c for c in value if ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c in "\u2028\u2029"), None)
+    bad = next((c for c in value if _hidden(c) or c in "\u2028\u2029"), None)
     if bad is not None:
-        raise UsageError(f"{key}: no control characters (found {ascii(bad)})")
+        raise UsageError(f"{key}: no control or invisible format characters (found {ascii(bad)})")
     return value.strip()
 
 
+def _hidden(c: str) -> bool:
+    """A control character, or one that reorders or hides text (bidi controls, zero-width, BOM: Unicode category
+    Cf) or a lone surrogate (Cs)."""
+    return ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or unicodedata.category(c) in ("Cf", "Cs")
+
+
 def _cleaned(value: object) -> str:
-    """A config's reviewer text (any display string) made fit for a sign-off: control characters dropped, bounded."""
+    """A config's reviewer text (any display string) made fit for a sign-off: control, format (bidi, zero-width)
+    and surrogate characters dropped, bounded."""
     text = value if isinstance(value, str) else ""
-    return "".join(c for c in text if not (ord(c) < 32 or 0x7f <= ord(c) < 0xa0))[:SIGNOFF_LIMIT].strip()
+    return "".join(c for c in text if not _hidden(c))[:SIGNOFF_LIMIT].strip()
 
 
 def utc_now() -> str:
@@ -118,6 +126,32 @@ def problems(pred: object) -> list[str]:
     errors = sorted(validator.iter_errors(pred), key=lambda e: list(e.absolute_path))
     return [f"predicate/{'/'.join(str(x) for x in e.absolute_path)}: {' '.join(e.message[:200].split())}"
             for e in errors[:20]]
+
+
+def statement_problems(stmt: dict, name: str) -> list[str]:
+    """Problems with a signed Statement's predicate: another predicateType, or a departure from the schema."""
+    if stmt.get("predicateType") != PREDICATE_TYPE:
+        return [f"{name}: predicateType is {str(stmt.get('predicateType'))[:100]!r}, not {PREDICATE_TYPE}"]
+    return [f"{name}: {line}" for line in problems(stmt.get("predicate"))]
+
+
+def results_mismatches(pred: dict, results: object) -> list[str]:
+    """Where the signed predicate disagrees with the bundle's results.json (parsed JSON): verdict, candidate,
+    created, and each finding's status, by field name."""
+    if not isinstance(results, dict):
+        return ["results.json: not a JSON object; the signed predicate cannot be checked against it"]
+    out = [f"results.json: {key} is {str(results.get(key))[:80]!r} but the signed predicate says "
+           f"{str(pred.get(key))[:80]!r}" for key in ("verdict", "candidate", "created")
+           if results.get(key) != pred.get(key)]
+    findings = results.get("findings")
+    got = [(f.get("id"), f.get("status")) for f in findings if isinstance(f, dict)] \
+        if isinstance(findings, list) else None
+    checks = pred.get("checks")
+    want = [(c.get("finding"), c.get("status")) for c in checks if isinstance(c, dict)] \
+        if isinstance(checks, list) else None
+    if got != want:
+        out.append("results.json: findings (ids and statuses) differ from the signed predicate's checks")
+    return out
 
 
 def validate(pred: object) -> None:

@@ -16,6 +16,7 @@ SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 PARTIAL = ".advaudit-partial"   # in a directory being written: the writer's pid (never listed)
 MAX_SUMS_BYTES = 16 * 2**20     # a bundle lists a handful of files; a SHA256SUMS over 16 MiB is not one
+MAX_RESULTS_BYTES = 256 * 2**20  # results.json, read to check the signed predicate against it
 MAX_NAME = 1024                 # a listed name longer than this, or with a control character, is a malformed line
 
 
@@ -89,7 +90,6 @@ class Verification:
     signed: bool = False
     signers: list[str] = field(default_factory=list)
     pinned: bool = False
-    claimed_only: bool = False
     digests: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,12 +104,18 @@ def verify(directory: Path, public_key=None) -> list[str]:
 def _check_lines(directory: Path, text: str, problems: list[str]) -> tuple[set[str], dict[str, str]]:
     """Check every line of SHA256SUMS (problems appended); returns the listed names and the digests that held."""
     listed: set[str] = set()
+    repeated: set[str] = set()
     digests: dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), 1):
         digest, sep, name = line.partition("  ")
         if (not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
                 or len(name) > MAX_NAME or any(ord(c) < 32 or c == "\x7f" for c in name)):
             problems.append(f"{SUMS} line {n} is malformed")
+            continue
+        if name in listed:  # hashed once: a name listed a thousand times is not a thousand reads of the weights
+            if name not in repeated:
+                problems.append(f"{name}: listed more than once in {SUMS} (again on line {n})")
+            repeated.add(name)
             continue
         path = directory / name
         try:
@@ -159,9 +165,11 @@ def verify_bundle(directory: Path, pinned=None) -> Verification:
     if not (envelope.is_file() and not envelope.is_symlink()):
         if pinned is not None:
             problems.append(f"{ENVELOPE}: missing, but a key was given: the bundle is not signed")
+        if _records_signoff(directory):
+            problems.append(f"{ENVELOPE}: missing, but {MANIFEST} records a sign-off: the signature was removed")
         return Verification(problems, digests=digests)
-    actual: dict[str, str] = {}
-    for rel in listed | {SUMS}:
+    actual = dict(digests)
+    for rel in (listed - set(digests)) | {SUMS}:  # the listed files that did not match (already problems)
         try:
             if _inside(directory, rel) and (directory / rel).is_file():
                 actual[rel] = sha256_file(directory / rel)
@@ -169,4 +177,32 @@ def verify_bundle(directory: Path, pinned=None) -> Verification:
             pass
     check = inspect_envelope(envelope, actual, pinned)
     problems.extend(check.problems)
-    return Verification(problems, True, check.signers, check.pinned and not problems, check.claimed_only, digests)
+    if check.predicate is not None and not check.problems:
+        problems.extend(_against_results(directory, check.predicate, digests))
+    return Verification(problems, True, check.signers, check.pinned and not problems, digests)
+
+
+def _read_json(path: Path, limit: int) -> object:
+    from audit.core.files import read_bounded
+    return json.loads(read_bounded(path, limit, path.name, follow=False))
+
+
+def _records_signoff(directory: Path) -> bool:
+    """Whether the bundle's manifest.json records a sign-off (a signed bundle's does)."""
+    try:
+        data = _read_json(directory / MANIFEST, MAX_SUMS_BYTES)
+    except (UsageError, OSError, ValueError, RecursionError):
+        return False  # a missing or broken manifest is its own problem (listed, changed)
+    return isinstance(data, dict) and "signoff" in data
+
+
+def _against_results(directory: Path, pred: dict, digests: dict[str, str]) -> list[str]:
+    """Where the signed predicate disagrees with the bundle's results.json (verified by hash above)."""
+    from audit.evidence.attestation import results_mismatches
+    if "results.json" not in digests:
+        return ["results.json: not in the bundle, so the signed verdict cannot be checked against it"]
+    try:
+        results = _read_json(directory / "results.json", MAX_RESULTS_BYTES)
+    except (UsageError, OSError, ValueError, RecursionError) as e:
+        return [f"results.json: cannot be read as JSON ({type(e).__name__}); the signed verdict is unchecked"]
+    return results_mismatches(pred, results)

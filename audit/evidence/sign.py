@@ -55,11 +55,27 @@ def _manifest_facts(directory: Path) -> tuple[dict[str, str], dict]:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` (the bundle's own file) to ``dst``; copy a file that is linked from elsewhere already
+    (st_nlink > 1: whoever holds the other name could change the signed bytes later) or that cannot be linked."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if os.lstat(src).st_nlink > 1:
+            raise OSError("linked from outside the bundle")
         os.link(src, dst, follow_symlinks=False)
     except OSError:
         shutil.copyfile(src, dst, follow_symlinks=False)
+
+
+def _state(directory: Path) -> tuple[str | None, ...]:
+    """SHA-256 of the bundle's SHA256SUMS, manifest.json and envelope (None: absent), to see whether another run
+    published a new output while this one was signing."""
+    out: list[str | None] = []
+    for name in (SUMS, MANIFEST, ENVELOPE):
+        try:
+            out.append(sha256_file(directory / name) if (directory / name).is_file() else None)
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def _assemble(directory: Path, tmp: Path, digests: dict[str, str]) -> None:
@@ -81,6 +97,7 @@ def sign_bundle(directory: Path, key_path: Path, reviewer: str = "", role: str =
     reviewer, role = signoff_text("--reviewer", reviewer), signoff_text("--role", role)
     directory = Path(os.path.abspath(directory))
     load_private(key_path)  # a bad key fails before anything is read or written
+    before = _state(directory)
     found = verify_bundle(directory)
     if found.problems:
         raise Unverified(found.problems)
@@ -100,6 +117,12 @@ def sign_bundle(directory: Path, key_path: Path, reviewer: str = "", role: str =
     try:
         _assemble(directory, tmp, found.digests)
         record = signed_files(tmp, result, key_path, environment, facts, (reviewer, role))
+        # compare-and-swap: a run that published a newer output since it was verified is not replaced. What is
+        # left is the moment between this check and the exchange below: a publish landing exactly there is lost
+        # (no portable directory exchange compares first).
+        if _state(directory) != before:
+            raise UsageError(f"{directory} changed while it was being signed (another run wrote it?): not signed; "
+                             f"run sign again")
         publish(tmp, directory)
     finally:
         if tmp.exists():
@@ -107,29 +130,45 @@ def sign_bundle(directory: Path, key_path: Path, reviewer: str = "", role: str =
     return Signed(directory, record, list(found.signers) if found.signed else [])
 
 
+def _matching_pub(key_path: Path, fingerprint: str) -> Path | None:
+    """``KEY.pub`` when it exists and is the public key of the key that signed."""
+    from audit.evidence.signing import keyid, load_public
+    pub = Path(f"{key_path}.pub")
+    try:
+        return pub if pub.is_file() and keyid(load_public(pub)) == fingerprint else None
+    except UsageError:
+        return None
+
+
 def signed_lines(done: Signed, key_path: Path) -> list[str]:
     """What ``advaudit sign`` reports (plain text: the caller escapes it for its terminal)."""
     so = done.signoff
     who = (f" for {so['reviewer']}" + (f" ({so['role']})" if so["role"] else "")) if so["reviewer"] else ""
     again = f" (replacing the signature of {', '.join(done.replaced)})" if done.replaced else ""
+    pub = _matching_pub(key_path, so["key_fingerprint"])
     return [f"signed {done.directory}{who} at {so['signed_at']} with key {so['key_fingerprint']}{again}",
-            f"check it with: advaudit verify {done.directory} --key {key_path}.pub"]
+            f"check it with: advaudit verify {done.directory} --key {so['key_fingerprint']}"
+            + (f" (or --key {pub})" if pub is not None else "")]
 
 
-def verify_report(directory: Path, pinned=None) -> tuple[list[str], str]:
+def verify_report(directory: Path, pinned=None, require_signature: bool = False) -> tuple[list[str], str]:
     """What ``advaudit verify`` reports and its outcome: "ok" (unchanged, and signed by a pinned key when
-    signed), "failed" (a problem) or "unpinned" (unchanged and signed, but by a key nobody pinned: not verified)."""
+    signed), "failed" (a problem, or unsigned with ``require_signature``) or "unpinned" (unchanged and signed, but
+    by a key nobody pinned: not verified)."""
     found = verify_bundle(directory, pinned)
     if found.problems:
         return ([f"FAILED {p}" for p in found.problems]
                 + [f"bundle verification failed: {len(found.problems)} problem(s)"]), "failed"
-    signers = ", ".join(found.signers) or "an unnamed key"
+    signers = ", ".join(found.signers)
     if not found.signed:
-        return ["bundle verified: every listed file is unchanged; not signed"], "ok"
+        if require_signature:
+            return ["FAILED not signed, and --require-signature was given: hashes consistent, but nothing says who "
+                    "wrote them"], "failed"
+        return ["hashes consistent; not signed: this proves nothing about who wrote it (anyone can regenerate "
+                "SHA256SUMS; use --require-signature to insist on a signature)"], "ok"
     if found.pinned:
         return [f"bundle verified: every listed file is unchanged and the signature verifies with the pinned key "
                 f"{signers}"], "ok"
-    claimed = " (the keyid its signature claims)" if found.claimed_only else ""
-    return [f"NOT VERIFIED: every listed file is unchanged and the bundle is signed by key {signers}{claimed}, "
+    return [f"NOT VERIFIED: every listed file is unchanged and the bundle is signed by key {signers}, "
             f"but that key is not pinned, and anyone can re-sign a bundle. Pin the signer: --key PUB.pem (or its "
             f"fingerprint) or --trusted-keys FILE"], "unpinned"

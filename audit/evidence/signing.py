@@ -73,42 +73,56 @@ MAX_KEY_BYTES = 64 * 1024
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 
 
-def load_private(path: Path):
-    """The Ed25519 private key at ``path`` (PKCS#8 or OpenSSH PEM), checked before any work: an encrypted key needs
-    its passphrase in the environment variable ADVAUDIT_SIGN_PASSPHRASE; a public key, an RSA/EC key, an empty or
-    random file are each refused with the reason."""
-    serialization, ed25519 = _crypto()
-    path = Path(path)
+def _key_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a key file: a regular file of at most MAX_KEY_BYTES (never a device, FIFO or directory)."""
+    from audit.core.files import read_bounded
+    if not str(path).strip():
+        raise UsageError(f"{what}: no path given")
     try:
-        if path.stat().st_size > MAX_KEY_BYTES:
-            raise UsageError(f"signing key {path} is {path.stat().st_size} bytes: not a PEM key")
-        data = path.read_bytes()
+        return read_bounded(Path(path), MAX_KEY_BYTES, what)
     except FileNotFoundError:
-        raise UsageError(f"signing key not found: {path}") from None
+        raise UsageError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {path} is a directory, not a key file") from None
     except OSError as e:
-        raise UsageError(f"cannot read signing key {path}: {e.strerror or e}") from None
-    if not data.strip():
-        raise UsageError(f"signing key {path} is empty")
-    if b"PUBLIC KEY" in data or data.lstrip().startswith(b"ssh-"):
-        raise UsageError(f"signing key {path} is a public key; sign with the private key (KEY, not KEY.pub)")
-    secret = os.environ.get(PASSPHRASE_ENV)
-    password = secret.encode("utf-8", "surrogateescape") if secret else None
+        raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def _parse_private(data: bytes, path: Path, password: bytes | None):
+    serialization, _ = _crypto()
     try:
         if b"OPENSSH PRIVATE KEY" in data:
-            key = serialization.load_ssh_private_key(data, password=password)
-        else:
-            key = serialization.load_pem_private_key(data, password=password)
+            return serialization.load_ssh_private_key(data, password=password)
+        return serialization.load_pem_private_key(data, password=password)
     except TypeError:  # encrypted without a passphrase, or a passphrase for a key that is not encrypted
         if password is None:
             raise UsageError(f"signing key {path} is encrypted: put its passphrase in the environment variable "
                              f"{PASSPHRASE_ENV}") from None
         raise UsageError(f"signing key {path} is not encrypted: unset {PASSPHRASE_ENV}") from None
     except (ValueError, UnsupportedAlgorithm) as e:
-        wrong = "passphrase" in str(e).lower() or "decrypt" in str(e).lower() or "bad decrypt" in str(e).lower()
+        if "bcrypt" in str(e).lower():
+            raise UsageError(f"signing key {path} is an encrypted OpenSSH key, which needs the 'bcrypt' package "
+                             f"(not installed); decrypt it or use a PKCS#8 key from `advaudit keygen KEY`") from None
+        wrong = "passphrase" in str(e).lower() or "decrypt" in str(e).lower()
         if password is not None and wrong:
             raise UsageError(f"signing key {path}: the passphrase in {PASSPHRASE_ENV} does not decrypt it") from None
         raise UsageError(f"signing key {path} is not a PEM private key (make one with `advaudit keygen KEY`)") \
             from None
+
+
+def load_private(path: Path):
+    """The Ed25519 private key at ``path`` (PKCS#8 or OpenSSH PEM), checked before any work: an encrypted key needs
+    its passphrase in the environment variable ADVAUDIT_SIGN_PASSPHRASE; a public key, an RSA/EC key, an empty or
+    random file, a device, FIFO or directory are each refused with the reason."""
+    _, ed25519 = _crypto()
+    path = Path(path)
+    data = _key_bytes(path, "signing key")
+    if not data.strip():
+        raise UsageError(f"signing key {path} is empty")
+    if b"PUBLIC KEY" in data or data.lstrip().startswith(b"ssh-"):
+        raise UsageError(f"signing key {path} is a public key; sign with the private key (KEY, not KEY.pub)")
+    secret = os.environ.get(PASSPHRASE_ENV)
+    key = _parse_private(data, path, secret.encode("utf-8", "surrogateescape") if secret else None)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         kind = type(key).__name__.replace("PrivateKey", "").lstrip("_") or "another"
         raise UsageError(f"signing key {path} is not an Ed25519 key (it is {kind}); advaudit signs with Ed25519 "
@@ -121,13 +135,10 @@ _load_private = load_private
 
 def load_public(path: Path):
     serialization, ed25519 = _crypto()
-    from audit.core.files import read_bounded
+    data = _key_bytes(Path(path), "public key")
     try:
-        data = read_bounded(Path(path), MAX_KEY_BYTES, "--key")
         key = serialization.load_pem_public_key(data)
-    except FileNotFoundError:
-        raise UsageError(f"public key not found: {path}") from None
-    except (OSError, ValueError, UnsupportedAlgorithm) as e:
+    except (ValueError, UnsupportedAlgorithm) as e:
         raise UsageError(f"{path} is not a PEM public key ({str(e)[:120]})") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise UsageError(f"public key {path} is not an Ed25519 key")
@@ -162,13 +173,13 @@ def sign(subjects: dict[str, str], predicate: dict, key) -> dict:
 
 @dataclass(frozen=True)
 class EnvelopeCheck:
-    """Problems with an envelope, the fingerprints of the keys that signed it (``claimed_only``: only the keyids
-    the signatures claim, the attestation naming no key), and whether a pinned key verified it."""
+    """Problems with an envelope, the fingerprints of the keys whose signature was checked and verifies (never a
+    keyid the envelope merely claims), whether a pinned key verified it, and its predicate (None: unreadable)."""
 
     problems: list[str] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
     pinned: bool = False
-    claimed_only: bool = False
+    predicate: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +219,9 @@ def _verifies(key, sigs: list, message: bytes) -> bool:
 
 
 def check_signatures(stmt: dict, sigs: list, message: bytes, pinned: Pins | None, name: str) -> EnvelopeCheck:
-    """Check ``sigs`` over ``message`` (the PAE) against the key the attestation names and the pinned keys."""
+    """Check ``sigs`` over ``message`` (the PAE) against the key the attestation names and the pinned keys. An
+    envelope whose sign-off names no public key (advaudit always records it) verifies only with a pinned public
+    key (PEM): a fingerprint alone cannot check a signature, and a keyid the envelope claims is never a signer."""
     problems: list[str] = []
     named = _named_key(stmt)
     signers: list[str] = []
@@ -219,50 +232,58 @@ def check_signatures(stmt: dict, sigs: list, message: bytes, pinned: Pins | None
         else:
             problems.append(f"{name}: signature does not verify with the public key its sign-off names "
                             f"(the envelope was altered)")
-        claimed = stmt["predicate"]["signoff"].get("key_fingerprint")
-        if claimed != fp:
+        if stmt["predicate"]["signoff"].get("key_fingerprint") != fp:
             problems.append(f"{name}: the sign-off's key_fingerprint is not the fingerprint of its public key")
-    claimed_only = not signers
-    if claimed_only:
-        signers = sorted({str(s.get("keyid", ""))[:64] for s in sigs if isinstance(s, dict)} - {""})
+    by_pin = [keyid(k) for k in (pinned.keys if pinned is not None else ()) if _verifies(k, sigs, message)]
+    if named is None:
+        signers = by_pin
+        if not by_pin:
+            problems.append(f"{name}: its sign-off names no public key (advaudit always records it), so no "
+                            f"signature was checked" + ("" if pinned is None else f" (none verifies with "
+                                                                                   f"{pinned.source})"))
     ok = False
     if pinned is not None:
-        ok = any(_verifies(k, sigs, message) for k in pinned.keys) or any(
-            pinned.trusts(fp) for fp in signers if not claimed_only)
-        if not ok:
+        ok = bool(by_pin) or any(pinned.trusts(fp) for fp in signers)
+        if not ok and signers:
             problems.append(f"{name}: signature does not verify with {pinned.source} (signed by "
-                            f"{', '.join(signers) or 'an unnamed key'})")
-    return EnvelopeCheck(problems, signers, ok and not problems, claimed_only)
+                            f"{', '.join(signers)})")
+    pred = stmt.get("predicate")
+    return EnvelopeCheck(problems, signers, ok and not problems, pred if isinstance(pred, dict) else None)
 
 
 def _read_envelope(envelope_path: Path):
-    if Path(envelope_path).stat().st_size > MAX_ENVELOPE_BYTES:
-        raise ValueError(f"over {MAX_ENVELOPE_BYTES:,} bytes")
-    env = json.loads(Path(envelope_path).read_text(encoding="utf-8"))
+    from audit.core.files import read_bounded
+    env = json.loads(read_bounded(Path(envelope_path), MAX_ENVELOPE_BYTES, ENVELOPE, follow=False))
     payload = base64.b64decode(env["payload"], validate=True)
     stmt = json.loads(payload)
     sigs = env["signatures"]
+    names = [s["name"] for s in stmt["subject"]]
     signed = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
     if not isinstance(sigs, list) or not all(isinstance(v, str) for v in signed.values()) or \
             not all(isinstance(n, str) for n in signed):
         raise TypeError("signatures must be a list and every subject digest a string")
-    return env, payload, stmt, sigs, signed
+    twice = sorted({n for n in names if names.count(n) > 1}) if len(names) != len(signed) else []
+    return env, payload, stmt, sigs, signed, twice
 
 
 def inspect_envelope(envelope_path: Path, actual: dict[str, str], pinned=None) -> EnvelopeCheck:
     """Check the envelope: its signatures (against the key its sign-off names and the ``pinned`` keys, a
-    trust.Pins or a public key's path) and its subjects against ``actual`` (name -> sha256 of the files)."""
+    trust.Pins or a public key's path), its predicateType and predicate (the shipped schema), and its subjects
+    against ``actual`` (name -> sha256 of the files)."""
+    from audit.evidence.attestation import statement_problems
     if isinstance(pinned, (str, os.PathLike)):
         public = load_public(Path(pinned))
         pinned = Pins((public,), frozenset({keyid(public)}), str(pinned))
     try:
-        env, payload, stmt, sigs, signed = _read_envelope(envelope_path)
+        env, payload, stmt, sigs, signed, twice = _read_envelope(envelope_path)
         sig = check_signatures(stmt, sigs, pae(str(env.get("payloadType", "")), payload), pinned, ENVELOPE)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+    except (UsageError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         return EnvelopeCheck([f"{ENVELOPE}: malformed ({type(e).__name__}: {str(e)[:120]})"])
     problems = list(sig.problems)
     if stmt.get("_type") != STATEMENT_TYPE or env.get("payloadType") != PAYLOAD_TYPE:
         problems.append(f"{ENVELOPE}: not an in-toto Statement v1 envelope")
+    problems += statement_problems(stmt, ENVELOPE)
+    problems += [f"{name}: a subject named twice in the signed statement" for name in twice]
     for name, digest in sorted(signed.items()):
         if name not in actual:
             problems.append(f"{name}: signed but missing")
@@ -270,7 +291,7 @@ def inspect_envelope(envelope_path: Path, actual: dict[str, str], pinned=None) -
             problems.append(f"{name}: changed since signing (SHA-256 differs from the signed statement)")
     for name in sorted(set(actual) - set(signed)):
         problems.append(f"{name}: present but not covered by the signature")
-    return EnvelopeCheck(problems, sig.signers, sig.pinned and not problems, sig.claimed_only)
+    return EnvelopeCheck(problems, sig.signers, sig.pinned and not problems, sig.predicate)
 
 
 def verify_envelope(envelope_path: Path, actual: dict[str, str], public_key_path=None) -> list[str]:
