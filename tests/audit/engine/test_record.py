@@ -65,7 +65,9 @@ def test_the_demo_record_covers_the_wall_time_stage_by_stage(demo_run):
                      "train pgd_at", "check label_issues", "check robustness:pgd_at", "validity C6:pgd_at",
                      "attack grid:pgd_at", "assemble the result"):
         assert expected in names, expected
-    assert names[-1] == "assemble the result"  # the record ends with the result: every format shows the same one
+    # the record ends with the result and its provenance (hashing what the user supplied): every format shows the
+    # same record, set before any of them is rendered
+    assert names[-2:] == ["assemble the result", "provenance (hash the supplied files)"], names[-3:]
     stage = {s["name"]: s for s in rr["stages"]}
     training = stage["train pgd_at"]
     # PGD-7 adversarial training: at least 8 forward+backward rows per training row and epoch
