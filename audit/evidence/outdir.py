@@ -210,6 +210,17 @@ def _files_of(directory: Path) -> set[str]:
     return {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() and not p.is_symlink()}
 
 
+def begin_write(out: Path, failure: str) -> tuple[Path, Path]:
+    """(absolute ``out``, a fresh hidden sibling to build its next version in): ``out`` checked replaceable and
+    writable, old leftovers cleaned; UsageError "``failure`` OUT: reason" when the sibling cannot be made."""
+    out = check_output_dir(out)
+    clean_leftovers(out)
+    try:
+        return out, new_partial(out)
+    except OSError as e:
+        raise UsageError(f"{failure} {out}: {e.strerror or e}") from None
+
+
 def new_partial(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -10,11 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
-from audit.core.errors import UsageError
 from audit.core.result import AuditResult
 from audit.evidence.attestation import predicate, signoff, validate
 from audit.evidence.manifest import write_manifest
-from audit.evidence.outdir import check_output_dir, clean_leftovers, inside, new_partial, publish, write_inside
+from audit.evidence.outdir import begin_write, check_output_dir, inside, publish, write_inside
 from audit.evidence.signing import ENVELOPE, keyid, load_private, raw_public, sign
 
 __all__ = ["check_writable", "predicate", "write_outputs", "signed_files"]
@@ -47,12 +46,7 @@ def write_outputs(result: AuditResult, out: Path, rendered: dict[str, str | byte
     bytes), hash everything into the manifest, optionally sign it (``sign_key``: the sign-off names the result's
     reviewer), then swap the directory into place.
     Returns file name -> final path of every rendered report."""
-    out = check_output_dir(out)
-    clean_leftovers(out)
-    try:
-        tmp = new_partial(out)
-    except OSError as e:
-        raise UsageError(f"cannot create the output directory {out}: {e.strerror or e}") from None
+    out, tmp = begin_write(out, "cannot create the output directory")
     try:
         written = {}
         for name, data in rendered.items():

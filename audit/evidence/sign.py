@@ -20,7 +20,7 @@ from audit.core.errors import UsageError
 from audit.core.hashing import sha256_file
 from audit.evidence.attestation import signoff_text
 from audit.evidence.manifest import MANIFEST, SUMS, verify_bundle
-from audit.evidence.outdir import check_output_dir, clean_leftovers, inside, new_partial, publish
+from audit.evidence.outdir import begin_write, inside, publish
 from audit.evidence.signing import ENVELOPE, load_private
 
 MANIFEST_KEYS = ("manifest_version", "generator", "algorithm", "environment", "files", "signoff")
@@ -108,12 +108,7 @@ def sign_bundle(directory: Path, key_path: Path, reviewer: str = "", role: str =
         raise UsageError(f"{directory} lists no results.json: nothing to attest")
     result = read_results(directory / "results.json")
     environment, facts = _manifest_facts(directory)
-    check_output_dir(directory)  # its folder writable: UsageError, not a traceback
-    clean_leftovers(directory)
-    try:
-        tmp = new_partial(directory)
-    except OSError as e:
-        raise UsageError(f"cannot sign {directory}: {e.strerror or e}") from None
+    _, tmp = begin_write(directory, "cannot sign")  # its folder writable: UsageError, not a traceback
     try:
         _assemble(directory, tmp, found.digests)
         record = signed_files(tmp, result, key_path, environment, facts, (reviewer, role))

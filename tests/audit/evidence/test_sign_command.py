@@ -29,14 +29,6 @@ def statement(bundle) -> dict:
 
 
 @pytest.fixture
-def keys(tmp_path, capsys):
-    for name in ("k1", "k2"):
-        assert main(["keygen", str(tmp_path / name)]) == 0
-    capsys.readouterr()
-    return tmp_path / "k1", tmp_path / "k2"
-
-
-@pytest.fixture
 def bundle(demo_run, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(demo_run[1], copy)

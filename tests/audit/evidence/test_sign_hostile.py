@@ -23,14 +23,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def keys(tmp_path, capsys):
-    for name in ("k1", "k2"):
-        assert main(["keygen", str(tmp_path / name)]) == 0
-    capsys.readouterr()
-    return tmp_path / "k1", tmp_path / "k2"
-
-
-@pytest.fixture
 def signed(demo_run, tmp_path, keys, capsys):
     """A copy of the demo's output signed with k1."""
     copy = tmp_path / "b"
