@@ -29,8 +29,7 @@ class Certificate:
 
 
 def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-            clip: tuple = (0.0, 1.0), method: str = "crown", batch_size: int = 64,
-            per_point_floats: int = PER_POINT_FLOATS) -> Certificate:
+            clip: tuple = (0.0, 1.0), method: str = "crown", batch_size: int = 64) -> Certificate:
     """Certify ``model`` on ``(x, y)`` against every perturbation of ``norm`` size ``eps`` inside ``clip``.
 
     Raises :class:`attacks.bound_graph.NotCertifiable` (a ``ValueError``) naming the layer bound propagation does
@@ -46,7 +45,7 @@ def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
             if method == "ibp":
                 margins.append(ibp_margins(graph, xb, yb, eps, ball.clip))
                 continue
-            m, layers = crown_margins(graph, xb, yb, eps, ball.clip, ball.norm.value, per_point_floats)
+            m, layers = crown_margins(graph, xb, yb, eps, ball.clip, ball.norm.value, PER_POINT_FLOATS)
             margins.append(m)
             fell_back.update(layers)
     joined = torch.cat(margins) if margins else torch.zeros((0, 0))
