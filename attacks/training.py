@@ -12,13 +12,16 @@ epoch when PGD accuracy falls by more than 20 points) and the training-health ch
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from attacks.adversaries import ADVERSARY_METHODS, Adversary, Regularisers
 from attacks.base import Ball, clip_to, model_device, to_memory_format
@@ -28,6 +31,9 @@ from attacks.trades import trades_kl
 
 log = logging.getLogger(__name__)
 GUARD_DROP = 0.2
+# the epoch bar's factory (tqdm's signature): tqdm's, drawn on a terminal only; a caller with its own progress
+# display puts its own here (advaudit's audit/engine/record.py: audit.core.progress.bar, none under -q)
+EPOCH_BAR: Callable[..., Any] = functools.partial(tqdm, disable=None)
 PROBE_ROWS = 256
 __all__ = ["ADVERSARY_METHODS", "Adversary", "EpochRecord", "Recipe", "Regularisers", "TrainStats", "train"]
 
@@ -245,7 +251,7 @@ def train(model: torch.nn.Module, x, y: torch.Tensor, recipe: Recipe, adversary:
     r.sched = scheduler(r.opt, recipe, recipe.epochs * r.steps_per_epoch)
     sel = _Selection(monitor_label, fgsm_guard)
     start = time.perf_counter()
-    bar = tqdm(range(recipe.epochs), desc=desc, unit="epoch", disable=None, leave=False)
+    bar = EPOCH_BAR(range(recipe.epochs), desc=desc, unit="epoch", leave=False)
     done = 0
     for _ in bar:
         mean_loss, eps_now = _epoch(r, x, y, rows, rows_dev)

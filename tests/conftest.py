@@ -34,10 +34,19 @@ def eval_batch(digits):
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """The real `advaudit demo` through the CLI, once per session: (exit code, output dir, results dict)."""
+    """The real `advaudit demo` through the CLI, once per session: (exit code, output dir, results dict); its stderr
+    (the progress lines) in ``stderr.log`` beside the output dir, and echoed."""
+    import contextlib
+    import io
+    import sys
+
     from audit.cli import main
     out = tmp_path_factory.mktemp("demo") / "out"
-    code = main(["demo", "--out", str(out)])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["demo", "--out", str(out)])
+    (out.parent / "stderr.log").write_text(err.getvalue(), encoding="utf-8")
+    sys.stderr.write(err.getvalue())
     return code, out, json.loads((out / "results.json").read_text(encoding="utf-8"))
 
 

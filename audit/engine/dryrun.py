@@ -21,15 +21,18 @@ from attacks import ATTACKS
 from audit.checks import CHECKS
 from audit.checks.art_agreement import ArtAgreement
 from audit.checks.base import RunCheck, VariantCheck
+from audit.checks.deployments import Deployments
 from audit.checks.label_issues import LabelIssues
 from audit.engine.context import Context
 from audit.engine.plan import enabled_checks, execution_order
+from audit.engine.record import PASS_WORTH
 from audit.engine.variant_recipe import MAX_HOLDOUT
 
 SURVIVING = 0.6        # share of an early-stopping attack's bound that is spent (points broken early stop)
 CHAINED = 0.5          # share of the test points a chained attack after the first still attacks
 FIXED_SECONDS = 6.0    # imports, cleanlab, Datalab, report rendering and the bundle
 MONITOR_STEPS = 10     # the held-out PGD that picks the best epoch
+FIXED_STAGE = "libraries, cleanlab, reports, bundle"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,14 @@ class StageEstimate:
     fwd_bwd: float
     fwd: float
     seconds: float
+
+
+# Seconds per row of the demo's small CNN on one CPU core (its calibration on the 2-core CI-class machine, then
+# each price fitted so that the plan's stage shares match the stage shares of seven recorded demo runs): a real
+# run's ETA prices its plan at these, without calibrating, and rescales it by the run's own pace (only the ratios
+# matter). The gradient and forward rows are what audit/engine/record.py prices the counted passes at.
+REFERENCE = Costs(train_row=1.4e-4, grad_row=PASS_WORTH[0], forward_row=PASS_WORTH[1], small_forward_row=1.0e-4,
+                  corruption_call=1.5, art_grad_row=7.0e-4, art_query_row=1.3e-4)
 
 
 def _timed(fn, reps: int = 3) -> float:
@@ -203,8 +214,26 @@ def estimate(ctx: Context, costs: Costs) -> list[StageEstimate]:
     for x in c.deployments:
         if x.method == "prune" and x.finetune_epochs:
             sheet.add(f"fine-tune deployment {x.name}", x.finetune_epochs * sheet.n_train, train=True)
-    sheet.add("libraries, cleanlab, reports, bundle", seconds=FIXED_SECONDS)
+    sheet.add(FIXED_STAGE, seconds=FIXED_SECONDS)
     return sheet.stages
+
+
+def run_plan(ctx: Context) -> dict[str, float]:
+    """The planned work of each top-level stage of the run (seconds at the ``REFERENCE`` costs) by its stage name
+    (what audit/engine/record.py's ETA counts as done when that stage ends): an indented line of the estimate
+    counts in the stage above it, a note in parentheses is dropped, the deployments' fine-tuning counts in their
+    check, and the fixed work (libraries, reports) under ""."""
+    work: dict[str, float] = {}
+    key = ""
+    for s in estimate(ctx, REFERENCE):
+        if s.name == FIXED_STAGE:
+            key = ""
+        elif s.name.startswith("fine-tune deployment "):
+            key = f"check {Deployments.id}"
+        elif not s.name.startswith(" "):
+            key = s.name.split(" (")[0]
+        work[key] = work.get(key, 0.0) + s.seconds
+    return work
 
 
 def plan_text(ctx: Context, stages: list[StageEstimate], costs: Costs, calibration_s: float) -> str:

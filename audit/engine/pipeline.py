@@ -111,6 +111,19 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
     return Prepared(setup, Models(setup, recorder.counter), executor, recorder)
 
 
+def plan_progress(prepared: Prepared) -> None:
+    """The run's planned work per stage (the dry run's formulas, no calibration: audit/engine/dryrun.py
+    ``run_plan``) for the progress lines' ETA; a plan that cannot be made costs the ETA only."""
+    from audit.engine.dryrun import run_plan
+    try:
+        plan = run_plan(make_context(prepared.setup, executor=prepared.executor, recorder=prepared.recorder,
+                                     models=prepared.models))
+    except Exception as e:  # noqa: BLE001 - the ETA is a nicety, never a reason to stop the run
+        log.debug("no progress plan: %s: %s", type(e).__name__, e)
+        plan = None
+    prepared.recorder.plan(plan)
+
+
 def build_context(prepared: Prepared, train: bool = True) -> Context:
     """Train the variants (audit/engine/variants.py), then the run's context, complete (``train=False``: a dry
     run's, with no variants)."""
@@ -155,6 +168,7 @@ def run_audit_with_context(config: AuditConfig, data: Splits | None = None, poli
     start = time.perf_counter()
     prepared = prepare(config, data, policy, recorder, model)
     try:
+        plan_progress(prepared)
         ctx = build_context(prepared)
         findings = run_checks(ctx)
         with ctx.stage("assemble the result"):

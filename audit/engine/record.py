@@ -3,7 +3,9 @@
 Passes are counted by hooks on every model the run wraps (forward rows; backward rows when gradients flow
 through the model, for an attack's input gradient as for a training step), so no attack or trainer has to report
 them. Peak host memory is read from the kernel (VmHWM, reset per stage through /proc/self/clear_refs where Linux
-allows it), peak device memory from torch's allocator.
+allows it), peak device memory from torch's allocator. The same stages and passes drive the progress lines
+(audit/core/progress.py): each stage's start and end, a heartbeat from the pass hooks, and the ETA from the run's
+plan (``Recorder.plan``) and the passes done.
 """
 from __future__ import annotations
 
@@ -17,11 +19,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from attacks import training
+from audit.core import progress
 from audit.core.result import RunRecord, StageRecord
 
 log = logging.getLogger(__name__)
 SMALL_SHARE = 0.01  # the table folds nested stages under 1% of the wall time into one line
 warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+training.EPOCH_BAR = progress.bar  # every training's epoch bar shows as the run's progress does (none under -q)
+# what a pass is worth in the run plan's units (audit/engine/dryrun.py REFERENCE): an input-gradient or training
+# row, a forward-only row
+PASS_WORTH = (2.0e-4, 3.0e-5)
 
 
 @dataclass
@@ -41,6 +49,7 @@ class PassCounter:
     def _on_forward(self, _m, inputs, _out):
         if inputs and isinstance(inputs[0], torch.Tensor):
             self.forward += inputs[0].shape[0]
+        progress.tick()  # every pass of every loop drives the run's heartbeat
 
     def _on_backward(self, _m, _gin, gout):
         if gout and isinstance(gout[0], torch.Tensor):
@@ -96,11 +105,23 @@ class Recorder:
         self._open: list[str] = []
         self._peak_host = 0.0
         self._peak_device = 0.0
+        self.progress = progress.RunProgress(self.start)
+
+    def plan(self, work: dict[str, float] | None) -> None:
+        """The planned work of each top-level stage (audit/engine/dryrun.py ``run_plan``; None: none could be
+        made): the ETA of the progress lines, which start now (pre-flight passed)."""
+        self.progress.plan(work, self._passes_worth)
+
+    def _passes_worth(self) -> float:
+        gradient, forward_only = self.counter.backward, self.counter.forward - self.counter.backward
+        return gradient * PASS_WORTH[0] + forward_only * PASS_WORTH[1]
 
     @contextlib.contextmanager
     def stage(self, name: str, node: str = ""):
         parent = self._open[-1] if self._open else ""
+        depth = len(self._open)
         self._open.append(name)
+        self.progress.begin(name, depth)
         cuda = self.device is not None and self.device.type == "cuda"
         if not parent:
             _reset_host_peak()
@@ -110,11 +131,14 @@ class Recorder:
         slot = len(self.stages)
         self.stages.append(None)  # stages are listed in the order they start: a parent before its children
         t = time.perf_counter()
+        ok = False
         try:
             yield
+            ok = True
         finally:
             seconds = time.perf_counter() - t
             self._open.pop()
+            self.progress.end(name, depth, seconds, ok)
             host = _host_peak_mb()
             dev = torch.cuda.max_memory_allocated(self.device) / 2**20 if cuda else None
             self._peak_host = max(self._peak_host, host)
@@ -130,10 +154,13 @@ class Recorder:
         if not record.parent and self._open:
             record = dataclasses.replace(record, parent=self._open[-1])
         self.stages.append(record)
+        self.progress.end(record.name, max(len(self._open), 1) if record.parent else len(self._open),
+                          record.seconds, opened=False)
 
     def record(self, end: float | None = None) -> RunRecord:
         wall = (end if end is not None else time.perf_counter()) - self.start
         done = [s for s in self.stages if s is not None]  # a stage still open (the caller's) is not in it
+        self.progress.finish()
         top = sum(s.seconds for s in done if not s.parent)
         return RunRecord(stages=tuple(done), wall_seconds=round(wall, 3),
                          accounted=round(min(top / wall, 1.0) if wall > 0 else 1.0, 4),

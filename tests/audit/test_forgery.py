@@ -133,6 +133,7 @@ def test_a_bad_signing_key_is_refused_before_any_work(project, tmp_path, capsys,
     out = tmp_path / "out"
     assert main(["run", "--config", str(config()), "--out", str(out)]) in (0, 1, 4)
     before = snapshot(out)
+    capsys.readouterr()  # drop the first, successful run's progress lines
     start = time.perf_counter()
     code = main(["run", "--config", str(config()), "--out", str(out), "--sign", str(d / f"{kind}.pem")])
     err = capsys.readouterr().err
@@ -197,6 +198,7 @@ def test_a_bad_tracking_uri_is_exit_2_before_work_and_the_output_stays(project, 
     out = tmp_path / "out"
     assert main(["run", "--config", str(config()), "--out", str(out)]) in (0, 1, 4)
     before = snapshot(out)
+    capsys.readouterr()  # drop the first, successful run's progress lines
     cfg = config(f'[tracking]\nmlflow = true\ntracking_uri = "{uri}"\n')
     code = main(["run", "--config", str(cfg), "--out", str(out)])
     err = capsys.readouterr().err
@@ -212,8 +214,8 @@ def test_a_tracking_store_that_fails_after_the_audit_costs_one_warning(project, 
         raise ConnectionError("the server went away\nsecond line")
     monkeypatch.setattr("audit.api.mlflow_log.log_run", gone)
     out = tmp_path / "out"
-    code = main(["run", "--config", str(config(f'[tracking]\nmlflow = true\ntracking_uri = "{tmp_path / "m"}"\n')),
-                 "--out", str(out)])
+    store = f'[tracking]\nmlflow = true\ntracking_uri = "sqlite:///{tmp_path / "m.db"}"\n'
+    code = main(["run", "--config", str(config(store)), "--out", str(out)])
     err = capsys.readouterr().err
     assert code in (0, 1, 4) and (out / "results.json").is_file()
     assert "could not log the run to MLflow" in err and "second line" not in err
