@@ -16,16 +16,22 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from audit.checks.art_agreement import ArtAgreement
 from audit.checks.attack_validity import AttackValidity
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
 from audit.checks.deployments import Deployments
-from audit.checks.run_view import Breaks, RobustnessGrid
+from audit.checks.run_view import Breaks, RobustnessGrid, TestLogits
 from audit.config.policy import Threshold
 from audit.core.metrics import WORST_CASE, Accuracy, RobustnessPoint, metric_key, pack_bits, same_eps, unpack_bits
 from audit.core.result import Details, Finding, Measurement, Status
+from audit.data.rows import take
+from audit.methods import gallery as gal
+from audit.methods.evaluation import RobustnessEval
 from audit.methods.worst_case import Consolidated, WorstCase, consolidate
+
+GALLERY, PER_CLASS = 12, 2   # adversarial examples shown per variant, at most this many per true class first
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,51 @@ class ClassRobustness:
 
 
 @dataclass(frozen=True)
+class GalleryExample:
+    """One test point the grid broke at the gallery's eps, with base64 PNGs of the original, the adversarial input
+    and the perturbation (amplified by the gallery's factor; mid-grey = unchanged), images only."""
+
+    row: int                  # test-split row
+    true_label: str
+    predicted_label: str      # the model's class for the adversarial input
+    confidence: float         # softmax probability of predicted_label on the adversarial input
+    clean_confidence: float   # softmax probability of true_label on the original
+    attack: str               # the grid attack whose adversarial input this is
+    perturbation: float       # ||x_adv - x|| in the threat norm, input units (full resolution)
+    original_png: str = ""
+    adversarial_png: str = ""
+    perturbation_png: str = ""
+
+
+@dataclass(frozen=True)
+class MovedFeature:
+    """A feature the breaks moved: mean |x_adv - x| over every adversarial input that broke a point."""
+
+    name: str
+    mean_abs_delta: float               # the model's input units (standardised for built-in tables)
+    mean_abs_delta_data: float | None   # the data's own units (times the standardisation's std), when known
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Adversarial examples of one variant at the gated eps: the grid's own adversarial inputs (for each point
+    the most confident of the attacks that broke it), the most confident mistakes with at most PER_CLASS per true
+    class while others remain (images); the features the attacks moved most (tabular data)."""
+
+    eps: float
+    norm: str
+    broken: int                         # clean-correct test points the grid's attacks broke at eps
+    shown: int
+    per_class: int = 0                  # at most this many per true class while other classes remain (images)
+    amplification: float = 0.0          # the perturbation panels' factor (images)
+    side: int = 0                       # pixels a side of the PNGs (inputs over audit/methods/gallery.SIDE shrunk)
+    source_side: int = 0                # pixels a side of the inputs
+    examples: tuple[GalleryExample, ...] = ()
+    moved: tuple[MovedFeature, ...] = ()
+    moved_breaks: int = 0               # adversarial inputs the feature means average over
+
+
+@dataclass(frozen=True)
 class RobustnessDetails(Details):
     points: tuple[RobustnessPoint, ...]
     gated_eps: float                    # the eps the policy judges (else the grid's middle one)
@@ -59,6 +110,7 @@ class RobustnessDetails(Details):
     worst_case: tuple[WorstCase, ...] = ()   # per eps: the reported number, the grid's, every break counted, why
     broken_by: dict[str, str] = dataclasses.field(default_factory=dict)  # source -> packed bits at the gated eps
     unreliable: tuple[str, ...] = ()        # "C6 black-box not stronger than white-box: evidence" per contradiction
+    gallery: Gallery | None = None          # adversarial examples at the gated eps (image or tabular data)
 
 
 def per_class(ctx: AuditContext, worst: Consolidated) -> tuple[ClassRobustness, ...]:
@@ -74,6 +126,38 @@ def per_class(ctx: AuditContext, worst: Consolidated) -> tuple[ClassRobustness, 
             robust[f"{e:g}"] = Interval(acc.value, acc.ci_low, acc.ci_high)
         rows.append(ClassRobustness(label=names[k] if k < len(names) else str(k), n=int(sel.sum()), robust=robust))
     return tuple(rows)
+
+
+def gallery(ctx: AuditContext, variant: str, ev: RobustnessEval, eps: float) -> Gallery | None:
+    """The variant's gallery at ``eps`` from the grid's kept adversarial inputs; None for inputs neither images
+    (C, H, W) nor feature rows."""
+    d, shape = ctx.data, ctx.data.input_shape
+    image = d.kind == "image" and len(shape) == 3
+    if not image and len(shape) != 1:
+        return None
+    kept = next((k for e, k in ev.examples.items() if same_eps(e, eps)), gal.Kept())
+    grid = next(m for (a, e), m in ev.correct.items() if a == WORST_CASE and same_eps(e, eps))
+    broken = int((ctx.clean_correct(variant) & ~grid).sum())
+    base = Gallery(eps=eps, norm=ctx.config.attacks.norm.value, broken=broken, shown=0, per_class=PER_CLASS)
+    if not image:
+        moved = gal.moved_most(kept, d.feature_names, d.preprocessing.get("std"))
+        return dataclasses.replace(base, moved=tuple(MovedFeature(*m) for m in moved), moved_breaks=kept.moved_n)
+    chosen = [a for a in gal.choose(kept.examples, GALLERY, PER_CLASS) if a.delta is not None]
+    if not chosen:
+        return base
+    rows = np.asarray([a.row for a in chosen], dtype=np.int64)
+    x = take(d.x_test, rows)
+    x = x if isinstance(x, torch.Tensor) else x[0:len(rows)]
+    clean = torch.softmax(ctx.get(TestLogits, variant)[torch.from_numpy(rows)].float(), 1).numpy()
+    deltas = torch.stack([a.delta for a in chosen if a.delta is not None])
+    pngs, factor = gal.panels(torch.stack([gal.shrink(v) for v in x]), deltas, d.clip)
+    names = d.class_names or tuple(str(k) for k in range(d.num_classes))
+    examples = tuple(GalleryExample(row=a.row, true_label=names[a.label], predicted_label=names[a.pred],
+                                    confidence=a.confidence, clean_confidence=float(clean[j, a.label]),
+                                    attack=a.attack, perturbation=a.norm, original_png=p[0], adversarial_png=p[1],
+                                    perturbation_png=p[2]) for j, (a, p) in enumerate(zip(chosen, pngs, strict=True)))
+    return dataclasses.replace(base, shown=len(examples), amplification=factor, side=int(max(deltas.shape[2:])),
+                               source_side=int(max(shape[1:])), examples=examples)
 
 
 def reported_points(points, worst: Consolidated) -> tuple[RobustnessPoint, ...]:
@@ -157,7 +241,7 @@ class Robustness(VariantCheck):
             per_class=per_class(ctx, worst), preset=a.preset,
             attack_settings={name: a.describe(name) for name in a.attacks if name not in ev.skipped},
             skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision,
-            worst_case=worst.points, unreliable=unreliable,
+            worst_case=worst.points, unreliable=unreliable, gallery=gallery(ctx, variant, ev, gated),
             broken_by={k: pack_bits(m) for k, m in worst.sources[mid.eps].items() if np.any(m)})
         text = sentence(mid, a.norm.value, len(worst.robust[mid.eps]))
         if unreliable:

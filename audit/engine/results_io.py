@@ -52,7 +52,8 @@ RANGES.update({name: NON_NEGATIVE for name in (
 # "value" is a proportion only in these classes (elsewhere it may be anything)
 CLASS_RANGES = {("Accuracy", "value"): UNIT, ("Interval", "value"): UNIT, ("ReliabilityBin", "accuracy"): UNIT,
                 ("ReliabilityBin", "confidence"): UNIT, ("TrainingHealthDetails", CLEAN): UNIT,
-                ("BackdoorSelfTest", CLEAN): UNIT}
+                ("BackdoorSelfTest", CLEAN): UNIT, ("GalleryExample", "confidence"): UNIT,
+                ("GalleryExample", "clean_confidence"): UNIT}
 # a finding's metrics (name, or name@eps) that are proportions; deltas, ratios, losses and counts are not
 UNIT_METRIC = re.compile(r"(?!.*_delta$)(.*accuracy.*|.*_rate|.*_p_value|.*_share|ece(_.*)?|ci_low|ci_high|"
                          r"mean_confidence|adversarial_wrong_confidence|auroc_.*|selftest_.*)")

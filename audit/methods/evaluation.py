@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from attacks import ATTACKS
 from attacks.base import Ball, Norm, frozen_eval, to_memory_format
 from audit.config.attacks import AttackConfig
+from audit.core import progress
 from audit.core.metrics import WORST_CASE, RobustnessPoint
 from audit.core.work import Unit
+from audit.methods.gallery import ExamplePool, merge
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class RobustnessEval:
     correct: dict  # (attack, eps) -> bool ndarray over test points
     validity: ValidityStats
     skipped: dict = field(default_factory=dict)  # attack -> why it could not run on this model
+    examples: dict = field(default_factory=dict)  # eps -> adversarial inputs kept for the report (methods/gallery.py)
 
 
 def perturbation_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
@@ -161,7 +163,8 @@ def _combine(parts, grid_eps, norm: Norm, attacks, skipped) -> RobustnessEval:
                              sum(forwards[(a, eps)] for a in attacks)))
     validity = ValidityStats(max(p.stats[0] for p in parts), sum(p.stats[1] for p in parts),
                              sum(p.stats[2] for p in parts))
-    return RobustnessEval(points=tuple(points), correct=correct, validity=validity, skipped=skipped)
+    return RobustnessEval(points=tuple(points), correct=correct, validity=validity, skipped=skipped,
+                          examples=merge(p.examples for p in parts))
 
 
 def shard_bounds(n: int, batch_size: int, shards: int) -> list[tuple[int, int]]:
@@ -178,6 +181,7 @@ class GridShard:
     passes: dict
     forwards: dict
     stats: tuple     # max norm ratio, values out of range, non-finite values
+    examples: dict = field(default_factory=dict)  # eps -> adversarial inputs kept (audit/methods/gallery.py)
 
 
 def batch_seed(seed: int, job: int, batch: int) -> int:
@@ -194,24 +198,25 @@ def grid_shard(model, x, y, plan: _Plan, start: int, stop: int) -> GridShard:
     forwards: dict[tuple[str, float], int] = {}
     stats = [0.0, 0, 0]
     clean_ok = clean_correct(model, xs, ys, plan.run.device, settings.batch_size)
+    pool = ExamplePool(clean_ok, start)
     jobs = [(a, e) for e in plan.eps for a in plan.attacks]
     with attack_mode(model, plan.run.device, settings.precision, settings.channels_last):
-        for job, (attack, eps) in enumerate(tqdm(jobs, desc=plan.run.desc, unit="attack", disable=None,
-                                                 leave=False)):
+        for job, (attack, eps) in enumerate(progress.bar(jobs, desc=plan.run.desc, unit="attack")):
             attacked = clean_ok if attack not in chain or chain.index(attack) == 0 else \
                 correct[(chain[chain.index(attack) - 1], eps)]
             only = attacked if settings.early_stop or attack in chain else None
-            mask, total, fwd = _attack_rows(model, xs, ys, plan, (attack, eps, job, start), only, stats)
+            mask, total, fwd = _attack_rows(model, xs, ys, plan, (attack, eps, job, start), only, (stats, pool))
             correct[(attack, eps)] = mask & attacked
             passes[(attack, eps)], forwards[(attack, eps)] = total, fwd
-    return GridShard(correct, passes, forwards, tuple(stats))
+    return GridShard(correct, passes, forwards, tuple(stats), pool.export())
 
 
-def _attack_rows(model, x, y, plan: _Plan, job: tuple, only, stats):
+def _attack_rows(model, x, y, plan: _Plan, job: tuple, only, keep: tuple):
     """Robust-correct mask of every row under one ``job`` (attack, eps, its index in the grid, the shard's first
-    row) (rows outside ``only`` are not attacked and count as not robust), with the passes spent; ``stats``
-    accumulates the perturbations' validity."""
+    row) (rows outside ``only`` are not attacked and count as not robust), with the passes spent; ``keep``: the
+    ``stats`` list that accumulates the perturbations' validity and the pool that keeps adversarial inputs."""
     attack, eps, index, offset = job
+    stats, pool = keep
     settings, device, norm, clip = plan.run.settings, plan.run.device, plan.norm, plan.run.clip
     bs = settings.batch_size
     spec = ATTACKS[attack]
@@ -230,9 +235,12 @@ def _attack_rows(model, x, y, plan: _Plan, job: tuple, only, stats):
         total, fwd = total + out.example_passes, fwd + out.forward_passes + rows.numel()
         x_adv = out.x_adv.float()
         with frozen_eval(model), torch.no_grad():
-            mask[rows.numpy()] = (model(x_adv).argmax(1) == yb).cpu().numpy()
+            logits = model(x_adv)
+            mask[rows.numpy()] = (logits.argmax(1) == yb).cpu().numpy()
         delta = (x_adv - xb.float())
-        stats[0] = max(stats[0], float(perturbation_norm(delta, norm).max()) / eps)
+        norms = perturbation_norm(delta, norm)
+        pool.add((attack, eps), rows, yb, logits, delta, norms)
+        stats[0] = max(stats[0], float(norms.max()) / eps)
         stats[1] += int(((x_adv < clip[0]) | (x_adv > clip[1])).sum())
         stats[2] += int((~torch.isfinite(x_adv)).sum())
     return mask, total, fwd

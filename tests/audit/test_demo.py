@@ -101,7 +101,7 @@ def test_label_issue_thumbnails_are_inline_pngs_of_the_flagged_rows(demo_result,
     img = Image.open(io.BytesIO(base64.b64decode(shown[0].thumbnail_png)))
     assert img.format == "PNG" and min(img.size) >= 64
     html = (demo_run[1] / "report.html").read_text(encoding="utf-8")
-    assert html.count('src="data:image/png;base64,') == len(shown)
+    assert html.count('alt="training row ') == len(shown)  # label-issue thumbnails only (the gallery has its own)
 
 
 def test_backdoor_screen_runs_with_a_self_test_and_leaves_the_clean_digits_alone(demo_result):

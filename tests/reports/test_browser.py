@@ -88,3 +88,48 @@ def test_the_report_is_accessible_landmark_captions_scopes_contrast_and_shapes(d
     assert a["tables"] > 20 and a["uncaptioned"] == 0 and a["unscoped"] == 0
     assert a["contrast"] and min(r for _, r in a["contrast"]) >= 4.5, a["contrast"]
     assert max(a["shapes"]) >= 2  # series differ by marker shape, not only by colour
+
+
+GALLERY_PROBE = """<script>
+window.addEventListener("load", () => {
+  const box = el => { const b = el.getBoundingClientRect();
+    return [b.left + window.scrollX, b.top + window.scrollY, b.width, b.height]; };
+  const out = [...document.querySelectorAll("figure.gallery")].map(g => ({box: box(g),
+    images: [...g.querySelectorAll("img")].map(i => ({box: box(i), alt: i.alt, width: i.naturalWidth,
+                                                       done: i.complete}))}));
+  const pre = document.createElement("pre"); pre.id = "gallery"; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_the_adversarial_example_gallery_is_rendered_and_visible(demo_run, tmp_path):
+    """The gallery of every variant in a real Chromium: its images decode (naturalWidth > 0) and show on screen.
+    Headless Chromium paints a page scrolled by a fragment or a script blank, so the screenshot is of a window tall
+    enough to reach the gallery, cropped to it (gallery.png)."""
+    import html as html_lib
+    import json
+
+    from PIL import Image
+    _code, out, _ = demo_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", GALLERY_PROBE + "</body>"), encoding="utf-8")
+    proc = run_chromium(["--virtual-time-budget=3000", "--window-size=1200,1000", "--dump-dom", probe.as_uri()])
+    found = re.search(r'<pre id="gallery">(.*?)</pre>', proc.stdout, re.S)
+    assert found, "the probe did not run"
+    galleries = json.loads(html_lib.unescape(found.group(1)))
+    assert len(galleries) == len(demo_run[2]["variants"])  # one gallery per variant
+    bottom = max(g["box"][1] + g["box"][3] for g in galleries)
+    shot = tmp_path / "shot.png"
+    run_chromium([f"--screenshot={shot}", f"--window-size=1200,{int(bottom) + 20}", (out / "report.html").as_uri()])
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    for g in galleries:
+        x, y, w, h = (int(round(v)) for v in g["box"])
+        crop = pixels[y:y + h, x:x + w]
+        Image.fromarray(crop.astype(np.uint8)).save(tmp_path / "gallery.png")
+        assert crop.size and crop.std() > 10 and (crop < 128).mean() > 0.01      # not blank: images and text
+        shown = [i for i in g["images"] if i["done"] and i["width"] > 0 and i["alt"]
+                 and pixels[int(i["box"][1]):int(i["box"][1] + i["box"][3]),
+                            int(i["box"][0]):int(i["box"][0] + i["box"][2])].std() > 5]
+        assert len(shown) >= 24, f"{len(shown)} of {len(g['images'])} images rendered"  # 8 examples x 3 panels
