@@ -77,7 +77,7 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
     if hline is not None:
         v, label = hline
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#999" '
-                   f'stroke-dasharray="2 3"/><text x="{left + pw - 4}" y="{py(v) - 4:.1f}" text-anchor="end" '
+                   f'stroke-dasharray="2 3"/><text x="{left + 4}" y="{py(v) - 4:.1f}" text-anchor="start" '
                    f'fill="#666">{escape(label)}</text>')
     for i, s in enumerate(series):
         color = PALETTE[i % len(PALETTE)]

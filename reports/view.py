@@ -10,6 +10,7 @@ from audit.checks.robustness import Robustness, RobustnessDetails
 from audit.core.metrics import WORST_CASE, same_eps
 from audit.core.result import AuditResult, Status, Verdict
 from audit.frameworks.controls import crosswalk, nist_rmf, run_evidence_titles
+from reports.actions import GAPS_ANCHOR, actions, anchor, meaning, reason, reason_lead
 from reports.svg import Series, line_chart, scatter_chart
 
 STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.INFO, Status.SKIPPED]
@@ -19,23 +20,44 @@ def pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1%}"
 
 
+def defences(result: AuditResult) -> list[dict]:
+    """The run's ``[[defences]]`` tables as its config recorded them (none: only the model as given)."""
+    return [d for d in result.config.get("defences") or () if isinstance(d, dict)]
+
+
+def robustness_heading(result: AuditResult) -> str:
+    """The robustness section's title, as the run is: defence wording only when defended variants were audited."""
+    methods = {d.get("method") for d in defences(result)}
+    if not methods:
+        return "Robustness under attack"
+    return ("Robustness with and without the declared defences" if methods == {"none"}
+            else "Robustness with and without adversarial training")
+
+
+def training_cell(v) -> str:
+    """What the table's training cell says of a variant this run did not train (its weights were supplied)."""
+    return "supplied model (not trained here)" if v.train_seconds is None else ""
+
+
 def robustness_rows(result: AuditResult) -> tuple[list[float], list[dict]]:
-    """The 'with and without defences' table: worst-case robust accuracy per eps for each variant."""
+    """The variants table: worst-case robust accuracy per eps for each variant (each defence and the model)."""
     grid = sorted({p.eps for v in result.variants for p in v.robustness})
     rows = []
     for v in result.variants:
         by_eps = {p.eps: p for p in v.robustness if p.attack == WORST_CASE}
-        mce = next((f.metrics.get("mce") for f in result.findings if f.check == Corruptions.id
-                    and f.variant == v.name), None)
+        cf = next((f for f in result.findings if f.check == Corruptions.id and f.variant == v.name), None)
+        mce = cf.metrics.get("mce") if cf is not None else None
+        reference = cf is not None and cf.details is not None and cf.details.relative_to == v.name
         rob = next((f.details for f in result.findings if f.check == Robustness.id and f.variant == v.name
                     and f.details is not None), None)
         estimated = {w.eps: w.estimated_from for w in (rob.worst_case if rob is not None else ()) if w.estimated_from}
-        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid], "mce": mce,
-                     "estimated": [estimated.get(e, "") for e in grid]})
+        rows.append({"variant": v, "cells": [by_eps.get(e) for e in grid], "mce": mce, "mce_reference": reference,
+                     "estimated": [estimated.get(e, "") for e in grid], "training": training_cell(v)})
     return grid, rows
 
 
 def robustness_chart(result: AuditResult) -> str:
+    """The robust-accuracy curve per variant (clean at eps 0); "" when no variant has two points to join."""
     series = []
     for v in result.variants:
         pts = sorted((p for p in v.robustness if p.attack == WORST_CASE), key=lambda p: p.eps)
@@ -47,6 +69,8 @@ def robustness_chart(result: AuditResult) -> str:
         lo = ((clean.ci_low,) if clean else ()) + tuple(p.ci_low for p in pts)
         hi = ((clean.ci_high,) if clean else ()) + tuple(p.ci_high for p in pts)
         series.append(Series(label=v.name, x=xs, y=ys, low=lo, high=hi, dashed=not v.candidate))
+    if not any(len(s.x) >= 2 for s in series):
+        return ""
     floor = None
     rob = next((f for f in result.findings if f.check == Robustness.id and f.details is not None
                 and f.details.policy_floor is not None), None)
@@ -58,7 +82,8 @@ def robustness_chart(result: AuditResult) -> str:
 
 
 def tradeoff_chart(result: AuditResult) -> str:
-    """Clean vs worst-case robust accuracy at the policy's gated eps (else the middle of the grid), per variant."""
+    """Clean vs worst-case robust accuracy at the policy's gated eps (else the middle of the grid), per variant;
+    "" with fewer than two variants to compare (one point is no trade-off)."""
     grid = sorted({p.eps for v in result.variants for p in v.robustness})
     if not grid:
         return ""
@@ -70,7 +95,8 @@ def tradeoff_chart(result: AuditResult) -> str:
         if at and v.clean_accuracy:
             points.append((v.name, v.clean_accuracy.value, at[0].robust_accuracy, v.best))
     return scatter_chart(points, title=f"Clean vs robust accuracy (worst case at eps {eps:g})",
-                         x_label="clean accuracy", y_label=f"robust accuracy at eps {eps:g}") if points else ""
+                         x_label="clean accuracy", y_label=f"robust accuracy at eps {eps:g}") \
+        if len(points) >= 2 else ""
 
 
 def reliability_chart(result: AuditResult) -> str:
@@ -80,7 +106,7 @@ def reliability_chart(result: AuditResult) -> str:
     if f is None:
         return ""
     bins = [b for b in f.details.reliability if b.count]
-    if not bins:
+    if len(bins) < 2:  # one bin is a point, not a diagram
         return ""
     xs = tuple(b.confidence for b in bins)
     ideal = Series(label="perfect calibration", x=(0.0, 1.0), y=(0.0, 1.0), dashed=True)
@@ -133,10 +159,12 @@ def sections(result: AuditResult) -> list[tuple[str, list]]:
 
 
 def verdict_line(result: AuditResult) -> str:
-    """The terminal's line: "verdict: INCOMPLETE for candidate 'x'; missing: ..." (a NO-GO or an ERROR with
-    evidence gaps: "; also missing: ..."); a screening's verdict says it is not a sign-off. Plain text: the caller
-    escapes for its medium."""
+    """The terminal's line: "verdict: NO-GO for candidate 'x': <the reason>" (an INCOMPLETE run's reason is its
+    gaps: "; missing: ..."; a NO-GO or an ERROR with evidence gaps adds "; also missing: ..."); a screening's
+    verdict says it is not a sign-off. Plain text: the caller escapes for its medium."""
     line = f"verdict: {result.verdict.label} for candidate {result.candidate!r}"
+    if result.verdict is not Verdict.INCOMPLETE:
+        line += f": {reason_lead(result)}"
     if result.evidence_gaps:
         word = "missing" if result.verdict is Verdict.INCOMPLETE else "also missing"
         line += f"; {word}: " + "; ".join(result.evidence_gaps)
@@ -175,5 +203,7 @@ def context(result: AuditResult) -> dict:
             "rob": robustness_details(result), "headline": headline(result), "notes": notes,
             "counts": status_counts(result), "sections": sections(result), "nist_sections": nist_sections(result),
             "evidence_label": lambda ref: evidence_label(ref, result), "crosswalk": crosswalk,
-            "worst_case": WORST_CASE,
+            "worst_case": WORST_CASE, "reason": reason(result), "reason_lead": reason_lead(result),
+            "meaning": meaning(result), "actions": actions(result), "anchor": anchor, "gaps_anchor": GAPS_ANCHOR,
+            "robustness_heading": robustness_heading(result), "defended": bool(defences(result)),
             "candidate": next((v for v in result.variants if v.candidate), None)}

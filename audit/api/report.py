@@ -9,11 +9,13 @@ from audit.core.result import AuditResult
 class Audit:
     """``verdict`` ("GO" / "NO-GO" / "ERROR" / "INCOMPLETE"), ``evidence_gaps`` (what an INCOMPLETE run lacks of
     its policy's evidence), ``candidate``, ``result`` (the typed AuditResult), tables as pandas DataFrames,
-    ``to_html()`` (the full report) and ``_repr_html_`` (a summary for notebooks)."""
+    ``to_html()`` (the full report) and ``_repr_html_`` (the report's first screen, for notebooks: verdict colour,
+    reason, threat model, the robustness curve, links to the report files once ``out_dir`` holds them)."""
 
-    def __init__(self, result: AuditResult):
+    def __init__(self, result: AuditResult, out_dir: str | Path | None = None):
         self.result = result
         self.mlflow_run_id: str | None = None
+        self.out_dir: Path | None = Path(out_dir) if out_dir is not None else None  # where write() wrote it
 
     @property
     def verdict(self) -> str:
@@ -63,17 +65,8 @@ class Audit:
         return render_html(self.result)
 
     def _repr_html_(self) -> str:
-        from html import escape
-        rows = "".join(f"<tr><td>{escape(f.id)}</td><td>{escape(f.status.value)}</td><td>{escape(f.summary)}</td></tr>"
-                       for f in self.result.findings if f.gating)
-        gaps = "".join(f"<li>{escape(g)}</li>" for g in self.evidence_gaps)
-        screening = " (screening, not a sign-off)" if self.result.policy.purpose == "screening" else ""
-        return (f"<div><strong>advaudit: {escape(self.verdict)}</strong> for candidate "
-                f"<code>{escape(self.candidate)}</code>{screening}"
-                + (f"<p>Missing evidence:</p><ul>{gaps}</ul>" if gaps else "") + "<table>"
-                f"<caption>Gating findings</caption><thead><tr>"
-                f"<th scope='col'>Finding</th><th scope='col'>Status</th><th scope='col'>Summary</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table></div>")
+        from reports.html import render_notebook  # self-contained: inline CSS and SVG, every value escaped
+        return render_notebook(self.result, self.out_dir)
 
     def write(self, out: str | Path, formats: tuple[str, ...] = ("html", "json", "md", "csv"), _ctx=None,
               sign_key: str | Path = "", sign: str | Path = "") -> Path:
@@ -94,6 +87,7 @@ class Audit:
         out = Path(out)
         key = check_output(out, tuple(formats), str(sign or sign_key or ""))
         write(self.result, out, tuple(formats), bundle=_ctx, sign_key=key)
+        self.out_dir = out
         return out
 
     def __repr__(self) -> str:

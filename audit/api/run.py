@@ -216,9 +216,10 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
     "module:function" that rebuilds ``model``'s architecture, so K-fold label issues and defences can train it
     (without one they fall back to what needs no retraining). changes: top-level config fields to replace
     (``seed=1``, ``candidate="baseline"``), checked like the TOML's keys. out: also write the output directory there
-    (as ``advaudit run`` does). mlflow: True (the config's tracking URI, else ./mlruns) or a tracking URI: log the
-    run to MLflow. sign: an Ed25519 private key (PEM) to sign the output with (as ``[output] sign_key``; needs
-    ``out``; a keyword argument, ``sign=KEY``). Every bad argument raises ``audit.UsageError`` before any work.
+    (as ``advaudit run`` does). mlflow: True (the config's tracking URI, else sqlite:///mlflow.db in the working
+    directory) or a tracking URI: log the run to MLflow. sign: an Ed25519 private key (PEM) to sign the output
+    with (as ``[output] sign_key``; needs ``out``; a keyword argument, ``sign=KEY``). Every bad argument raises
+    ``audit.UsageError`` before any work.
     """
     from audit.api.outputs import output_target, run_to
     from audit.models.loading import LoadedModel
@@ -255,7 +256,7 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
         loaded = LoadedModel(model, True, f"an in-memory {cls.__module__}.{cls.__qualname__}",
                              was_training=bool(getattr(model, "training", False)), trainable=bool(factory))
     outcome = run_to(target, cfg, splits, model=loaded, arrays=digests)
-    audit = Audit(outcome.result)
+    audit = Audit(outcome.result, out_dir=target.out if outcome.written else None)
     audit.mlflow_run_id = outcome.mlflow_run
     if outcome.mlflow_problem:  # logged after the audit: a store that fails now is a warning, the result stands
         import warnings

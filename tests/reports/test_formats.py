@@ -90,3 +90,35 @@ def test_triage_csv_lists_every_flagged_row_with_each_detectors_score(demo_resul
     assert all(float(r["backdoor_ratio_z"]) > 2.5 or float(r["backdoor_spectral_z"]) > 3.5
                or r["backdoor_clustered"] == "True" for r in screened.values())
     assert (demo_run[1] / "triage.csv").read_text(encoding="utf-8") == render_triage(demo_result)
+
+
+def test_the_demo_report_says_why_what_it_means_and_what_to_do(demo_run, demo_result):
+    """The banner's second line is the reason; "What this means" and "Recommended actions" follow, each action
+    linked to a finding's row (or the evidence gaps) that exists in the report, and named in summary.md; the
+    notebook view is the report's first screen with links to the files written."""
+    from markupsafe import escape
+
+    from audit.api.report import Audit
+    from reports.actions import GAPS_ANCHOR, actions, reason_lead
+    from reports.html import COLOURS
+    out = demo_run[1]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    why = reason_lead(demo_result)
+    why = why[:1].upper() + why[1:]
+    assert f'<span class="reason" id="reason">{escape(why)}' in html and f"**Why:** {md_inline(why, 1000)}" in md
+    assert html.index('id="reason"') < html.index('<h2 id="meaning">What this means</h2>') < html.index(
+        '<h2 id="actions">Recommended actions</h2>') < html.index('<h2 id="summary">')
+    listed = html.split('<h2 id="actions">')[1].split("<h2")[0]
+    todo = actions(demo_result)
+    assert todo and listed.count("<li>") == len(todo)
+    anchors = set(re.findall(r'\bid="([^"]+)"', html))
+    links = re.findall(r'<a href="#([^"]+)">', listed)
+    assert links and set(links) <= anchors
+    assert all(a.causes for a in todo)
+    for a in todo:
+        assert all(md_inline(f"finding {label}") in md for label, href in a.causes if href != GAPS_ANCHOR)
+    assert "**What this means:** " in md and "**Recommended actions:**" in md
+    notebook = Audit(demo_result, out_dir=out)._repr_html_()
+    assert COLOURS[demo_result.verdict.value] in notebook and "<svg" in notebook and "<script" not in notebook
+    assert "report.html</a>" in notebook and "summary.md</a>" in notebook and escape(why) in notebook
