@@ -16,85 +16,23 @@ import traceback
 import warnings
 from pathlib import Path
 
-from audit.api.options import _executor_options, _formats, _output_options, _with_executor, _with_output_options
+from audit.api.cli_parser import EXIT_CODES, build_parser
+from audit.api.options import _with_executor, _with_output_options
 from audit.core.errors import UsageError
 from audit.core.text import terminal
-from audit.core.version import __version__
 from audit.evidence.commands import NAMES as EVIDENCE_COMMANDS
-from audit.evidence.commands import add_evidence_commands
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INCOMPLETE, EXIT_UNPINNED = 0, 1, 2, 3, 4, 5
-EXIT_CODES = ("exit codes: 0 GO, 1 NO-GO (a gating finding failed; compare: a regression; verify: tampered, a "
-              "signature that does not verify with the pinned key or was removed, or unsigned with "
-              "--require-signature; sign: the bundle does not verify), "
-              "2 usage, config or input error, 3 internal error (a gating check crashed), 4 INCOMPLETE (the run "
-              "lacks evidence its policy's [evidence] requires: a check, the attack strength, test points), "
-              "5 verify: files unchanged and signed, but the signer's key is not pinned (give --key or "
-              "--trusted-keys): not verified")
 ERROR_LIMIT = 2000  # characters of an error line: a message echoing a 100 MB value stays one readable line
+NOISY = ("art", "cleanlab", "torch")  # their INFO and warnings only under -v (MLflow: audit/api/mlflow_log.py)
 _QUIET = [False]
+__all__ = ["EXIT_CODES", "build_parser", "main"]
 
 
 def say(*parts) -> None:
     """Human output on stdout (none under -q; errors always go to stderr)."""
     if not _QUIET[0]:
         print(*parts)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own errors are usage errors: exit 2, one line
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="advaudit", description="Adversarial-robustness and data audit for PyTorch classifiers.",
-                epilog=EXIT_CODES)
-    p.add_argument("--version", action="version", version=f"advaudit {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (and --json output)")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    d = sub.add_parser("demo", help="audit the built-in demo (small CNN on scikit-learn digits)")
-    d.add_argument("--out", type=Path, default=Path("advaudit-demo"), help="output directory")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where to run (auto: a GPU if any)")
-    _executor_options(d)
-    d.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
-    d.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate; train and write nothing")
-    _output_options(d)
-    r = sub.add_parser("run", help="audit with a config file")
-    r.add_argument("--config", type=Path, default=None, help="the config (default: ./advaudit.toml)")
-    r.add_argument("--out", type=Path, default=Path("advaudit-out"))
-    r.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    r.add_argument("--profile", action="store_true", help="print where the time went (the run record) as a table")
-    r.add_argument("--dry-run", action="store_true", help="print the plan and a time estimate; train and write nothing")
-    r.add_argument("--policy", default=None, help="override the config's policy ('default', 'screening' or a TOML "
-                   "path)")
-    r.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="override the config's device")
-    _executor_options(r)
-    _output_options(r)
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set attacks.eps=[0.05,0.1] (repeatable)")
-    i = sub.add_parser("init", help="write a commented config template")
-    i.add_argument("path", type=Path, nargs="?", default=Path("advaudit.toml"))
-    add_evidence_commands(sub)  # verify, sign, keygen
-    c = sub.add_parser("compare", help="compare two results on the same test data (exit 1 on a regression)")
-    c.add_argument("base", type=Path, help="results.json or output directory of the base (e.g. main)")
-    c.add_argument("head", type=Path, help="results.json or output directory of the head (e.g. the PR)")
-    c.add_argument("--policy", default="default", help="policy whose [compare] rule applies ('default' or a path)")
-    c.add_argument("--out", type=Path, default=None, help="also write the comparison to this file")
-    c.add_argument("--format", dest="compare_format", choices=("md", "json"), default="md",
-                   help="Markdown (for a PR comment) or JSON (for scripts)")
-    g = sub.add_parser("render", help="render report.html and summary.md again from a results.json")
-    g.add_argument("results", type=Path)
-    g.add_argument("--out", type=Path, required=True)
-    g.add_argument("--format", dest="formats", action="append", default=[], type=_formats, metavar="FORMATS",
-                   help="the formats to write (default: every format the run wrote: html, json, md, csv); pdf needs "
-                   "Chromium")
-    g.add_argument("--paper", default=None, choices=("a4", "letter"),
-                   help="the PDF's paper size (default: the run's [output] paper, a4)")
-    return p
 
 
 def _summary(result, written: dict) -> str:
@@ -157,7 +95,9 @@ def _run(config, out: Path, config_path: Path | None = None, start: float | None
     if key is not None:
         say(f"signed: {out / 'attestation.dsse.json'}")
     if "mlflow_run" in written:
-        say(f"mlflow run: {written['mlflow_run']} ({config.tracking.tracking_uri or './mlruns'})")
+        from audit.config.tracking import store_uri
+        from audit.core.net import redact
+        say(f"mlflow run: {written['mlflow_run']} in {terminal(redact(store_uri(config.tracking.tracking_uri)))}")
     return result.verdict.exit_code
 
 
@@ -165,7 +105,7 @@ def _render(results: Path, out: Path, formats: tuple[str, ...] = (), paper: str 
     from audit.api.outputs import check_output, write
     from audit.engine.results_io import read_results, with_current_claims
     from reports.pdf import with_paper
-    formats = tuple(dict.fromkeys(("html", "json", *(formats or ("md", "csv")))))
+    formats = tuple(dict.fromkeys(("html", "json", "md", "csv", *formats)))  # --format adds to these four
     check_output(out, formats)
     result = with_paper(with_current_claims(read_results(results)), paper)
     written = write(result, out, formats)
@@ -211,8 +151,8 @@ def _evidence(args: argparse.Namespace) -> int:
 
 
 def _init(path: Path) -> int:
-    from importlib import resources
-    text = resources.files("audit.config").joinpath("init_template.toml").read_text(encoding="utf-8")
+    from importlib import resources  # the package "audit", not "audit.config": that one imports torch (seconds)
+    text = resources.files("audit").joinpath("config", "init_template.toml").read_text(encoding="utf-8")
     try:
         with open(path, "x", encoding="utf-8") as fh:  # never overwrite a user's config
             fh.write(text)
@@ -228,6 +168,8 @@ def _init(path: Path) -> int:
 def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
     if args.command in EVIDENCE_COMMANDS:  # before the config and engine imports (torch): verify takes ~1 s
         return _evidence(args)
+    if args.command == "init":  # likewise: writing the template takes no torch (well under 0.5 s)
+        return _init(args.path)
     from audit import config as cfg
     from audit.engine import configure
     if args.command == "demo":
@@ -250,11 +192,23 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
                     json_summary=args.json_summary, dry_run=args.dry_run)
     if args.command == "compare":
         return _compare(args.base, args.head, args.policy, args.out, args.compare_format)
-    if args.command == "init":
-        return _init(args.path)
     if args.command == "render":
         return _render(args.results, args.out, tuple(f for group in args.formats for f in group), args.paper)
     raise UsageError(f"unknown command {args.command!r}")
+
+
+def _configure_output(args: argparse.Namespace) -> None:
+    """The one place -q and -v take effect (given before or after the subcommand): stdout, logging, warnings."""
+    _QUIET[0] = args.quiet
+    if not args.verbose:  # libraries' warnings are noise around a one-line answer; -v shows them
+        warnings.simplefilter("ignore")
+    level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for noisy in NOISY:
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    from audit.core import progress  # no torch: `init` stays fast
+    progress.configure(quiet=args.quiet, verbose=args.verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,14 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError("an argument contains a NUL byte")
             args = build_parser().parse_args(argv)
             debug = args.debug
-            _QUIET[0] = args.quiet
-            if not args.verbose:  # libraries' warnings are noise around a one-line answer; -v shows them
-                warnings.simplefilter("ignore")
-            logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                                format="%(levelname)s %(name)s: %(message)s")
-            if not args.verbose:
-                for noisy in ("art", "cleanlab", "torch"):
-                    logging.getLogger(noisy).setLevel(logging.ERROR)
+            _configure_output(args)
             return dispatch(args, start)
         except UsageError as e:
             print(f"advaudit: error: {terminal(str(e)[:ERROR_LIMIT])}", file=sys.stderr)

@@ -1,16 +1,22 @@
 """One MLflow run per audit: params (config, policy hash, threat model), metrics (per variant clean, robust per attack
 and eps, ECE; every finding's metrics), tags (verdict, candidate, the policy's purpose, an INCOMPLETE run's evidence
 gaps) and the output directory (report, JSON, evidence bundle) as artifacts. Written through ``MlflowClient`` (no
-global MLflow state is touched)."""
+global MLflow state is touched) to the tracking URI, by default ``sqlite:///mlflow.db`` in the working directory
+(MLflow 3's recommended local backend, which stock MLflow reads back with no environment variable: ``mlflow ui
+--backend-store-uri sqlite:///mlflow.db``); the artifacts go to the experiment's artifact location (for a new local
+database, ``./mlruns`` beside it)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
 from pathlib import Path
 
+from audit.config.tracking import store_uri
 from audit.core.errors import UsageError
+from audit.core.net import redact
 from audit.core.result import AuditResult
 
 ARTIFACT_DIR = "advaudit"
@@ -62,6 +68,20 @@ def params_of(result: AuditResult) -> dict[str, str]:
     return {_name(k): str(v)[:500] for k, v in params.items()}
 
 
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """MLflow's own INFO lines (its logger prints to stderr at import) held back unless our INFO is enabled (-v)."""
+    loud = log.isEnabledFor(logging.INFO)
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    if not loud:
+        logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def log_run_or_warn(result: AuditResult, out: Path | None, tracking_uri: str = "",
                     experiment: str = "advaudit") -> tuple[str | None, str]:
     """``log_run``, for after the output is written: (run id, "") or, when it fails (the server went away
@@ -70,25 +90,25 @@ def log_run_or_warn(result: AuditResult, out: Path | None, tracking_uri: str = "
         return log_run(result, out, tracking_uri, experiment), ""
     except Exception as e:  # noqa: BLE001 - logging is a side channel: the audit's outputs stand
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        problem = (f"could not log the run to MLflow at {tracking_uri or './mlruns'}: {msg} (the output directory "
-                   f"is complete)")
+        problem = (f"could not log the run to MLflow at {redact(store_uri(tracking_uri))}: {msg} (the output "
+                   f"directory is complete)")
         log.debug("MLflow logging failed", exc_info=True)
         return None, problem
 
 
 def log_run(result: AuditResult, out: Path | None, tracking_uri: str = "", experiment: str = "advaudit") -> str:
-    """Log ``result`` (and the output directory ``out``) as one MLflow run; returns its run id."""
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps ./mlruns behind this switch
+    """Log ``result`` (and the output directory ``out``) as one MLflow run to ``tracking_uri`` ("" = the default
+    store, ``store_uri``); returns its run id."""
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # library code does not print
     try:
         from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise UsageError("tracking.mlflow needs MLflow: pip install 'advaudit[mlflow]'") from None
-    uri = tracking_uri or Path("mlruns").resolve().as_uri()
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    with _quiet_mlflow():  # "Creating initial MLflow database tables..." and the like: only when INFO is wanted
+        client = MlflowClient(tracking_uri=store_uri(tracking_uri))
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
     tags = {"verdict": result.verdict.label, "candidate": result.candidate, "purpose": result.policy.purpose,
             "advaudit_version": result.tool.get("version", ""), "exit_code": str(result.verdict.exit_code)}
     if result.evidence_gaps:  # what an INCOMPLETE run lacks (MLflow bounds a tag's value)

@@ -16,24 +16,25 @@ def _formats(value: str) -> list[str]:
 
 def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="formats", action="append", default=[], type=_formats, metavar="FORMATS",
-                   help="the formats to write, comma-separated or repeated, from " + ", ".join(FORMAT_NAMES)
-                   + " (default: the config's output.formats); html and json are always written, the evidence "
-                   "bundle needs them; pdf needs Chromium")
+                   help="more formats to write, comma-separated or repeated, from " + ", ".join(FORMAT_NAMES)
+                   + ": added to the config's output.formats (default: html, json, md, csv; html and json are "
+                   "always written, the evidence bundle needs them; pdf needs Chromium)")
     p.add_argument("--json", dest="json_summary", action="store_true",
                    help="print a JSON summary (verdict, findings, written files) on stdout instead of text")
     p.add_argument("--sign", type=Path, default=None, metavar="KEY",
-                   help="sign the evidence bundle with this Ed25519 private key (PEM; see `advaudit keygen`)")
+                   help="sign the evidence bundle with this Ed25519 private key (PEM; see `advaudit keygen`; "
+                   "default: the config's [output] sign_key, else unsigned)")
     p.add_argument("--no-weights", action="store_true", help="do not copy model weights into the bundle")
     p.add_argument("--bundle-source", action="store_true",
                    help="copy the model factory's source file into the bundle (source/)")
-    p.add_argument("--paper", default=None, choices=("a4", "letter"), help="the PDF's paper size (default: a4)")
+    p.add_argument("--paper", default=None, choices=("a4", "letter"),
+                   help="the PDF's paper size (default: the config's [output] paper, a4)")
 
 
 def _with_output_options(config, args):
-    import dataclasses
     o = config.output
-    chosen = [f for group in args.formats for f in group]
-    formats = tuple(dict.fromkeys(("html", "json", *chosen))) if chosen else o.formats
+    chosen = [f for group in args.formats for f in group]  # added to the config's formats, never replacing them
+    formats = tuple(dict.fromkeys(("html", "json", *o.formats, *chosen)))
     sign = str(args.sign.resolve()) if args.sign else o.sign_key
     return dataclasses.replace(config, output=dataclasses.replace(
         o, formats=formats, sign_key=sign, include_weights=o.include_weights and not args.no_weights,
@@ -42,7 +43,7 @@ def _with_output_options(config, args):
 
 def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default=None, choices=("local", "ray"),
-                   help="where the independent units run (overrides [execution] executor)")
+                   help="where the independent units run (default: the config's [execution] executor, local)")
     p.add_argument("--ray-address", default=None, metavar="ADDRESS",
                    help="Ray cluster: 'auto', 'host:6379' or 'ray://host:10001' (default: a local cluster)")
 

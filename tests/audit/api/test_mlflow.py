@@ -1,29 +1,39 @@
-"""MLflow: one run per audit in a real local store, read back with MlflowClient."""
+"""MLflow pre-flight: the store is checked before any work (the run itself, logged and read back by stock MLflow in
+a fresh process: test_mlflow_store.py)."""
 from __future__ import annotations
 
 import pytest
 
+from audit.core.errors import UsageError
 
-def test_an_audit_logs_one_mlflow_run_with_metrics_tags_params_and_the_bundle(demo_run, tmp_path):
+
+def test_a_file_store_needs_mlflows_own_switch_and_the_default_store_passes(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
-    from mlflow.tracking import MlflowClient
+    from audit.api import tracking_check
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tracking_check, "_mlflow_major", lambda: 3)
+    for uri in (str(tmp_path / "mlruns"), (tmp_path / "mlruns").as_uri()):
+        with pytest.raises(UsageError, match="MLFLOW_ALLOW_FILE_STORE=true") as e:
+            tracking_check.check_tracking_uri(uri)
+        assert "sqlite:///mlflow.db" in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the user's own choice: MLflow's behaviour
+    tracking_check.check_tracking_uri(str(tmp_path / "mlruns"))
+    monkeypatch.setattr(tracking_check, "_mlflow_major", lambda: 2)  # MLflow 2 has no such switch
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    tracking_check.check_tracking_uri(str(tmp_path / "mlruns"))
+    tracking_check.check_tracking_uri("")  # the default store: ./mlflow.db can be created here
+    assert not (tmp_path / "mlflow.db").exists()  # checked, not created
 
-    from audit.api.mlflow_log import log_run
-    from audit.engine.results_io import read_results
-    _code, out, results = demo_run
-    result = read_results(out / "results.json")
-    uri = (tmp_path / "mlruns").as_uri()
-    run_id = log_run(result, out, uri, "advaudit-test")
-    client = MlflowClient(tracking_uri=uri)
-    run = client.get_run(run_id)
-    assert run.data.tags["verdict"] == results["verdict"].upper()
-    assert run.data.tags["candidate"] == results["candidate"]
-    assert len(run.data.metrics) >= 20
-    assert run.data.metrics["pgd_at/clean_accuracy"] == pytest.approx(
-        next(v for v in results["variants"] if v["name"] == "pgd_at")["clean_accuracy"]["value"])
-    assert run.data.params["policy_sha256"] == results["policy"]["sha256"]
-    assert run.data.params["threat_eps"] == "0.1"
-    artifacts = {a.path for a in client.list_artifacts(run_id, "advaudit")}
-    assert {"advaudit/report.html", "advaudit/results.json", "advaudit/SHA256SUMS"} <= artifacts
-    exp = client.get_experiment_by_name("advaudit-test")
-    assert len(client.search_runs([exp.experiment_id])) == 1
+
+def test_a_database_store_without_sqlalchemy_is_a_usage_error_before_any_work(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    import importlib.util
+
+    from audit.api.tracking_check import check_tracking_uri
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "alembic" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    for uri in ("", "sqlite:///runs.db"):
+        with pytest.raises(UsageError, match="alembic .not installed.: pip install 'advaudit.mlflow.'"):
+            check_tracking_uri(uri)
