@@ -14,8 +14,6 @@ from audit.config import DataConfig, InputConfig
 from audit.data.rows import Rows, take
 from audit.data.sources import load_data
 
-EX = Path(__file__).resolve().parents[3] / "examples"
-
 
 def load(d, **kw):
     return load_data(DataConfig(**kw), InputConfig(), d, seed=0)
@@ -123,31 +121,3 @@ def test_training_on_memory_mapped_data_works_end_to_end(tmp_path, arrays, capsy
     assert code in (0, 1, 4), capsys.readouterr().err
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     assert r["dataset"]["lazy"] is True and r["variants"][0]["train_epochs"] == 3
-
-
-@pytest.mark.slow
-def test_the_image_example_runs_on_its_own_npz_and_weights(tmp_path, capsys):
-    import shutil
-    import subprocess
-    import sys
-    work = tmp_path / "image"
-    shutil.copytree(EX / "image", work)
-    subprocess.run([sys.executable, str(work / "make_example.py"), str(work)], check=True)
-    # the example's own config, narrowed to what this test reads (the demo covers every check end to end)
-    code = main(["run", "--config", str(work / "advaudit.toml"), "--out", str(tmp_path / "out"),
-                 "--set", 'checks=["input_validation", "clean_accuracy", "robustness"]'])
-    assert code in (0, 1, 4), capsys.readouterr().err
-    r = json.loads((tmp_path / "out" / "results.json").read_text())
-    base = r["variants"][0]
-    assert base["clean_accuracy"]["value"] > 0.9  # the supplied weights were used, not a fresh model
-    assert r["model"]["architecture"] == "DigitNet" and r["config"]["input"]["mean"] == [0.3]
-
-
-@pytest.mark.slow
-def test_the_tabular_example_runs_end_to_end(tmp_path, capsys):
-    code = main(["run", "--config", str(EX / "tabular" / "advaudit.toml"), "--out", str(tmp_path / "out")])
-    assert code in (0, 1, 4), capsys.readouterr().err
-    r = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert r["dataset"]["kind"] == "tabular" and {v["name"] for v in r["variants"]} == {"baseline", "fgsm_at"}
-    v = next(f for f in r["findings"] if f["id"] == "attack_validity:baseline")
-    assert v["status"] == "pass"  # perturbations stayed inside every feature's bounds
