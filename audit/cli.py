@@ -200,7 +200,7 @@ def dispatch(args: argparse.Namespace, start: float | None = None) -> int:
 def _configure_output(args: argparse.Namespace) -> None:
     """The one place -q and -v take effect (given before or after the subcommand): stdout, logging, warnings."""
     _QUIET[0] = args.quiet
-    if not args.verbose:  # libraries' warnings are noise around a one-line answer; -v shows them
+    if args.quiet or not args.verbose:  # libraries' warnings are noise around a one-line answer; -v shows them
         warnings.simplefilter("ignore")
     level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -68,7 +68,7 @@ def _broken_rule(f: Finding) -> tuple[str, float, str, float] | None:
     if value is None:
         return None
     for rule in rules.split(", "):
-        m = re.fullmatch(r"fail (below|above) (\S+)", rule)
+        m = re.fullmatch(r"fail (below|above) (-?[0-9]+(?:\.[0-9]*)?(?:e[-+]?[0-9]+)?)", rule)  # else hand-edited
         if m is None:
             continue
         word, bound = m.group(1), float(m.group(2))

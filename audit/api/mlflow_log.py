@@ -72,10 +72,11 @@ def params_of(result: AuditResult) -> dict[str, str]:
 def _quiet_mlflow():
     """MLflow's own INFO lines (its logger prints to stderr at import) held back unless our INFO is enabled (-v)."""
     loud = log.isEnabledFor(logging.INFO)
-    logger = logging.getLogger("mlflow")
+    logger = logging.getLogger("mlflow")  # MLflow has its own handler: the root's level (-q) does not reach it
     level = logger.level
     if not loud:
-        logger.setLevel(max(level, logging.WARNING))
+        floor = logging.ERROR if not log.isEnabledFor(logging.WARNING) else logging.WARNING
+        logger.setLevel(max(level, floor))
     try:
         yield
     finally:
@@ -87,7 +88,8 @@ def log_run_or_warn(result: AuditResult, out: Path | None, tracking_uri: str = "
     """``log_run``, for after the output is written: (run id, "") or, when it fails (the server went away
     mid-run), (None, the one warning line); never the output or the verdict's exit code."""
     try:
-        return log_run(result, out, tracking_uri, experiment), ""
+        with _quiet_mlflow():  # the whole of it: create_run, log_batch and log_artifacts log at INFO too
+            return log_run(result, out, tracking_uri, experiment), ""
     except Exception as e:  # noqa: BLE001 - logging is a side channel: the audit's outputs stand
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         problem = (f"could not log the run to MLflow at {redact(store_uri(tracking_uri))}: {msg} (the output "

@@ -31,11 +31,11 @@ def _writable_dir(path: Path, uri: str) -> None:
             break
         p = p.parent
     if p != path and not p.is_dir():
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {p} is not a directory")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: {p} is not a directory")
     if path.exists() and not path.is_dir():
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {path} exists and is not a directory")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: {path} exists and is not a directory")
     if not os.access(p, os.W_OK | os.X_OK):
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {p} is not writable")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: {p} is not writable")
 
 
 def _reachable(host: str, port: int, uri: str, http: str = "") -> None:
@@ -73,7 +73,7 @@ def _mlflow_major() -> int:
 
 def _file_store_allowed(uri: str) -> None:
     if _mlflow_major() >= 3 and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} is a file store, which MLflow 3 keeps in "
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r} is a file store, which MLflow 3 keeps in "
                          f"maintenance mode and refuses unless MLFLOW_ALLOW_FILE_STORE=true is set; use "
                          f"{DEFAULT_STORE} (the default, tracking_uri = \"\") or set that variable")
 
@@ -81,12 +81,12 @@ def _file_store_allowed(uri: str) -> None:
 def _check_sqlite(uri: str) -> None:
     rest = uri.split("://", 1)[1] if "://" in uri else ""
     if not rest.startswith("/") or rest in ("/", "/:memory:"):
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: give sqlite:///path/to/mlflow.db")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: give sqlite:///path/to/mlflow.db")
     db = Path(rest[1:]).resolve()  # sqlite:///mlflow.db: relative to the working directory; sqlite:////abs/x.db
     if db.exists() and not db.is_file():
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {db} is not a file")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: {db} is not a file")
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: {db} is not writable")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: {db} is not writable")
     _writable_dir(db.parent, uri)
 
 
@@ -118,14 +118,14 @@ def check_tracking_uri(uri: str) -> None:
     if len(scheme) == 1:  # a Windows drive letter
         scheme = ""
     if scheme not in SCHEMES and scheme.split("+")[0] not in DB_PORTS:
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: scheme {scheme!r} is not an MLflow store; "
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: scheme {scheme!r} is not an MLflow store; "
                          f"give a path, file:///..., sqlite:///..., http(s)://host:port or a database URI")
     if not scheme and ":" in uri:
-        raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} is neither a path nor a URI (a ':' without a "
-                         f"scheme)")
+        raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r} is neither a path nor a URI (a ':' "
+                         f"without a scheme)")
     if scheme in ("", "file"):
         if parsed.netloc and parsed.netloc != "localhost":
-            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r}: a file URI names a local path "
+            raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r}: a file URI names a local path "
                              f"(file:///path)")
         _writable_dir(Path(urllib.parse.unquote(parsed.path) if scheme else uri).resolve(), uri)
         _file_store_allowed(uri)
@@ -140,6 +140,6 @@ def check_tracking_uri(uri: str) -> None:
             raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r} has an invalid host or port") \
                 from None
         if not host:
-            raise UsageError(f"tracking.tracking_uri: {terminal(uri)!r} names no host")
+            raise UsageError(f"tracking.tracking_uri: {terminal(redact(uri))!r} names no host")
         default = {"http": 80, "https": 443}.get(scheme) or DB_PORTS[scheme.split("+")[0]]
         _reachable(host, port or default, uri, scheme if scheme in ("http", "https") else "")

@@ -13,6 +13,7 @@ points the grid missed) is at best a failure labelled "unreliable".
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +129,15 @@ def per_class(ctx: AuditContext, worst: Consolidated) -> tuple[ClassRobustness, 
     return tuple(rows)
 
 
+def safe_gallery(ctx: AuditContext, variant: str, ev: RobustnessEval, eps: float) -> Gallery | None:
+    """:func:`gallery`, or None with a warning if it fails: an illustration never turns the finding into an ERROR."""
+    try:
+        return gallery(ctx, variant, ev, eps)
+    except Exception as e:  # noqa: BLE001
+        logging.getLogger(__name__).warning("gallery of %s not shown (%s: %s)", variant, type(e).__name__, e)
+        return None
+
+
 def gallery(ctx: AuditContext, variant: str, ev: RobustnessEval, eps: float) -> Gallery | None:
     """The variant's gallery at ``eps`` from the grid's kept adversarial inputs; None for inputs neither images
     (C, H, W) nor feature rows."""
@@ -241,7 +251,7 @@ class Robustness(VariantCheck):
             per_class=per_class(ctx, worst), preset=a.preset,
             attack_settings={name: a.describe(name) for name in a.attacks if name not in ev.skipped},
             skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision,
-            worst_case=worst.points, unreliable=unreliable, gallery=gallery(ctx, variant, ev, gated),
+            worst_case=worst.points, unreliable=unreliable, gallery=safe_gallery(ctx, variant, ev, gated),
             broken_by={k: pack_bits(m) for k, m in worst.sources[mid.eps].items() if np.any(m)})
         text = sentence(mid, a.norm.value, len(worst.robust[mid.eps]))
         if unreliable:

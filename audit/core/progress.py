@@ -53,7 +53,7 @@ def configure(*, quiet: bool = False, verbose: bool = False, stream: Any = None)
     SETTINGS.stream = stream
 
 
-def stream() -> Any:
+def stream() -> Any:  # looked up at each line: a test's or notebook's replaced sys.stderr is honoured
     return SETTINGS.stream if SETTINGS.stream is not None else sys.stderr
 
 
@@ -73,7 +73,7 @@ def widgets_installed() -> bool:
 
 def display() -> str:
     """How progress shows now: "quiet", "widget" (a notebook with ipywidgets), "terminal" or "lines"."""
-    if SETTINGS.level == QUIET:
+    if SETTINGS.level == QUIET or stream() is None:  # no stderr at all (2>&-, pythonw): nothing to show
         return "quiet"
     try:
         if in_notebook():
@@ -101,8 +101,8 @@ class Steps:
             yield item
             tick()
 
-    def set_postfix(self, *_args, **_kw) -> None:
-        """tqdm's, drawing nothing."""
+    def set_postfix(self, *_args, **_kw) -> None:  # tqdm's, drawing nothing
+        return None
 
 
 def bar(iterable: Iterable, *, desc: str = "", unit: str = "it", leave: bool = False):
@@ -265,14 +265,13 @@ class RunProgress:
         for line in held or ():
             self._write(line)
 
-    def _write(self, line: str) -> None:
-        out = stream()
-        if self.mode() == "terminal" and "tqdm" in sys.modules:
-            from tqdm import tqdm
-            tqdm.write(line, file=out)  # above any bar, which is redrawn under it
-        else:
-            out.write(line + "\n")
-        out.flush()
+    def _write(self, line: str) -> None:  # a stream that cannot take it (closed, broken pipe): progress off
+        out, above_bar = stream(), self.mode() == "terminal" and "tqdm" in sys.modules
+        try:
+            out.write(line + "\n") if not above_bar else sys.modules["tqdm"].tqdm.write(line, file=out)
+            out.flush()
+        except (OSError, ValueError, AttributeError):
+            self._mode = "quiet"
 
     def _redraw(self, now: float, force: bool = False) -> None:
         """The notebook widget: the share of the planned work done, the open stage and the ETA."""

@@ -93,7 +93,9 @@ class ExamplePool:
         conf, pred = torch.softmax(logits.detach().float(), 1).max(1)
         conf, pred, y, norms = conf.cpu(), pred.cpu(), y.cpu(), norms.detach().float().cpu()
         local = rows.numpy()
-        idx = np.flatnonzero((pred != y).numpy() & self.clean_ok[local])
+        finite = (torch.isfinite(conf) & torch.isfinite(norms)
+                  & torch.isfinite(delta.flatten(1)).all(1).cpu()).numpy()  # a NaN never reaches results.json
+        idx = np.flatnonzero((pred != y).numpy() & self.clean_ok[local] & finite)
         if not len(idx):
             return
         old = self.kept.get(eps, Kept())

@@ -146,3 +146,12 @@ def test_hostile_names_are_inert_in_the_reason_the_actions_and_every_view(tmp_pa
     tokens = [t for b in MarkdownIt("commonmark").parse(md) for t in (b.children or ())]
     assert not [t for t in tokens if t.type in ("html_inline", "link_open", "image")]
     assert anchor(f"robustness:{EVIL}") in ids(html) and re.fullmatch(r"[\w.-]+", anchor(f"robustness:{EVIL}"))
+
+
+def test_a_threshold_that_is_not_a_number_gives_a_reason_without_it_not_a_crash():
+    """A hand-edited results.json (``advaudit render``): the threshold's bound is not a number."""
+    bad = (finding("robustness", Status.FAIL, "baseline", metrics={ROBUST: 0.527},
+                   threshold=f"{ROBUST}: fail below abc, warn below 1.2.3"),)
+    r = tiny(findings=bad)
+    assert "robustness:baseline" in reason(r)
+    assert "abc" not in reason(r) and render_html(r) and render_markdown(r) and verdict_line(r)

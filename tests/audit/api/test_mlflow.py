@@ -37,3 +37,11 @@ def test_a_database_store_without_sqlalchemy_is_a_usage_error_before_any_work(tm
     for uri in ("", "sqlite:///runs.db"):
         with pytest.raises(UsageError, match="alembic .not installed.: pip install 'advaudit.mlflow.'"):
             check_tracking_uri(uri)
+
+
+@pytest.mark.parametrize("uri", ["postgres://admin:hunter2@db:5432/mlflow", "postgresql://admin:hunter2@/mlflow"])
+def test_a_refused_tracking_uri_never_prints_its_password(uri):
+    from audit.api import tracking_check
+    with pytest.raises(UsageError) as e:
+        tracking_check.check_tracking_uri(uri)
+    assert "hunter2" not in str(e.value) and "admin" in str(e.value)

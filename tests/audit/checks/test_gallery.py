@@ -182,3 +182,15 @@ def test_the_demo_report_has_a_gallery_of_adversarial_examples_per_variant(demo_
     assert len(figures) == len(found)
     for fig in figures:
         assert fig.count('<figure class="adv"') >= 8 and fig.count('src="data:image/png;base64,') >= 24
+
+
+def test_a_non_finite_break_is_never_kept():
+    """NaN logits or a non-finite perturbation would reach results.json (written with allow_nan=False)."""
+    pool = gal.ExamplePool(np.ones(3, dtype=bool), offset=0)
+    logits = torch.tensor([[float("nan"), 0.0], [0.0, 5.0], [0.0, 5.0]])
+    delta = torch.zeros(3, 1, 2, 2)
+    delta[2, 0, 0, 0] = float("inf")
+    pool.add(("pgd", 0.1), torch.arange(3), torch.zeros(3, dtype=torch.long), logits, delta,
+             delta.flatten(1).abs().amax(1))
+    kept = pool.export()[0.1].examples
+    assert [a.row for a in kept] == [1] and np.isfinite(kept[0].confidence)

@@ -230,3 +230,21 @@ def test_the_demo_prints_a_line_per_stage_with_elapsed_time_and_an_eta(demo_run)
     assert all(m["eta"] for m in after_plan) and len(after_plan) >= len(top)
     times = [float(m["t"]) for m in ours]
     assert times == sorted(times) and times[-1] > 0
+
+
+@pytest.mark.parametrize("broken", ["closed", "none"])
+def test_a_stream_that_cannot_be_written_turns_progress_off_not_the_run(clock, monkeypatch, broken):
+    if broken == "closed":
+        out = io.StringIO()
+        out.close()
+        progress.configure(stream=out)
+    else:  # `advaudit run 2>&-`: no sys.stderr at all
+        progress.configure()
+        monkeypatch.setattr(sys, "stderr", None)
+    run = planned_run()
+    run.begin("a", 0)
+    clock.now += 40.0
+    run.tick()
+    run.end("a", 0, 40.0)
+    run.finish()
+    assert run.mode() == "quiet"
