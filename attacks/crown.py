@@ -19,12 +19,13 @@ fell back.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from attacks.bound_graph import BoundGraph, Node
-from attacks.ibp import input_box, margin_matrix, node_interval
+from attacks.ibp import box_margins, input_box, margin_matrix, node_interval
 
 Tensor = torch.Tensor
 PER_POINT_FLOATS = 2 ** 24   # at most ~64 MB of coefficients per point for one layer's CROWN bounds
@@ -135,13 +136,6 @@ def backward_bound(graph: BoundGraph, boxes: list, start: int, a: Tensor, ball: 
     return bias + _concretize(coeffs[0], ball) if 0 in coeffs else bias
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
-
-
 def _node_bounds(graph: BoundGraph, boxes: list, i: int, ball: Ball, lo: Tensor, hi: Tensor,
                  live: bool) -> tuple[Tensor, Tensor]:
     """``[lo, hi]`` (node ``i``'s interval) tightened by CROWN where it matters: the neurons unstable for some
@@ -151,7 +145,7 @@ def _node_bounds(graph: BoundGraph, boxes: list, i: int, ball: Ball, lo: Tensor,
     n = ball.x.shape[0]
     flat_lo, flat_hi = lo.reshape(n, -1).clone(), hi.reshape(n, -1).clone()
     todo = ((flat_hi > 0) & ((flat_lo < 0) | live)).any(0).nonzero().flatten()
-    widest = max(_numel(nd.shape) for nd in graph.nodes[: i + 1])
+    widest = max(math.prod(nd.shape) for nd in graph.nodes[: i + 1])
     step = max(1, CHUNK_FLOATS // max(1, 2 * n * widest))
     for begin in range(0, len(todo), step):
         rows = todo[begin:begin + step]
@@ -180,8 +174,8 @@ def crown_boxes(graph: BoundGraph, ball: Ball, per_point_floats: int = PER_POINT
         upstream_nonlinear = any(graph.nodes[j].kind in ("relu", "maxpool") for j in range(i))
         overlapping_pool = node.kind == "maxpool" and not _pool_relaxable(node)
         if i in needs and upstream_nonlinear and not overlapping_pool:
-            widest = max(_numel(nd.shape) for nd in graph.nodes[: i + 1])
-            if _numel(node.shape) * widest <= per_point_floats:
+            widest = max(math.prod(nd.shape) for nd in graph.nodes[: i + 1])
+            if math.prod(node.shape) * widest <= per_point_floats:
                 lo, hi = _node_bounds(graph, boxes, i, ball, lo, hi, i in pooled)
             else:
                 fell_back.append(node.label)
@@ -202,5 +196,4 @@ def crown_margins(graph: BoundGraph, x: Tensor, y: Tensor, eps: float, clip: tup
     c = margin_matrix(y, k).to(x.dtype)
     linear = backward_bound(graph, boxes, out, c, ball)
     out_lo, out_hi = boxes[out]
-    interval = out_lo.gather(1, y[:, None]) - out_hi[~torch.nn.functional.one_hot(y, k).bool()].reshape(len(y), k - 1)
-    return torch.maximum(linear, interval), fell_back
+    return torch.maximum(linear, box_margins(out_lo, out_hi, y)), fell_back

@@ -58,13 +58,16 @@ def margin_matrix(y: Tensor, num_classes: int) -> Tensor:
     return rows[keep].reshape(len(y), num_classes - 1, num_classes)
 
 
+def box_margins(out_lo: Tensor, out_hi: Tensor, y: Tensor) -> Tensor:
+    """Lower bounds of ``logit_y - logit_j`` (N x (K-1)) from a box of the logits: the true logit at its lowest
+    against each other logit at its highest."""
+    k = out_lo.shape[1]
+    others = out_hi[~torch.nn.functional.one_hot(y, k).bool()].reshape(len(y), k - 1)
+    return out_lo.gather(1, y[:, None]) - others
+
+
 @torch.no_grad()
 def ibp_margins(graph: BoundGraph, x: Tensor, y: Tensor, eps: float, clip: tuple) -> Tensor:
-    """Lower bounds of ``logit_y - logit_j`` (N x (K-1)) over the ball, from the output box: the true logit at its
-    lowest against each other logit at its highest."""
+    """Lower bounds of ``logit_y - logit_j`` (N x (K-1)) over the ball, from IBP's output box."""
     lo, hi = input_box(x, eps, clip)
-    out_lo, out_hi = interval_bounds(graph, lo, hi)[graph.output]
-    k = out_lo.shape[1]
-    true_lo = out_lo.gather(1, y[:, None])
-    others = out_hi[~torch.nn.functional.one_hot(y, k).bool()].reshape(len(y), k - 1)
-    return true_lo - others
+    return box_margins(*interval_bounds(graph, lo, hi)[graph.output], y)

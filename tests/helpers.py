@@ -19,3 +19,34 @@ def snapshot(d: Path) -> dict[str, bytes]:
     d = Path(d)
     return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()} \
         if d.exists() else {}
+
+
+POLICY_TABLES = {"evidence", "thresholds", "validity", "compare"}
+
+
+def load_toml_block(text: str, folder: Path, touch_missing: bool = False) -> None:
+    """Load a documented TOML block the way advaudit would: a policy (it has a policy table; a fragment gets a
+    name) or a config read from ``folder``. ``touch_missing``: files it names (my_data.npz) exist only as names
+    in the docs, so each one reported missing is created empty and the load retried (at most 8)."""
+    import re
+
+    import tomllib
+
+    from audit.config.policy import load_policy
+    from audit.core.errors import UsageError
+    from audit.engine.configure import from_mapping
+    data = tomllib.loads(text)
+    if POLICY_TABLES & set(data):
+        path = folder / ".policy-block.toml"
+        path.write_text(text if "name" in data else f'name = "a fragment"\n{text}', encoding="utf-8")
+        load_policy(str(path))
+        return
+    for _ in range(8 if touch_missing else 1):
+        try:
+            from_mapping(data, folder)
+            return
+        except UsageError as e:
+            missing = re.search(r"file not found: (\S+)$", str(e))
+            if not (touch_missing and missing):
+                raise
+            Path(missing.group(1)).touch()

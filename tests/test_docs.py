@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+from tests.helpers import load_toml_block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -49,15 +50,7 @@ def inside(path: Path):
 
 
 def load_toml(text: str, cwd: Path) -> None:
-    from audit.config.policy import load_policy
-    from audit.engine.configure import from_mapping
-    data = tomllib.loads(text)
-    if {"thresholds", "evidence", "validity", "compare"} & set(data):
-        path = cwd / ".policy-block.toml"
-        path.write_text(text if "name" in data else f'name = "a fragment"\n{text}', encoding="utf-8")
-        load_policy(str(path))
-    else:
-        from_mapping(data, cwd)
+    load_toml_block(text, cwd)
 
 
 def command_lines(lang: str, body: str) -> list[str]:

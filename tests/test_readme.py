@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_toml_block
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 TOP = ("audit/", "attacks/", "reports/", "templates/", "tests/", "examples/", "bench/", "tools/", ".ci/", "docs/")
@@ -244,26 +246,7 @@ def toml_blocks() -> list[str]:
 
 @pytest.mark.parametrize("block", toml_blocks(), ids=lambda b: b.split("\n")[0][:40])
 def test_every_toml_block_loads_with_the_config_or_policy_loader(block, tmp_path):
-    import tomllib
-
-    from audit.config.policy import load_policy
-    from audit.core.errors import UsageError
-    from audit.engine.configure import from_mapping
-    data = tomllib.loads(block)
-    if {"evidence", "thresholds", "validity", "compare"} & set(data):
-        path = tmp_path / "policy.toml"
-        path.write_text(block if "name" in data else f'name = "a fragment"\n{block}', encoding="utf-8")
-        load_policy(str(path))
-    else:
-        for _ in range(8):  # the files a block names (my_data.npz, model.safetensors) exist only as names here
-            try:
-                from_mapping(data, tmp_path)
-                break
-            except UsageError as e:
-                missing = re.search(r"file not found: (\S+)$", str(e))
-                if not missing:
-                    raise
-                Path(missing.group(1)).touch()
+    load_toml_block(block, tmp_path, touch_missing=True)
 
 
 def test_the_blocks_that_state_defaults_state_the_codes(tmp_path):
