@@ -42,7 +42,7 @@ from attacks.base import (
 )
 from attacks.losses import LOSSES, MIN_CLASSES
 from attacks.spec import AttackSpec, MultiTarget, register, setting
-from attacks.targeted import multi_target
+from attacks.targeted import Runs, ranked_runs
 
 RHO = 0.75
 MOMENTUM = 0.75
@@ -63,12 +63,13 @@ class APGDParams:
         return float(self.steps * self.restarts), float(self.steps * self.restarts)
 
 
-def _boundary_start(x, eps, norm, generator):
-    """A random point on (or, for Linf, at a corner-scaled point in) the eps-ball, as in the paper's code."""
+def _boundary_start(x, eps, norm, generator, raw=None):
+    """A random point on (or, for Linf, at a corner-scaled point in) the eps-ball, as in the paper's code; ``raw``:
+    the draw itself (uniform for Linf, normal for L2) when the caller made it (attacks/targeted.py)."""
     if norm is Norm.LINF:
-        t = 2 * draw("rand", x.shape, generator, x) - 1
+        t = 2 * (draw("rand", x.shape, generator, x) if raw is None else raw) - 1
         return eps * t / t.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-    t = draw("randn", x.shape, generator, x)
+    t = draw("randn", x.shape, generator, x) if raw is None else raw
     return eps * t / _flat_norm(t).clamp_min(1e-12)
 
 
@@ -145,8 +146,12 @@ class _Iterates:
         self.increases.zero_()
 
 
-def _single_run(model, x, y, target, ball: Ball, p: APGDParams, loss_fn, generator):
-    """One run from one boundary start: (x kept, broken mask, example passes)."""
+def _single_run(model, x, y, target, ball: Ball, p: APGDParams, loss_fn, source):
+    """One run from one boundary start: (x kept, broken mask, example passes). ``source``: the generator of the
+    start, or the ``Runs`` the rows are (attacks/targeted.py): their own start draws, and early stop also drops a row
+    once a run of lower rank broke its point."""
+    runs = source if isinstance(source, Runs) else None
+    generator = None if runs is not None else source
     eps, norm, n = ball.eps, ball.norm, x.shape[0]
     shape1 = (-1, *([1] * (x.dim() - 1)))
 
@@ -154,14 +159,15 @@ def _single_run(model, x, y, target, ball: Ball, p: APGDParams, loss_fn, generat
         return clip_to(x[idx] + project(z - x[idx], eps, norm), ball.clip)
 
     all_idx = torch.arange(n, device=x.device)
-    x_adv = proj(x + _boundary_start(x, eps, norm, generator), all_idx)
+    x_adv = proj(x + _boundary_start(x, eps, norm, generator, None if runs is None else runs.raw), all_idx)
     loss, grad, logits = loss_gradient(model, x_adv, y, target, loss_fn)
     s = _Iterates.start(x_adv, loss, grad, logits.argmax(1).ne(y), eps)
     passes, checks = n, _Checkpoints(p.steps)
     active, every = all_idx, compact_every(x.device)
     for i in range(p.steps):
         if p.early_stop and i % every == 0:  # the only host synchronisation of the loop
-            active = active[~s.done[active]]
+            stop = s.done if runs is None else s.done | runs.superseded(s.done)
+            active = active[~stop[active]]
             if active.numel() == 0:
                 break
         a = MOMENTUM if i > 0 else 1.0
@@ -205,7 +211,8 @@ apgd_dlr = register(AttackSpec("apgd_dlr", "APGD-DLR", apgd_dlr_loss, APGDParams
 
 @dataclass(frozen=True)
 class APGDTParams(MultiTarget, APGDParams):
-    """APGD's, and n_targets: the classes ranked highest after y, attacked in turn."""
+    """APGD's, and n_targets: the classes ranked highest after y, attacked in turn (the runs of every target and
+    restart batched together, attacks/targeted.py)."""
 
     n_targets: int = setting(9, "n_targets")
 
@@ -213,13 +220,17 @@ class APGDTParams(MultiTarget, APGDParams):
 
 def apgd_multi_target(model, x, y, ball: Ball, params: APGDTParams = APGDTParams(), *,
                       generator=None) -> AttackOutput:
-    """APGD-T: the targeted DLR loss towards each of the ``n_targets`` ranked classes in turn (with fewer than 4
-    classes, which targeted DLR needs, the targeted cross-entropy)."""
+    """APGD-T: the targeted DLR loss towards each of the ``n_targets`` ranked classes, x ``restarts`` runs each,
+    with the result of running them in turn (with fewer than 4 classes, which targeted DLR needs, the targeted
+    cross-entropy)."""
     with frozen_eval(model), torch.no_grad():
         classes = model(x[:1]).shape[1]
-    loss = "dlr" if classes >= 4 else "ce"
-    return multi_target(lambda xs, ys, t: apgd(model, xs, ys, ball, params, loss=loss, target=t, generator=generator),
-                        model, x, y, params.n_targets)
+    loss_fn = LOSSES["dlr" if classes >= 4 else "ce"]
+
+    def run(xs, ys, runs: Runs):
+        with frozen_eval(model):
+            return _single_run(model, xs, ys, runs.target, ball, params, loss_fn, runs)
+    return ranked_runs(run, model, x, y, (params.n_targets, params.restarts, ball.norm), generator)
 
 
 apgd_t = register(AttackSpec("apgd_t", "APGD-T", apgd_multi_target, APGDTParams, gradient_ascent=True))

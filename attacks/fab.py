@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
-from attacks.base import AttackOutput, Ball, Norm, clip_to, draw, frozen_eval
+from attacks.base import AttackOutput, Ball, Norm, clip_to, compact_every, draw, frozen_eval
+from attacks.inference import scorer
 from attacks.spec import AttackSpec, MultiTarget, register, setting
-from attacks.targeted import target_classes
+from attacks.targeted import Runs, ranked_runs
 
 ALPHA_MAX, ETA, BETA = 0.1, 1.05, 0.9
 
@@ -178,13 +179,70 @@ def _fab(model, x, y, boundaries, ball: Ball, params: FABParams, generator) -> A
     return AttackOutput(x_adv=out, example_passes=grads, forward_passes=fwds)
 
 
+def _fab_t_rows(model, x0, y, ball: Ball, steps: int, runs: Runs):
+    """FAB-T runs, one per row towards its own target (``runs``): (best perturbation size, best point, fwd+bwd,
+    fwd). A row stops once its perturbation is within eps (the verdict at eps: broken; a smaller one is not
+    needed) or once a run of lower rank broke its point. Success checks query the fast twin (attacks/inference.py);
+    a row counts as broken within eps only once the model itself confirms it."""
+    shape1, (lo, hi), eps = (-1, *([1] * (x0.dim() - 1))), ball.clip, ball.eps * (1 + 1e-6)
+    n, norm = x0.shape[0], ball.norm
+    start = x0 + _random_start(x0, ball.eps, norm, None, runs.raw) * (runs.restart > 0).to(x0.dtype).view(shape1)
+    x, best = clip_to(start, ball.clip), x0.clone()
+    best_size = torch.full((n,), float("inf"), device=x0.device)
+    fast, grads, fwds = scorer(model, x0), 0, 0
+    active, every = torch.arange(n, device=x0.device), compact_every(x0.device)
+    for i in range(steps):
+        if i % every == 0:
+            active = active[~((best_size <= eps) | runs.superseded(best_size <= eps))[active]]
+            if active.numel() == 0:
+                break
+        xa, xo, ya = x[active], x0[active], y[active]
+        diff, w, _ = towards(runs.target[active])(model, xa, ya, norm)
+        flat = w.flatten(1)
+        d = project(torch.cat((xa, xo)), torch.cat((w, w)), torch.cat((-diff, -diff - (flat * (xo - xa).flatten(1))
+                                                                         .sum(1))), lo, hi, norm)
+        d_k, d_0 = d[:active.numel()], d[active.numel():]
+        s_k, s_0 = _size(d_k, norm), _size(d_0, norm)
+        alpha = (s_k / (s_k + s_0).clamp_min(1e-12)).clamp(0, ALPHA_MAX).view(shape1)
+        new = clip_to((1 - alpha) * (xa + ETA * d_k) + alpha * (xo + ETA * d_0), ball.clip)
+        with torch.no_grad():
+            fooled = fast(new).argmax(1).ne(ya)
+        size = _size(new - xo, norm)
+        better = fooled & (size < best_size[active])
+        fwds, grads = fwds + active.numel(), grads + active.numel()
+        better, confirms = (better, 0) if fast is model else _confirmed(model, new, ya, better & (size <= eps), better)
+        fwds += confirms
+        best[active] = torch.where(better.view(shape1), new, best[active])
+        best_size[active] = torch.where(better, size, best_size[active])
+        x[active] = torch.where(fooled.view(shape1), (1 - BETA) * xo + BETA * new, new)
+    return best_size, best, grads, fwds
+
+
+def _confirmed(model, new, y, within, better):
+    """``better`` with the rows the fast twin found within eps kept only where the model itself misclassifies."""
+    rows = within.nonzero().flatten()
+    if rows.numel() == 0:
+        return better, 0
+    with torch.no_grad():
+        wrong = model(new[rows]).argmax(1).ne(y[rows])
+    return better.index_put((rows[~wrong],), torch.zeros((), dtype=torch.bool, device=better.device)), rows.numel()
+
+
 def fab_targeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
                  params: FABTParams = FABTParams(), *, generator: torch.Generator | None = None) -> AttackOutput:
-    """FAB-T: towards each of the ``n_targets`` classes ranked highest after y, in turn."""
+    """FAB-T: towards each of the ``n_targets`` classes ranked highest after y, x ``restarts`` runs each, with the
+    result of running them in turn (batched, attacks/targeted.py): x_adv is the first point found within eps."""
+    fwds = [x.shape[0]]
+
+    def run(xs, ys, runs: Runs):
+        size, best, g, f = _fab_t_rows(model, xs, ys, ball, params.steps, runs)
+        fwds[0] += f
+        broken = size <= ball.eps * (1 + 1e-6)
+        return torch.where(broken.view(-1, *([1] * (xs.dim() - 1))), best, xs), broken, g
+
     with frozen_eval(model):
-        targets = target_classes(model, x, y, params.n_targets)
-        return _fab(model, x, y, [lambda rows, j=j: towards(targets[rows, j]) for j in range(targets.shape[1])],
-                    ball, params, generator)
+        out = ranked_runs(run, model, x, y, (params.n_targets, params.restarts, ball.norm), generator)
+    return AttackOutput(x_adv=out.x_adv, example_passes=out.example_passes, forward_passes=fwds[0])
 
 
 def fab_untargeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,
@@ -198,9 +256,10 @@ fab = register(AttackSpec("fab", "FAB", fab_untargeted, FABParams))
 fab_t = register(AttackSpec("fab_t", "FAB-T", fab_targeted, FABTParams))
 
 
-def _random_start(x, eps, norm, generator):
-    """FAB's random restart: a random direction of size about eps / 2 (Linf: a box point; L2: a sphere point)."""
+def _random_start(x, eps, norm, generator, raw=None):
+    """FAB's random restart: a random direction of size about eps / 2 (Linf: a box point; L2: a sphere point);
+    ``raw``: the draw itself (uniform for Linf, normal for L2) when the caller made it (attacks/targeted.py)."""
     if norm is Norm.LINF:
-        return (2 * draw("rand", x.shape, generator, x) - 1) * eps * 0.5
-    g = draw("randn", x.shape, generator, x)
+        return (2 * (draw("rand", x.shape, generator, x) if raw is None else raw) - 1) * eps * 0.5
+    g = draw("randn", x.shape, generator, x) if raw is None else raw
     return g * (eps * 0.5 / g.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, *([1] * (x.dim() - 1)))

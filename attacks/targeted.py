@@ -1,22 +1,38 @@
 """Multi-target attacks: run a targeted attack towards each of the ``n_targets`` classes the model ranks highest
-after the true one (on the clean input), as AutoAttack's APGD-T does. An example stays robust only if every
+after the true one (on the clean input), as AutoAttack's APGD-T and FAB-T do. An example stays robust only if every
 targeted run leaves it correctly classified; later targets attack only the examples still robust.
 
-Built on this: PGD-T (attacks/pgd.py: PGD descending the cross-entropy to the target) and APGD-T (attacks/apgd.py:
-APGD with the targeted DLR loss). FAB-T (attacks/fab.py) ranks its targets with ``target_classes`` too.
+Two drivers with the same per-example result:
+- ``multi_target`` runs one target after another (PGD-T uses it).
+- ``ranked_runs`` (APGD-T, FAB-T) attacks the (point, target, restart) runs of a call together, in batches of up to
+  ``rows_per_batch`` rows: a robust point costs one large batch per step instead of ``n_targets`` x ``restarts``
+  small ones (the first batch holds rank 0 alone: on an undefended model it breaks nearly every point, and later
+  ranks then run only on the few left). Each run has a rank, k = target index x restarts + restart, the order in
+  which they would run one after another; a run stops once it breaks its point or once a run of lower rank broke
+  the same point (it would never have started), and a point's result is the run of lowest rank that broke it, or,
+  when none did, the last run's kept point: the sequential order's result. Each run's random start is drawn from
+  its own stream (seeded by the call's generator and the rank), so it does not depend on which runs share a batch
+  (tests/attacks/test_targeted.py compares batchings with the one-run-at-a-time order: the same verdict per point,
+  the same points up to float noise).
+Built on this: PGD-T (attacks/pgd.py), APGD-T (attacks/apgd.py), FAB-T (attacks/fab.py).
 Shapes: x (N, ...), y (N,) int64 true labels; targets (N, n_targets) int64.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from attacks.base import AttackOutput, frozen_eval
+from attacks.base import AttackOutput, Norm, draw, frozen_eval
+from attacks.inference import scorer
+
+CPU_ROWS, ACCELERATOR_ROWS = 256, 2048  # rows per batch: a 1-thread CPU is fastest at a few hundred (cache)
 
 
 def target_classes(model, x: torch.Tensor, y: torch.Tensor, n_targets: int) -> torch.Tensor:
     """(N, n) int64: the n highest-ranked classes other than y, best first."""
     with frozen_eval(model), torch.no_grad():
-        logits = model(x)
+        logits = scorer(model, x)(x)
     logits = logits.scatter(1, y[:, None], float("-inf"))
     n = min(n_targets, logits.shape[1] - 1)
     return logits.topk(n, dim=1).indices
@@ -38,3 +54,71 @@ def multi_target(run, model, x: torch.Tensor, y: torch.Tensor, n_targets: int) -
         if pending.numel() == 0:
             break
     return AttackOutput(x_adv=best, example_passes=passes)
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The rows of one batch of ``ranked_runs``: each row's point (its index in the call), rank k, restart
+    (k mod restarts), target class and the random draw of its start (uniform in [0, 1) for Linf, normal for L2)."""
+
+    point: torch.Tensor
+    rank: torch.Tensor
+    restart: torch.Tensor
+    target: torch.Tensor
+    raw: torch.Tensor
+    points: int
+
+    def superseded(self, done: torch.Tensor) -> torch.Tensor:
+        """Rows a run of lower rank on the same point has already broken (``done``: the rows broken so far)."""
+        first = torch.full((self.points,), torch.iinfo(torch.int64).max, device=self.rank.device)
+        first = first.scatter_reduce(0, self.point[done], self.rank[done], "amin")
+        return self.rank > first[self.point]
+
+
+def rows_per_batch(n: int, device: torch.device) -> int:
+    """Rows of one batch of runs: at least the caller's batch, else what suits the device."""
+    return max(n, CPU_ROWS if device.type == "cpu" else ACCELERATOR_ROWS)
+
+
+def _start_draw(x: torch.Tensor, norm: Norm, seed: int, ranks: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Each row's start draw from its rank's own stream (the same rows whatever batch they share)."""
+    out = torch.empty((points.numel(), *x.shape[1:]), device=x.device, dtype=x.dtype)
+    for k in ranks.unique().tolist():
+        gen = torch.Generator(device=x.device).manual_seed(seed + 7919 * int(k))
+        sel = ranks == k
+        out[sel] = draw("rand" if norm is Norm.LINF else "randn", x.shape, gen, x)[points[sel]]
+    return out
+
+
+def ranked_runs(run, model, x: torch.Tensor, y: torch.Tensor, spec: tuple[int, int, Norm],
+                generator: torch.Generator | None) -> AttackOutput:
+    """``run(xs, ys, runs: Runs) -> (x kept, broken mask, passes)`` on every (point, target, restart) run, batched,
+    with the sequential order's result. ``spec``: (n_targets, restarts, norm)."""
+    n_targets, restarts, norm = spec
+    targets = target_classes(model, x, y, n_targets)
+    n, k_all = x.shape[0], targets.shape[1] * max(restarts, 1)
+    dev = x.device
+    seed = int(torch.randint(0, 2**31, (1,), generator=generator,
+                             device=generator.device if generator is not None else dev))
+    rank = torch.arange(k_all, device=dev).repeat_interleave(n)   # rank-major: all points of rank 0 first
+    point = torch.arange(n, device=dev).repeat(k_all)
+    best_rank = torch.full((n,), k_all, device=dev)
+    out, passes, cap, take = x.detach().clone(), n, rows_per_batch(n, dev), n  # rank 0 first, alone: on an
+    while rank.numel():                                               # easy model it breaks nearly every point
+        left = rank < best_rank[point]                           # runs no lower-ranked run made pointless
+        rank, point = rank[left], point[left]
+        r, p, rank, point = rank[:take], point[:take], rank[take:], point[take:]
+        take = cap
+        if r.numel() == 0:
+            break
+        rows = Runs(p, r, r % max(restarts, 1), targets[p, r // max(restarts, 1)],
+                    _start_draw(x, norm, seed, r, p), n)
+        kept, broken, spent = run(x[p], y[p], rows)
+        passes += spent
+        first = torch.full((n,), k_all, device=dev).scatter_reduce(0, p[broken], r[broken], "amin")
+        win = broken & (r == first[p]) & (r < best_rank[p])
+        out[p[win]] = kept[win]
+        best_rank = torch.minimum(best_rank, first)
+        last = (r == k_all - 1) & (best_rank[p] == k_all)         # never broken: the last run's kept point
+        out[p[last]] = kept[last]
+    return AttackOutput(x_adv=out, example_passes=passes)
