@@ -16,6 +16,7 @@ import torch
 
 from attacks import ATTACKS
 from attacks.base import Ball, Norm, frozen_eval, to_memory_format
+from attacks.inference import prefers_channels_last
 from audit.config.attacks import AttackConfig
 from audit.core import progress
 from audit.core.metrics import WORST_CASE, RobustnessPoint
@@ -198,6 +199,10 @@ def grid_shard(model, x, y, plan: _Plan, start: int, stop: int) -> GridShard:
     forwards: dict[tuple[str, float], int] = {}
     stats = [0.0, 0, 0]
     clean_ok = clean_correct(model, xs, ys, plan.run.device, settings.batch_size)
+    if not settings.channels_last and settings.precision == "fp32" and \
+            prefers_channels_last(model, xs[:1].to(plan.run.device)):  # CPU convolutions: attacks/inference.py
+        settings = dataclasses.replace(settings, channels_last=True)
+        plan = dataclasses.replace(plan, run=dataclasses.replace(plan.run, settings=settings))
     pool = ExamplePool(clean_ok, start)
     jobs = [(a, e) for e in plan.eps for a in plan.attacks]
     with attack_mode(model, plan.run.device, settings.precision, settings.channels_last):
