@@ -255,7 +255,9 @@ def run(config: Any = None, *, model=None, data=None, factory: str | None = None
         cls = type(model)
         loaded = LoadedModel(model, True, f"an in-memory {cls.__module__}.{cls.__qualname__}",
                              was_training=bool(getattr(model, "training", False)), trainable=bool(factory))
-    outcome = run_to(target, cfg, splits, model=loaded, arrays=digests)
+    from audit.engine.execution.threads import kept_threads
+    with kept_threads():  # the run sets torch's threads ([execution] threads); the caller gets theirs back
+        outcome = run_to(target, cfg, splits, model=loaded, arrays=digests)
     audit = Audit(outcome.result, out_dir=target.out if outcome.written else None)
     audit.mlflow_run_id = outcome.mlflow_run
     if outcome.mlflow_problem:  # logged after the audit: a store that fails now is a warning, the result stands

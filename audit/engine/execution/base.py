@@ -16,6 +16,12 @@ class Timed:
     node: str
 
 
+def task_threads(num_cpus: float) -> int:
+    """The torch threads of a unit that runs beside others on ``num_cpus`` CPUs (a Ray task): that many, rounded
+    down, at least 1; never the node's core count (every worker at all cores would spin against the others)."""
+    return max(int(num_cpus), 1)
+
+
 def run_timed(fn: Callable[..., Any], args: tuple, threads: int = 0) -> Timed:
     """Run one unit where it landed, timed; ``threads`` > 0 limits torch's intra-op threads to that many."""
     import torch

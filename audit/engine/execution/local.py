@@ -1,11 +1,13 @@
 """The in-process executor: units run here, in order, each as a nested stage of the run record (today's
-behaviour, and the default)."""
+behaviour, and the default), on the run's threads (audit/engine/execution/threads.py: set when the executor
+starts; automatic threads are chosen again before each unit, for the audits running on the machine then)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
 from audit.core.work import Unit
+from audit.engine.execution.threads import start_threads
 from audit.methods.jobs import COUNTERS
 
 
@@ -14,6 +16,7 @@ class LocalExecutor:
 
     def __init__(self, settings=None, recorder=None, base_dir: str = ""):
         self.recorder = recorder
+        self.threads = start_threads(settings)  # None without settings: a context made outside a run
 
     workers = 1
 
@@ -23,6 +26,8 @@ class LocalExecutor:
     def map(self, units: Sequence[Unit]) -> list[Any]:
         out = []
         for u in units:
+            if self.threads is not None:
+                self.threads.apply()
             if self.recorder is None:
                 out.append(u.fn(*u.args))
                 continue
@@ -35,4 +40,5 @@ class LocalExecutor:
         return out
 
     def close(self) -> None:
-        pass
+        if self.threads is not None:
+            self.threads.close()

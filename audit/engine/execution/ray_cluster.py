@@ -2,8 +2,9 @@
 
 ``address``: "" starts a local cluster (a laptop, CI), "auto" joins the cluster this machine belongs to (after
 ``ray start --head``), "ray://host:10001" connects a client to a remote head (KubeRay). Each task asks for
-``num_cpus`` CPUs (torch uses that many threads in it) and ``num_gpus`` GPUs. Objects that many units read go
-into the object store once (``share``). A cluster that cannot be reached is a usage error, raised before any work.
+``num_cpus`` CPUs (torch uses that many threads in it, rounded down, at least 1: ``task_threads``) and ``num_gpus``
+GPUs. Objects that many units read go into the object store once (``share``). A cluster that cannot be reached is a
+usage error, raised before any work.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from audit.core.errors import UsageError
 from audit.core.net import connect_within
 from audit.core.result import StageRecord
 from audit.core.work import Unit
-from audit.engine.execution.base import Timed, run_timed
+from audit.engine.execution.base import Timed, run_timed, task_threads
+from audit.engine.execution.threads import start_threads
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class RayExecutor:
         self._remote = ray.remote(_task).options(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
                                                  max_retries=settings.max_retries)
         self._shared: dict[int, tuple[Any, Any]] = {}
+        self._threads = start_threads(settings)  # this process's own work (the checks between the units)
 
     @property
     def workers(self) -> int:
@@ -136,7 +139,7 @@ class RayExecutor:
         return self._shared[key][1]
 
     def map(self, units: Sequence[Unit]) -> list[Any]:
-        threads = max(int(self.settings.num_cpus), 1)
+        threads = task_threads(self.settings.num_cpus)
         refs = [self._remote.remote(u.fn, threads, *u.args) for u in units]
         done = self.ray.get(refs)
         if self.recorder is not None:
@@ -148,5 +151,7 @@ class RayExecutor:
 
     def close(self) -> None:
         self._shared.clear()
+        if self._threads is not None:
+            self._threads.close()
         if self._started:
             self.ray.shutdown()
