@@ -9,18 +9,23 @@ the largest shortfall (ours - ART's robust accuracy) among the gradient attacks 
 policy bounds it (a failure needs both: significant, and larger than the policy's max). ``max_shortfall_vs_art``,
 the raw largest shortfall, is reported.
 
-Subsamples (sorted test indices, drawn from one seeded permutation): FGSM and PGD on ``art_crosscheck_points``;
-APGD-CE (ART's runs in NumPy) on the fewest points on which a shortfall of ``detect_shortfall`` can be significant,
-``points_to_detect`` (167 at alpha 0.05 and 3 points), capped by ``art_crosscheck_points`` and the test split (the
-finding says when the cap leaves too few); Square with at most 1,000 queries on at most 64 points, on the
-candidate only (a random search does not depend on the model's gradients, so one agreement checks the
-implementation; ART's Square is the slowest part of the check): two random searches differ by chance there, so its
-shortfall is reported (``square_shortfall_vs_art``), not judged, and bench/square_vs_art.py measures it on more
-points. Every verified break of both sides is recorded in the variant's break ledger: it counts in the worst case.
+Subsamples (sorted test indices, prefixes of one seeded order stratified by class and by what the grid did at the
+gated eps; audit/methods/art_budget.py): a budget of at most ``max_share`` of the variant's attack time, the
+grid's, sizes them from ART's and our seconds per point and step measured on a calibration batch. FGSM, PGD and
+APGD-CE (ART's runs in NumPy) share one subsample of at least ``min_points`` or, by default, the fewest points on
+which a shortfall of ``detect_shortfall`` can be significant, ``points_to_detect`` (167 at alpha 0.05 and 3
+points), capped by ``art_crosscheck_points`` and the test split (the finding says when the cap or the budget leaves
+too few; when the budget cannot pay for the floor the floor runs, over budget, and the details say so). Square,
+with at most 1,000 queries, on the candidate only (a random search does not depend on the model's gradients, so
+one agreement checks the implementation; ART's Square is the slowest part of the check), on what the budget leaves:
+at least 16 and at most ``square_points`` points. Two random searches differ by chance, so its shortfall is reported
+(``square_shortfall_vs_art``), not judged, and bench/square_vs_art.py measures it on more points. Every verified
+break of both sides is recorded in the variant's break ledger: it counts in the worst case.
 """
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +33,14 @@ import torch
 
 from attacks.base import Ball, frozen_eval
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register, settings
-from audit.checks.run_view import Breaks
+from audit.checks.run_view import Breaks, RobustnessGrid
 from audit.config.art_agreement import ArtAgreementConfig
 from audit.config.policy import Threshold
+from audit.core.metrics import WORST_CASE, same_eps
 from audit.core.result import Details, Measurement
+from audit.methods import art_budget as budget
 from audit.methods.art_adapter import ART_NAMES, Paired, compare_with_art, fewest_significant, points_to_detect
+from audit.methods.art_budget import ArtBudget, ArtBudgetSeconds
 from audit.models.adapters import looks_like_probabilities
 
 SQUARE_QUERIES = 1000
@@ -75,39 +83,76 @@ class ArtAgreementDetails(Details):
     detect_shortfall: float = 0.03
     significant: tuple[str, ...] = ()   # judged attacks whose paired test is significant at alpha
     too_small: str = ""               # why a judged attack's subsample cannot detect detect_shortfall ("" when all can)
+    budget: ArtBudget | None = None   # what the cross-check cost and what bounded its points (schema 2.4)
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """What the check runs: attack -> (sorted test indices, our settings), and every attack's settings text."""
+    """What the check runs: attack -> (sorted test indices, our settings), every attack's settings text, and the
+    budget (its seconds spent filled in once measured)."""
 
     runs: dict[str, tuple[np.ndarray, dict]]
     settings: dict[str, str]
+    budget: ArtBudget
+
+
+def _params(ctx: AuditContext, variant: str, probe: torch.Tensor) -> tuple[dict[str, dict], dict[str, str]]:
+    """Our settings of each attack the check runs on this variant, and why each other one does not run."""
+    a, x_test = ctx.config.attacks, ctx.data.x_test
+    params: dict[str, dict] = {"fgsm": {}, "pgd": {"steps": a.pgd_steps}}
+    why = {}
+    if _outputs_probabilities(ctx.variants[variant].model, x_test[probe], ctx.device):
+        why["apgd_ce"] = ("not cross-checked: the model outputs probabilities, which ART's APGD with cross-entropy "
+                          "refuses (validity check C9 reports it)")
+    else:
+        params["apgd_ce"] = {"steps": a.apgd_steps}
+    image = x_test.dim() == 4 and min(x_test.shape[2:]) >= 3
+    if image and variant != ctx.config.candidate:
+        why["square"] = ("cross-checked on the candidate only: a random search's agreement with ART tests our "
+                         "implementation, not this model, and ART's NumPy Square costs seconds")
+    elif image:
+        params["square"] = {"queries": min(a.square_queries, SQUARE_QUERIES), "p_init": a.square_p_init}
+    return params, why
+
+
+def _order(ctx: AuditContext, variant: str) -> tuple[np.ndarray, str]:
+    """The test split in one seeded order stratified by class and by what the grid (when it ran) did at the gated
+    eps, and what it is stratified by."""
+    grid = ctx.computed(RobustnessGrid, variant)
+    robust = None if grid is None else next((m for (attack, e), m in grid.correct.items()
+                                             if attack == WORST_CASE and same_eps(e, ctx.gated_eps)), None)
+    y = ctx.data.y_test.numpy()
+    strata, kind, how = budget.strata_of(y, ctx.clean_correct(variant), robust)
+    return budget.stratified_order(strata, ctx.config.seed, cover=(y, kind)), how
 
 
 def _plan(ctx: AuditContext, variant: str, cfg: ArtAgreementConfig) -> _Plan:
-    a, n_test, x_test = ctx.config.attacks, ctx.data.x_test.shape[0], ctx.data.x_test
-    n = min(a.art_crosscheck_points, n_test)
-    perm = np.random.default_rng(ctx.config.seed).permutation(n_test)
-    sample = np.sort(perm[:n])
-    slow = np.sort(perm[:min(points_to_detect(cfg.detect_shortfall, cfg.alpha), n)])
-    runs: dict[str, tuple[np.ndarray, dict]] = {"fgsm": (sample, {}), "pgd": (sample, {"steps": a.pgd_steps})}
-    settings = {"fgsm": f"one step, {n} points", "pgd": f"{a.pgd_steps} steps, step 2.5 eps/steps, {n} points"}
-    if _outputs_probabilities(ctx.variants[variant].model, x_test[slow[:cfg.square_points]], ctx.device):
-        settings["apgd_ce"] = ("not cross-checked: the model outputs probabilities, which ART's APGD with "
-                               "cross-entropy refuses (validity check C9 reports it)")
-    else:
-        runs["apgd_ce"] = (slow, {"steps": a.apgd_steps})
-        settings["apgd_ce"] = f"{a.apgd_steps} steps, cross-entropy, 1 restart, {slow.size} points"
-    image = x_test.dim() == 4 and min(x_test.shape[2:]) >= 3
-    if image and variant != ctx.config.candidate:
-        settings["square"] = ("cross-checked on the candidate only: a random search's agreement with ART "
-                              "tests our implementation, not this model, and ART's NumPy Square costs seconds")
-    elif image:
-        q, square = min(a.square_queries, SQUARE_QUERIES), np.sort(perm[:min(cfg.square_points, n)])
-        runs["square"] = (square, {"queries": q, "p_init": a.square_p_init})
-        settings["square"] = f"{q:,} queries, p_init {a.square_p_init:g}, {square.size} points (reported, not judged)"
-    return _Plan(runs, settings)
+    a, d, model = ctx.config.attacks, ctx.data, ctx.variants[variant].model
+    n_test = d.x_test.shape[0]
+    cap = min(a.art_crosscheck_points, n_test)
+    order, how = _order(ctx, variant)
+    probe = torch.from_numpy(order[:min(budget.CAL_ROWS, cap)])
+    params, why = _params(ctx, variant, probe)
+    rates = budget.calibrate(model, d.x_test[probe], params, d.attack_clip, a.norm, num_classes=d.num_classes,
+                             seed=ctx.config.seed, batch_size=budget.art_batch(a.batch_size, probe.numel()))
+    rows = torch.from_numpy(order[:min(budget.ROW_BATCH, a.batch_size)])
+    grid = ctx.computed(RobustnessGrid, variant)
+    attack, source = budget.attack_seconds(None if grid is None else grid.points, a, n_test,
+                                           *budget.row_seconds(model, d.x_test[rows], d.y_test[rows]))
+    floor = cfg.min_points or points_to_detect(cfg.detect_shortfall, cfg.alpha)
+    s = budget.size(rates, {k: budget.steps_of(k, p) for k, p in params.items()}, cfg.max_share * attack,
+                    floor=floor, cap=cap, square_cap=min(cfg.square_points, cap))
+    n, q = s.points, params.get("square", {}).get("queries", 0)
+    text = {"fgsm": f"one step, {n} points", "pgd": f"{a.pgd_steps} steps, step 2.5 eps/steps, {n} points",
+            "apgd_ce": f"{a.apgd_steps} steps, cross-entropy, 1 restart, {n} points",
+            "square": f"{q:,} queries, p_init {a.square_p_init:g}, {s.square_points} points (reported, not judged)"}
+    runs = {k: (np.sort(order[:s.square_points if k == "square" else n]), p) for k, p in params.items()}
+    settings = {k: text[k] if k in params else why[k] for k in ART_NAMES if k in params or k in why}
+    seconds = ArtBudgetSeconds(attack=round(attack, 6), allowed=round(cfg.max_share * attack, 6),
+                               planned=round(s.planned, 6), spent=0.0, share=0.0)
+    return _Plan(runs, settings, ArtBudget(max_share=cfg.max_share, points=n, square_points=s.square_points,
+                                           floor=min(floor, cap), cap=cap, limited_by=s.limited_by,
+                                           attack_time=source, stratified_by=how, seconds=seconds))
 
 
 def comparison(r: Paired, idx: np.ndarray, alpha: float) -> ArtComparison:
@@ -130,16 +175,23 @@ def shortfall_metrics(cmp: dict[str, ArtComparison], alpha: float) -> tuple[dict
     return metrics, significant
 
 
-def _too_small(ctx: AuditContext, cmp: dict[str, ArtComparison], cfg: ArtAgreementConfig) -> str:
-    """Which judged attacks ran on too few points to detect ``detect_shortfall`` at alpha, and why ("" for none)."""
+def _too_small(ctx: AuditContext, cmp: dict[str, ArtComparison], cfg: ArtAgreementConfig, b: ArtBudget) -> str:
+    """Which judged attacks ran on too few points to detect ``detect_shortfall`` at alpha, and why: the points cap,
+    or the time budget where min_points let it go below the paired test's need ("" for none)."""
     short = [f"{k.upper()} on {c.points} points (significant only from {c.smallest_significant:.1%})"
              for k, c in cmp.items() if k not in RANDOM_SEARCH and c.smallest_significant > cfg.detect_shortfall]
     if not short:
         return ""
     need = points_to_detect(cfg.detect_shortfall, cfg.alpha)
+    if b.points >= b.cap:
+        why = (f"capped by attacks.art_crosscheck_points {ctx.config.attacks.art_crosscheck_points} and the "
+               f"{ctx.data.x_test.shape[0]}-point test split")
+    else:
+        allowed = str(b.points) if b.limited_by == "budget" else f"fewer than min_points {cfg.min_points}"
+        why = (f"cut by the time budget: checks.art_agreement.max_share {cfg.max_share:g} of the attack time "
+               f"allowed {allowed} and min_points {cfg.min_points} is below the need")
     return (f"too few points to detect a {cfg.detect_shortfall:.1%} shortfall at alpha {cfg.alpha:g} (needs {need}; "
-            f"capped by attacks.art_crosscheck_points {ctx.config.attacks.art_crosscheck_points} and the "
-            f"{ctx.data.x_test.shape[0]}-point test split): {', '.join(short)}")
+            f"{why}): {', '.join(short)}")
 
 
 def _text(cmp: dict[str, ArtComparison], significant: list[str], cfg: ArtAgreementConfig) -> str:
@@ -165,17 +217,24 @@ class ArtAgreement(VariantCheck):
     Config = ArtAgreementConfig   # its [checks.art_agreement] table (in the config room: AuditConfig holds it)
 
     def cost(self, sheet: CostSheet, variant: str) -> None:
-        a, costs = sheet.config.attacks, sheet.costs
-        cfg = settings(self, sheet.config)
-        pts = min(a.art_crosscheck_points, sheet.n_test)
-        slow, small = min(points_to_detect(cfg.detect_shortfall, cfg.alpha), pts), min(cfg.square_points, pts)
-        fb = pts * (1 + a.pgd_steps) + slow * a.apgd_steps
-        sheet.add(f"check {self.id}:{variant}", fb, pts * 2.0,
-                  seconds=2 * fb * costs.grad_row + fb * costs.art_grad_row)
+        """The budget's sizing at the dry run's prices: the attack sweep's seconds, ours and ART's per row."""
+        a, costs, cfg = sheet.config.attacks, sheet.costs, settings(self, sheet.config)
+        cap, q = min(a.art_crosscheck_points, sheet.n_test), min(a.square_queries, SQUARE_QUERIES)
+        steps = {"fgsm": 1, "pgd": a.pgd_steps, "apgd_ce": a.apgd_steps}
         if variant == sheet.config.candidate:
-            q = min(a.square_queries, SQUARE_QUERIES)
-            sheet.add(f"  ART and native Square:{variant}", 0.0, 2 * small * q,
-                      seconds=small * q * (costs.art_query_row + costs.small_forward_row))
+            steps["square"] = q
+        grad = 2 * costs.grad_row + costs.art_grad_row
+        rates = budget.Rates({"fgsm": grad, "pgd": grad, "apgd_ce": grad,
+                              "square": costs.art_query_row + costs.small_forward_row})
+        fb, fwd, fwd_row = sheet.attack_sweep()
+        s = budget.size(rates, steps, cfg.max_share * (fb * costs.grad_row + fwd * fwd_row), floor=cfg.min_points
+                        or points_to_detect(cfg.detect_shortfall, cfg.alpha), cap=cap, square_cap=min(cfg.square_points,
+                                                                                                       cap))
+        sheet.add(f"check {self.id}:{variant}", s.points * (1 + a.pgd_steps + a.apgd_steps), s.points * 2.0,
+                  seconds=sum(rates.seconds(k, steps[k], s.points) for k in steps if k != "square"))
+        if "square" in steps:
+            sheet.add(f"  ART and native Square:{variant}", 0.0, 2 * s.square_points * q,
+                      seconds=rates.seconds("square", q, s.square_points))
 
     def with_threshold(self, m: Measurement, threshold: Threshold | None) -> Measurement:
         """A policy stricter than what the subsample was sized for (its max below ``detect_shortfall``) is said: a
@@ -192,6 +251,7 @@ class ArtAgreement(VariantCheck):
                                    f"checks.art_agreement.detect_shortfall): significant only {', '.join(short)}")
 
     def measure(self, ctx: AuditContext, variant: str) -> Measurement:
+        start = time.perf_counter()
         import art
         a, cfg, eps = ctx.config.attacks, settings(self, ctx.config), ctx.gated_eps
         plan = _plan(ctx, variant, cfg)
@@ -202,17 +262,17 @@ class ArtAgreement(VariantCheck):
             t = torch.from_numpy(idx)
             r = compare_with_art(model, ctx.data.x_test[t], ctx.data.y_test[t], ball, params={name: params},
                                  num_classes=ctx.data.num_classes, seed=ctx.config.seed,
-                                 batch_size=min(512, ctx.config.attacks.batch_size))[name]   # pre-flight's sizes
+                                 batch_size=budget.art_batch(a.batch_size, idx.size))[name]
             ledger.add(f"ART {ART_NAMES[name]} (cross-check)", self.id, eps, idx, r.clean_ok, r.art_broken)
             ledger.add(f"{name.upper()} ours (ART cross-check)", self.id, eps, idx, r.clean_ok, r.ours_broken)
             cmp[name] = comparison(r, idx, cfg.alpha)
         metrics, significant = shortfall_metrics(cmp, cfg.alpha)
-        too_small = _too_small(ctx, cmp, cfg)
+        too_small = _too_small(ctx, cmp, cfg, plan.budget)
         details = ArtAgreementDetails(
-            points=min(a.art_crosscheck_points, ctx.data.x_test.shape[0]), eps=eps, norm=a.norm.value,
-            steps=a.pgd_steps, attacks=cmp, art_version=art.__version__, settings=plan.settings,
-            art_classes={k: ART_NAMES[k] for k in cmp}, alpha=cfg.alpha, detect_shortfall=cfg.detect_shortfall,
-            significant=tuple(significant), too_small=too_small)
+            points=plan.budget.points, eps=eps, norm=a.norm.value, steps=a.pgd_steps, attacks=cmp,
+            art_version=art.__version__, settings=plan.settings, art_classes={k: ART_NAMES[k] for k in cmp},
+            alpha=cfg.alpha, detect_shortfall=cfg.detect_shortfall, significant=tuple(significant),
+            too_small=too_small, budget=budget.with_spent(plan.budget, time.perf_counter() - start))
         return Measurement(check=self.id, variant=variant, metrics=metrics, details=details,
                            summary=f"{_text(cmp, significant, cfg)} at eps {eps:g}" + (f"; {too_small}" if too_small
                                                                                      else ""))

@@ -15,7 +15,7 @@ from audit.core.metrics import Accuracy, RobustnessPoint
 from audit.core.provenance_parts import ArrayDigest, CIRun, GitState, SuppliedFile
 from audit.core.serde import from_data, to_data
 
-SCHEMA_VERSION = "2.3"
+SCHEMA_VERSION = "2.4"
 SCHEMA_MAJOR = 2
 
 
