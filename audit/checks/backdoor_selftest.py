@@ -8,11 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attacks.base import frozen_eval
 from audit.checks.base import AuditContext
 from audit.config.data_checks import BackdoorConfig
 from audit.core.work import Unit
+from audit.data.rows import batches
 from audit.methods.backdoor import (
     PATTERNS,
+    Screen,
     add_trigger,
     auroc,
     class_rates,
@@ -23,7 +26,7 @@ from audit.methods.backdoor import (
 )
 from audit.methods.jobs import train_unit
 from audit.methods.seeding import BACKDOOR_SELFTEST, seeded
-from audit.models.embeddings import penultimate
+from audit.models.embeddings import last_linear, penultimate
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,28 @@ def _train(ctx: AuditContext, planted: list[_Planted], epochs: int) -> list[torc
     return models
 
 
+@torch.no_grad()
+def embed_and_predict(model: torch.nn.Module, x: torch.Tensor, *, device: torch.device,
+                      batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """The penultimate embeddings of the rows of ``x`` (as ``penultimate`` reads them: the input of the last
+    ``nn.Linear``, same batches) and the model's predicted class of each, from one pass (the held-out rows'
+    embeddings and the clean accuracy need the same forward)."""
+    layer = last_linear(model)
+    assert layer is not None   # the baseline's architecture, whose embeddings exist
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_pre_hook(lambda _m, inp: captured.append(inp[0].detach().flatten(1).float().cpu()))
+    emb, pred = [], []
+    try:
+        with frozen_eval(model):
+            for _, xb in batches(x, batch_size):
+                captured.clear()
+                pred.append(model(xb.to(device)).float().argmax(1).cpu())
+                emb.append(captured[-1])
+    finally:
+        handle.remove()
+    return torch.cat(emb), torch.cat(pred)
+
+
 def _attack_success(ctx: AuditContext, model: torch.nn.Module, p: _Planted, value: float) -> float | None:
     """Share of the triggered test rows (of the poisoned source classes) the model gives the planted target."""
     d = ctx.data
@@ -143,12 +168,22 @@ def _attack_success(ctx: AuditContext, model: torch.nn.Module, p: _Planted, valu
 def _measure(ctx: AuditContext, cfg: BackdoorConfig, p: _Planted, model: torch.nn.Module, value: float,
              epochs: int) -> BackdoorSelfTest:
     d = ctx.data
-    asr = _attack_success(ctx, model, p, value)
-    clean_pred = ctx.logits(model, d.x_test).argmax(1).numpy()
-    emb = penultimate(model, torch.from_numpy(p.x), device=ctx.device)
-    held = penultimate(model, d.x_test, device=ctx.device)
-    assert emb is not None and held is not None   # the baseline's architecture, whose embeddings exist
-    s = screen(emb.numpy(), p.y, cfg, ctx.config.seed, stage=ctx.stage, heldout=(held.numpy(), d.y_test.numpy()))
+    with ctx.stage(f"backdoor: self-test embeddings ({p.pattern})"):
+        emb = penultimate(model, torch.from_numpy(p.x), device=ctx.device)
+        held, clean_pred = embed_and_predict(model, d.x_test, device=ctx.device)
+    assert emb is not None   # the baseline's architecture, whose embeddings exist
+    with ctx.stage(f"backdoor: self-test attack success ({p.pattern})"):
+        asr = _attack_success(ctx, model, p, value)
+    with ctx.stage(f"backdoor: self-test screen ({p.pattern})"):
+        s = screen(emb.numpy(), p.y, cfg, ctx.config.seed, stage=ctx.stage, heldout=(held.numpy(), d.y_test.numpy()))
+        return _result(ctx, cfg, p, s, asr=asr, clean_accuracy=float((clean_pred.numpy() == d.y_test.numpy()).mean()),
+                       value=value, epochs=epochs)
+
+
+def _result(ctx: AuditContext, cfg: BackdoorConfig, p: _Planted, s: Screen, *, asr: float | None,
+            clean_accuracy: float, value: float, epochs: int) -> BackdoorSelfTest:
+    """The screen of a poisoned copy measured against its planted rows and classes."""
+    d = ctx.data
     poisoned = sorted(set(p.y[p.truth].tolist()))
     cr = class_rates(s.suspicious_classes, poisoned, list(range(d.num_classes)))
     truth = p.truth
@@ -163,7 +198,7 @@ def _measure(ctx: AuditContext, cfg: BackdoorConfig, p: _Planted, model: torch.n
         pattern=p.pattern, rate=cfg.selftest_rate, poisoned_rows=int(truth.sum()), rows=int(len(p.y)),
         trigger="ART add_pattern_bd (corner pattern, every channel)" if image
         else "last 3 features set to the training maximum", trigger_value=value, epochs=epochs,
-        attack_success_rate=asr, clean_accuracy=float((clean_pred == d.y_test.numpy()).mean()),
+        attack_success_rate=asr, clean_accuracy=clean_accuracy,
         detectors={name: _detector_rates(flag, truth) for name, flag in s.detectors().items()}, ranking=ranking,
         classes_flagged=tuple(d.class_names[c] for c in s.suspicious_classes),
         poisoned_classes=tuple(d.class_names[c] for c in poisoned), class_recall=_finite(cr["recall"]),
@@ -178,11 +213,8 @@ def self_test(ctx: AuditContext, cfg: BackdoorConfig) -> tuple[BackdoorSelfTest,
     it, screen it."""
     value = _trigger_value(ctx)
     epochs = cfg.selftest_epochs or ctx.config.training.epochs
-    planted = [_plant(ctx, cfg, pattern, value) for pattern in cfg.selftest_patterns]
+    with ctx.stage("backdoor: self-test poisoning"):
+        planted = [_plant(ctx, cfg, pattern, value) for pattern in cfg.selftest_patterns]
     with ctx.stage("backdoor: self-test training"):
         models = _train(ctx, planted, epochs)
-    out = []
-    for p, model in zip(planted, models, strict=True):
-        with ctx.stage(f"backdoor: self-test screen ({p.pattern})"):
-            out.append(_measure(ctx, cfg, p, model, value, epochs))
-    return tuple(out)
+    return tuple(_measure(ctx, cfg, p, model, value, epochs) for p, model in zip(planted, models, strict=True))

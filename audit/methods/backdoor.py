@@ -45,20 +45,17 @@ neighbour-label flag is reported beside it, with its own rates.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from audit.config.data_checks import BackdoorConfig
-from audit.methods.backdoor_clusters import RowView, class_screens
+from audit.methods.backdoor_clusters import RowView, Stage, class_screens
 
 MAD_TO_SD = 1.4826
 DEFAULT_SETTINGS = BackdoorConfig()  # frozen: one shared default for screen()
 PATTERNS = ("all-to-all", "all-to-one")
 MAX_NEIGHBOUR_QUERIES = 20_000  # rows whose neighbours are looked up (a seeded sample on larger data)
-Stage = Callable[[str], Any]  # ``ctx.stage``: a timed stage of the run record
 
 
 @dataclass
@@ -128,15 +125,26 @@ def centroid_ratio(e: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def spectral_signature(e: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Squared projection of the class-centred activations on the class's top singular vector."""
+    """Squared projection of the class-centred activations on the class's top singular vector.
+
+    Only the top singular pair is needed: it is the top eigenpair of the smaller Gram matrix (R^T R, d x d, or
+    R R^T, n x n), computed alone (LAPACK's subset eigensolver), which costs a fraction of a full SVD of R on wide
+    activations (2,000 x 1,024: 0.15 s against 0.8 s); the scores agree with the SVD's to rounding (sign-free:
+    the projection is squared)."""
+    from scipy.linalg import eigh
     s = np.zeros(len(labels))
     for c in np.unique(labels):
         i = labels == c
         r = e[i] - e[i].mean(0)
-        if len(r) < 2:
+        n, d = r.shape
+        if n < 2:
             continue
-        _, _, vt = np.linalg.svd(r, full_matrices=False)
-        s[i] = (r @ vt[0]) ** 2
+        if n >= d:   # top right-singular vector v of R: the top eigenvector of R^T R
+            _, v = eigh(r.T @ r, subset_by_index=[d - 1, d - 1])
+            s[i] = (r @ v[:, 0]) ** 2
+        else:        # R v = sigma u, with (sigma^2, u) the top eigenpair of R R^T
+            w, u = eigh(r @ r.T, subset_by_index=[n - 1, n - 1])
+            s[i] = max(float(w[0]), 0.0) * u[:, 0] ** 2
     return s
 
 
@@ -168,23 +176,26 @@ def neighbour_labels(e: np.ndarray, labels: np.ndarray, k: int, seed: int) -> tu
 def screen(e: np.ndarray, labels: np.ndarray, settings: BackdoorConfig = DEFAULT_SETTINGS, seed: int = 0,
            stage: Stage | None = None, heldout: tuple[np.ndarray, np.ndarray] | None = None) -> Screen:
     """Run the detectors on activations ``e`` (N, d) with the given labels; ``settings`` are the ``[backdoor]``
-    config's thresholds, ``seed`` seeds k-means and the samples, ``stage`` (``ctx.stage``) times the parts,
-    ``heldout`` is (activations, labels) of held-out rows from the same model (the test split), taken as clean."""
+    config's thresholds, ``seed`` seeds k-means and the samples, ``stage`` (``ctx.stage``) times each part as a
+    stage directly under the caller's ("backdoor: centroid ratio", "spectral signature", "neighbour labels", "PCA and
+    k-means", "class rule"), ``heldout`` is (activations, labels) of held-out rows from the same model (the test
+    split), taken as clean."""
     stage = stage or (lambda _name: contextlib.nullcontext())
     e = np.asarray(e, dtype=np.float64)
     labels = np.asarray(labels)
-    with stage("backdoor: row detectors"):
+    with stage("backdoor: centroid ratio"):
         ratio = centroid_ratio(e, labels)
         rz = robust_z(ratio, labels)
+    with stage("backdoor: spectral signature"):
         spec = spectral_signature(e, labels)
         sz = robust_z(np.sqrt(spec), labels)
+    with stage("backdoor: neighbour labels"):
         nb = neighbour_labels(e, labels, settings.neighbours, seed)
-    with stage("backdoor: clustering"):
-        he, hy = (np.asarray(heldout[0], dtype=np.float64), np.asarray(heldout[1])) if heldout is not None \
-            else (e[:0], labels[:0])
-        view = RowView(e=e, labels=labels, centroids=_centroids(e, labels), ratio_z=rz,
-                       ratio_flag=rz > settings.ratio_z, neighbours=nb, heldout=(he, hy))
-        classes, clustered = class_screens(view, settings, seed)
+    he, hy = (np.asarray(heldout[0], dtype=np.float64), np.asarray(heldout[1])) if heldout is not None \
+        else (e[:0], labels[:0])
+    view = RowView(e=e, labels=labels, centroids=_centroids(e, labels), ratio_z=rz,
+                   ratio_flag=rz > settings.ratio_z, neighbours=nb, heldout=(he, hy))
+    classes, clustered = class_screens(view, settings, seed, stage)
     out = Screen(ratio=ratio, ratio_z=rz, spectral=spec, spectral_z=sz, clustered=clustered,
                  ratio_flag=rz > settings.ratio_z, spectral_flag=sz > settings.spectral_z,
                  neighbour_disagreement=nb[0], neighbour_label=nb[1], classes=classes)

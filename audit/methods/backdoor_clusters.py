@@ -4,6 +4,8 @@ the rest of the class, agreement with the centroid ratio, held-out support, the 
 class judged on its clusters and on its rows' neighbour labels. numpy in, numpy out."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from audit.methods.seeding import KMEANS_RESTART
 
 MIN_CLUSTER_ROWS = 3          # a cluster of fewer rows is not a candidate
 MAX_SILHOUETTE_ROWS = 2_000   # rows on each side of a cluster's silhouette (a seeded sample beyond)
+Stage = Callable[[str], Any]  # ``ctx.stage``: a timed stage of the run record
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,21 @@ def _class_row(v: ClassView, cands: list[dict], neighbours: tuple[np.ndarray, np
     return row
 
 
-def class_screens(rows: RowView, settings: BackdoorConfig, seed: int) -> tuple[list[dict], np.ndarray]:
-    """Each class's line of the screen, and which rows sit in a suspicious cluster."""
+def class_screens(rows: RowView, settings: BackdoorConfig, seed: int,
+                  stage: Stage | None = None) -> tuple[list[dict], np.ndarray]:
+    """Each class's line of the screen, and which rows sit in a suspicious cluster; ``stage`` (``ctx.stage``)
+    times the k-means splits and the class rule."""
+    stage = stage or (lambda _name: contextlib.nullcontext())
     e, labels = rows.e, rows.labels
-    clusters = activation_clusters(e, labels, settings, seed) if len(labels) else {}
+    with stage("backdoor: PCA and k-means"):
+        clusters = activation_clusters(e, labels, settings, seed) if len(labels) else {}
+    with stage("backdoor: class rule"):
+        return _judge_classes(rows, clusters, settings, seed)
+
+
+def _judge_classes(rows: RowView, clusters: dict, settings: BackdoorConfig, seed: int) -> tuple[list[dict], np.ndarray]:
+    """The class rule on each class's k-means splits (``activation_clusters``)."""
+    e, labels = rows.e, rows.labels
     share = rows.neighbours[0]
     asked = ~np.isnan(share)
     base = float((share[asked] > 0.5).mean()) if asked.any() else 0.0

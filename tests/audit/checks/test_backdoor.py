@@ -3,8 +3,10 @@ parts (held-out support, neighbour labels), and the check's self-test on a tiny 
 on digits28 are in test_backdoor_patterns.py."""
 import numpy as np
 import pytest
+import torch
 
 from audit.config import BackdoorConfig
+from audit.methods import backdoor as backdoor_methods
 from audit.methods.backdoor import (
     add_trigger,
     centroid_ratio,
@@ -212,11 +214,10 @@ def test_backdoor_check_self_test_detects_planted_backdoors(digits):
     assert all(t.threat != "Backdoor poisoning" for t in res.not_measured)
     stages = {(s.name, s.parent) for s in res.run_record.stages}
     assert {("backdoor: embeddings", "check backdoor"), ("backdoor: screen", "check backdoor"),
-            ("backdoor: clustering", "backdoor: screen"), ("backdoor: row detectors", "backdoor: screen"),
             ("backdoor: self-test training", "check backdoor"),
             ("train the backdoored copy (all-to-one)", "backdoor: self-test training"),
             ("backdoor: self-test screen (all-to-all)", "check backdoor"),
-            ("backdoor: clustering", "backdoor: self-test screen (all-to-one)")} <= stages
+            ("backdoor: PCA and k-means", "backdoor: self-test screen (all-to-one)")} <= stages
 
 
 def test_backdoor_config_rejects_out_of_range_values():
@@ -233,3 +234,78 @@ def test_backdoor_config_rejects_out_of_range_values():
     with pytest.raises(UsageError, match="heldout_p"):
         BackdoorConfig(heldout_p=2.0).validate("backdoor")
     BackdoorConfig(selftest_patterns=("all-to-one",)).validate("backdoor")
+
+
+def _svd_signature(e, labels):
+    """The spectral signature from a full SVD of each centred class (how it was computed before issue 30)."""
+    s = np.zeros(len(labels))
+    for c in np.unique(labels):
+        r = e[labels == c] - e[labels == c].mean(0)
+        if len(r) >= 2:
+            s[labels == c] = (r @ np.linalg.svd(r, full_matrices=False)[2][0]) ** 2
+    return s
+
+
+def test_spectral_signature_from_the_top_eigenpair_equals_the_full_svd_on_tall_and_wide_classes():
+    rng = np.random.default_rng(4)
+    for n, d in ((200, 16), (12, 40)):    # rows >= dimensions (R^T R) and fewer rows than dimensions (R R^T)
+        e = rng.normal(0, 1, (3 * n, d)) * np.linspace(3, 1, d)
+        y = np.repeat(np.arange(3), n)
+        ref = _svd_signature(e, y)
+        assert np.allclose(spectral_signature(e, y), ref, rtol=1e-9, atol=1e-12 * ref.max())
+
+
+def test_the_screen_is_the_same_with_the_top_eigenpair_as_with_the_full_svd(monkeypatch):
+    e, y, truth = _poisoned()
+    rng = np.random.default_rng(7)
+    _, _, centres = _classes()
+    yh = np.repeat(np.arange(4), 60)
+    held = (centres[yh] + rng.normal(0, 1, (len(yh), e.shape[1])), yh)
+    fast = screen(e, y, seed=0, heldout=held)
+    monkeypatch.setattr(backdoor_methods, "spectral_signature", _svd_signature)
+    ref = screen(e, y, seed=0, heldout=held)
+    assert ref.spectral_flag[truth].any()
+    for name, flag in ref.detectors().items():
+        assert (fast.detectors()[name] == flag).all(), name
+    assert fast.classes == ref.classes
+    assert np.allclose(fast.spectral_z, ref.spectral_z, rtol=1e-9, atol=1e-9)
+
+
+def test_one_pass_gives_the_held_out_embeddings_and_the_clean_predictions(small_ctx):
+    from audit.checks.backdoor_selftest import embed_and_predict
+    from audit.models.embeddings import penultimate
+    model, x, dev = small_ctx.variants["baseline"].model, small_ctx.data.x_test, small_ctx.device
+    counter = small_ctx.recorder.counter
+    before = counter.forward
+    emb, pred = embed_and_predict(model, x, device=dev, batch_size=50)   # 120 rows: three batches
+    assert counter.forward - before == len(x)                            # one forward pass, not two
+    assert torch.equal(emb, penultimate(model, x, device=dev, batch_size=50))
+    assert torch.equal(pred, small_ctx.logits(model, x).argmax(1))
+
+
+def test_the_run_record_names_the_backdoor_checks_inner_stages(small_ctx):
+    """Every part of the check (screen parts, the self-test's poisoning, training, embeddings, attack success and
+    screen) is a named stage, and the named stages account for nearly all of the check's time."""
+    from audit.checks.backdoor import Backdoor
+    rec = small_ctx.recorder
+    start = len(rec.stages)
+    with small_ctx.stage("check backdoor"):
+        m = Backdoor().measure(small_ctx)
+    assert m.details.selftests    # the self-test ran
+    new = [s for s in rec.stages[start:] if s is not None]
+    pairs = {(s.name, s.parent) for s in new}
+    parts = ("centroid ratio", "spectral signature", "neighbour labels", "PCA and k-means", "class rule")
+    for screen_stage in ("backdoor: screen", "backdoor: self-test screen (all-to-all)",
+                         "backdoor: self-test screen (all-to-one)"):
+        assert (screen_stage, "check backdoor") in pairs
+        assert {(f"backdoor: {part}", screen_stage) for part in parts} <= pairs, screen_stage
+    for pattern in ("all-to-all", "all-to-one"):
+        assert {(f"backdoor: self-test embeddings ({pattern})", "check backdoor"),
+                (f"backdoor: self-test attack success ({pattern})", "check backdoor"),
+                (f"train the backdoored copy ({pattern})", "backdoor: self-test training")} <= pairs
+    assert {("backdoor: embeddings", "check backdoor"), ("backdoor: self-test poisoning", "check backdoor"),
+            ("backdoor: self-test training", "check backdoor")} <= pairs
+    check = next(s for s in new if s.name == "check backdoor")
+    children = [s for s in new if s.parent == "check backdoor"]
+    assert all(s.name.startswith("backdoor: ") for s in children)
+    assert sum(s.seconds for s in children) >= 0.9 * check.seconds
