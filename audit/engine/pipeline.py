@@ -105,6 +105,8 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
     pred_probs = check_pred_probs(config.label_issues, data)
     executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
     recorder.executor = executor.name
+    import art  # noqa: F401  # every run records ART's version (assemble.environment): its one-time import
+    # (~1.2 s) is the set-up's, not the first check's that happens to touch ART
     setup = RunSetup(config=config, policy=policy, data=data, device=device, user_model=user,
                      user_pred_probs=pred_probs, warnings=tuple(warnings),
                      trainable=None if model is None else model.trainable)
