@@ -215,6 +215,7 @@ class APGDTParams(MultiTarget, APGDParams):
     restart batched together, attacks/targeted.py)."""
 
     n_targets: int = setting(9, "n_targets")
+    max_rows: int = 0  # the largest batch of runs (0: grown to suit the device; the audit's grid passes its batch size)
 
 
 
@@ -230,7 +231,7 @@ def apgd_multi_target(model, x, y, ball: Ball, params: APGDTParams = APGDTParams
     def run(xs, ys, runs: Runs):
         with frozen_eval(model):
             return _single_run(model, xs, ys, runs.target, ball, params, loss_fn, runs)
-    return ranked_runs(run, model, x, y, (params.n_targets, params.restarts, ball.norm), generator)
+    return ranked_runs(run, model, x, y, (params.n_targets, params.restarts, ball.norm, params.max_rows), generator)
 
 
 apgd_t = register(AttackSpec("apgd_t", "APGD-T", apgd_multi_target, APGDTParams, gradient_ascent=True))

@@ -54,6 +54,7 @@ class FABTParams(MultiTarget, FABParams):
     """FAB's, and n_targets: the classes ranked highest after y, attacked in turn."""
 
     n_targets: int = setting(9, "n_targets")
+    max_rows: int = 0  # the largest batch of runs (0: grown to suit the device; the audit's grid passes its batch size)
 
 
 
@@ -232,7 +233,7 @@ def fab_targeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball:
                  params: FABTParams = FABTParams(), *, generator: torch.Generator | None = None) -> AttackOutput:
     """FAB-T: towards each of the ``n_targets`` classes ranked highest after y, x ``restarts`` runs each, with the
     result of running them in turn (batched, attacks/targeted.py): x_adv is the first point found within eps."""
-    fwds = [x.shape[0]]
+    fwds = [0]  # the ranking forward is counted once, with the passes (attacks/targeted.py)
 
     def run(xs, ys, runs: Runs):
         size, best, g, f = _fab_t_rows(model, xs, ys, ball, params.steps, runs)
@@ -241,7 +242,7 @@ def fab_targeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball:
         return torch.where(broken.view(-1, *([1] * (xs.dim() - 1))), best, xs), broken, g
 
     with frozen_eval(model):
-        out = ranked_runs(run, model, x, y, (params.n_targets, params.restarts, ball.norm), generator)
+        out = ranked_runs(run, model, x, y, (params.n_targets, params.restarts, ball.norm, params.max_rows), generator)
     return AttackOutput(x_adv=out.x_adv, example_passes=out.example_passes, forward_passes=fwds[0])
 
 

@@ -215,8 +215,8 @@ def _square_run(model, x, y, ball: Ball, params: SquareParams, generator):
             better = (new_loss < loss[active]) & (loss[active] > 0)
             best[active] = torch.where(better.view(-1, 1, 1, 1), prop, ba)
             loss[active] = torch.where(better, new_loss, loss[active])
-    if fast is not model:
-        forwards += _confirm(model, best, y, loss, confirmed)
+        if fast is not model:
+            forwards += _confirm(model, best, y, loss, confirmed)
     return best.detach(), loss <= 0, forwards
 
 

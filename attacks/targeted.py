@@ -26,7 +26,9 @@ import torch
 from attacks.base import AttackOutput, Norm, draw, frozen_eval
 from attacks.inference import scorer
 
-CPU_ROWS, ACCELERATOR_ROWS = 256, 2048  # rows per batch: a 1-thread CPU is fastest at a few hundred (cache)
+# A batch of runs holds at most this many input values (a proxy for its activations' memory): 256 rows of 28x28 on
+# a CPU (a 1-thread CPU is fastest at a few hundred small rows), 2,048 rows of 3x32x32 on an accelerator
+CPU_FLOATS, ACCELERATOR_FLOATS = 256 * 784, 2048 * 3072
 
 
 def target_classes(model, x: torch.Tensor, y: torch.Tensor, n_targets: int) -> torch.Tensor:
@@ -75,9 +77,12 @@ class Runs:
         return self.rank > first[self.point]
 
 
-def rows_per_batch(n: int, device: torch.device) -> int:
-    """Rows of one batch of runs: at least the caller's batch, else what suits the device."""
-    return max(n, CPU_ROWS if device.type == "cpu" else ACCELERATOR_ROWS)
+def rows_per_batch(n: int, like: torch.Tensor, max_rows: int = 0) -> int:
+    """Rows of one batch of runs: the caller's batch, grown towards what suits the device for inputs like
+    ``like`` (a budget of input values), never beyond ``max_rows`` when given (the audit passes its batch size,
+    which pre-flight proved fits)."""
+    budget = (CPU_FLOATS if like.device.type == "cpu" else ACCELERATOR_FLOATS) // max(like[0].numel(), 1)
+    return max(n, min(budget, max_rows) if max_rows > 0 else budget)
 
 
 def _start_draw(x: torch.Tensor, norm: Norm, seed: int, ranks: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -90,11 +95,22 @@ def _start_draw(x: torch.Tensor, norm: Norm, seed: int, ranks: torch.Tensor, poi
     return out
 
 
-def ranked_runs(run, model, x: torch.Tensor, y: torch.Tensor, spec: tuple[int, int, Norm],
+def _confirm(model, kept: torch.Tensor, y: torch.Tensor, broken: torch.Tensor) -> torch.Tensor:
+    """``broken`` where the model itself misclassifies the kept point (one forward of the broken rows)."""
+    rows = broken.nonzero().flatten()
+    if rows.numel() == 0:
+        return broken
+    with frozen_eval(model), torch.no_grad():
+        wrong = model(kept[rows]).argmax(1).ne(y[rows])
+    return broken.index_put((rows[~wrong],), torch.zeros((), dtype=torch.bool, device=broken.device))
+
+
+def ranked_runs(run, model, x: torch.Tensor, y: torch.Tensor, spec: tuple[int, int, Norm, int],
                 generator: torch.Generator | None) -> AttackOutput:
     """``run(xs, ys, runs: Runs) -> (x kept, broken mask, passes)`` on every (point, target, restart) run, batched,
-    with the sequential order's result. ``spec``: (n_targets, restarts, norm)."""
-    n_targets, restarts, norm = spec
+    with the sequential order's result. ``spec``: (n_targets, restarts, norm, max_rows: the largest batch, 0 for
+    the device's choice). A run's break counts only where the model misclassifies the point it kept."""
+    n_targets, restarts, norm, max_rows = spec
     targets = target_classes(model, x, y, n_targets)
     n, k_all = x.shape[0], targets.shape[1] * max(restarts, 1)
     dev = x.device
@@ -103,7 +119,7 @@ def ranked_runs(run, model, x: torch.Tensor, y: torch.Tensor, spec: tuple[int, i
     rank = torch.arange(k_all, device=dev).repeat_interleave(n)   # rank-major: all points of rank 0 first
     point = torch.arange(n, device=dev).repeat(k_all)
     best_rank = torch.full((n,), k_all, device=dev)
-    out, passes, cap, take = x.detach().clone(), n, rows_per_batch(n, dev), n  # rank 0 first, alone: on an
+    out, passes, cap, take = x.detach().clone(), n, rows_per_batch(n, x, max_rows), n  # rank 0 first, alone: on an
     while rank.numel():                                               # easy model it breaks nearly every point
         left = rank < best_rank[point]                           # runs no lower-ranked run made pointless
         rank, point = rank[left], point[left]
@@ -115,6 +131,7 @@ def ranked_runs(run, model, x: torch.Tensor, y: torch.Tensor, spec: tuple[int, i
                     _start_draw(x, norm, seed, r, p), n)
         kept, broken, spent = run(x[p], y[p], rows)
         passes += spent
+        broken = _confirm(model, kept, y[p], broken)
         first = torch.full((n,), k_all, device=dev).scatter_reduce(0, p[broken], r[broken], "amin")
         win = broken & (r == first[p]) & (r < best_rank[p])
         out[p[win]] = kept[win]

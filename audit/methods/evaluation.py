@@ -225,7 +225,8 @@ def _attack_rows(model, x, y, plan: _Plan, job: tuple, only, keep: tuple):
     settings, device, norm, clip = plan.run.settings, plan.run.device, plan.norm, plan.run.clip
     bs = settings.batch_size
     spec = ATTACKS[attack]
-    ball, params = Ball(eps, norm, clip), spec.make(**settings.params(attack))
+    rows_cap = {"max_rows": bs} if "max_rows" in spec.param_names else {}  # batched runs within the batch size
+    ball, params = Ball(eps, norm, clip), spec.make(**settings.params(attack), **rows_cap)
     mask, total, fwd = np.zeros(x.shape[0], dtype=bool), 0, 0
     for i in range(0, x.shape[0], bs):
         rows = torch.arange(i, min(i + bs, x.shape[0]))

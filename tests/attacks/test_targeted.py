@@ -9,7 +9,7 @@ from attacks import ATTACKS
 
 
 def _run(model, x, y, name, norm, eps, rows, monkeypatch):
-    monkeypatch.setattr(targeted, "rows_per_batch", lambda n, device: rows)
+    monkeypatch.setattr(targeted, "rows_per_batch", lambda n, like, max_rows=0: rows)
     settings = {"steps": 12, "n_targets": 3, "restarts": 2}
     if name == "apgd_t":
         settings["early_stop"] = True
