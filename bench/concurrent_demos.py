@@ -2,8 +2,8 @@
 
 On this machine: the pair must finish within 2.5x the time of one demo. A warm-up run first (not timed: caches,
 the data set, compiled kernels), then one demo alone, then two started together, each in a process of its own with
-its own --out; prints the single wall time, both of the pair, the ratio max(pair) / single and the threads each
-run's record states.
+its own --out (its stdout and stderr in files beside it); prints the single wall time, both of the pair, the ratio
+max(pair) / single and the threads each run's record states (every count it ran on).
 
 By default every demo chooses its threads itself (`[execution] threads = 0`: the process's CPUs shared among the
 audits running; audit/engine/execution/threads.py); `--threads-per-demo N` fixes `[execution] threads = N` in each
@@ -42,17 +42,27 @@ sys.exit(main(sys.argv[2:]))
 
 
 def start(out: Path, threads: int, device: str) -> subprocess.Popen:
+    """One demo in a process of its own; its stdout and stderr go to files beside its --out (no pipe to fill: a
+    demo is never held up while the other one is being waited for)."""
     argv = [sys.executable, "-c", CHILD, str(threads), "demo", "--out", str(out), "--device", device, "-q"]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(f"{out}.stdout", "wb") as stdout, open(f"{out}.stderr", "wb") as stderr:
+        return subprocess.Popen(argv, cwd=ROOT, stdout=stdout, stderr=stderr)
 
 
 def finish(proc: subprocess.Popen, out: Path, t0: float) -> tuple[float, dict]:
     """Wait for one demo; its wall time from ``t0`` and its run record."""
-    _, err = proc.communicate()
+    proc.wait()
     seconds = time.perf_counter() - t0
     if proc.returncode not in OK_EXITS:
+        err = Path(f"{out}.stderr").read_text(encoding="utf-8", errors="replace")
         sys.exit(f"demo failed (exit {proc.returncode}): {err.strip()[-2000:]}")
     return seconds, json.loads((out / "results.json").read_text(encoding="utf-8"))["run_record"]
+
+
+def stated_threads(record: dict) -> str:
+    """The threads a run record states: one count, or each count in order when they changed mid-run."""
+    used = record.get("threads_used") or [record["threads"]]
+    return f"{used[0]} threads" if len(used) == 1 else f"threads {' then '.join(map(str, used))}"
 
 
 def alone(tmp: Path, name: str, threads: int, device: str) -> tuple[float, dict]:
@@ -86,11 +96,11 @@ def main() -> int:
             seconds, _ = alone(tmp, "warmup", args.threads_per_demo, args.device)
             print(f"warm-up demo: {seconds:.1f} s (not counted)", flush=True)
         single, record = alone(tmp, "single", args.threads_per_demo, args.device)
-        print(f"one demo alone: {single:.1f} s ({record['threads']} threads)"
+        print(f"one demo alone: {single:.1f} s ({stated_threads(record)})"
               + (" (the first run: it includes the warm-up)" if args.no_warmup else ""), flush=True)
         both = pair(tmp, args.threads_per_demo, args.device)
     for i, (seconds, rec) in enumerate(both, 1):
-        print(f"demo {i} of the pair: {seconds:.1f} s ({rec['threads']} threads at its end)")
+        print(f"demo {i} of the pair: {seconds:.1f} s ({stated_threads(rec)})")
     ratio = max(s for s, _ in both) / single
     print(f"two at once: max(pair) / single = {ratio:.2f}x; target <= {TARGET}x: "
           f"{'MET' if ratio <= TARGET else 'MISSED'}")

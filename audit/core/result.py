@@ -221,9 +221,10 @@ class RunRecord:
     accounted: float
     device: str
     executor: str
-    threads: int
+    threads: int                   # the most torch threads the run's work ran on
     peak_host_mb: float | None = None
     peak_device_mb: float | None = None
+    threads_used: tuple[int, ...] = ()   # every count it ran on, in order (more than one: they changed mid-run)
 
 
 @dataclass(frozen=True)

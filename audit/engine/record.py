@@ -15,6 +15,7 @@ import logging
 import resource
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -106,6 +107,21 @@ class Recorder:
         self._peak_host = 0.0
         self._peak_device = 0.0
         self.progress = progress.RunProgress(self.start)
+        self.threads_used: list[int] = []   # torch threads the run's executor set, each once, in order
+        self.on_top_stage: Callable[[], None] | None = None   # as a top-level stage starts: threads chosen again
+
+    def note_threads(self, n: int) -> None:
+        """A thread count the run's work runs on (the record's ``threads_used``)."""
+        if n not in self.threads_used:
+            self.threads_used.append(n)
+
+    def _top_stage_starts(self) -> None:
+        if self.on_top_stage is None:
+            return
+        try:
+            self.on_top_stage()
+        except Exception as e:  # noqa: BLE001 - choosing threads again is a nicety, never a reason to stop the run
+            log.debug("threads not chosen again: %s: %s", type(e).__name__, e)
 
     def plan(self, work: dict[str, float] | None) -> None:
         """The planned work of each top-level stage (audit/engine/dryrun.py ``run_plan``; None: none could be
@@ -124,6 +140,7 @@ class Recorder:
         self.progress.begin(name, depth)
         cuda = self.device is not None and self.device.type == "cuda"
         if not parent:
+            self._top_stage_starts()
             _reset_host_peak()
             if cuda:
                 torch.cuda.reset_peak_memory_stats(self.device)
@@ -162,11 +179,17 @@ class Recorder:
         done = [s for s in self.stages if s is not None]  # a stage still open (the caller's) is not in it
         self.progress.finish()
         top = sum(s.seconds for s in done if not s.parent)
+        used = tuple(self.threads_used) or (torch.get_num_threads(),)   # no executor's count: torch's now
         return RunRecord(stages=tuple(done), wall_seconds=round(wall, 3),
                          accounted=round(min(top / wall, 1.0) if wall > 0 else 1.0, 4),
                          device=str(self.device) if self.device is not None else "", executor=self.executor,
-                         threads=torch.get_num_threads(), peak_host_mb=round(self._peak_host, 1),
+                         threads=max(used), threads_used=used, peak_host_mb=round(self._peak_host, 1),
                          peak_device_mb=round(self._peak_device, 1) if self._peak_device else None)
+
+
+def _threads(record: RunRecord) -> str:
+    used = record.threads_used or (record.threads,)
+    return f"{used[0]} threads" if len(used) == 1 else f"threads {' then '.join(map(str, used))}"
 
 
 def profile_table(record: RunRecord) -> str:
@@ -192,6 +215,6 @@ def profile_table(record: RunRecord) -> str:
                          f"{t / record.wall_seconds:6.1%}")
     emit("", 0)
     lines.append(f"{'wall':48s} {record.wall_seconds:9.2f}   (stages account for {record.accounted:.1%}; device "
-                 f"{record.device}, executor {record.executor}, {record.threads} threads, peak host "
+                 f"{record.device}, executor {record.executor}, {_threads(record)}, peak host "
                  f"{record.peak_host_mb or 0:.0f} MB)")
     return "\n".join(lines)

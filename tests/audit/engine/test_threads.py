@@ -180,3 +180,91 @@ def test_a_machine_busier_than_the_cpus_is_warned_about_with_the_advice(monkeypa
 @pytest.mark.parametrize(("num_cpus", "threads"), [(1.0, 1), (0.5, 1), (2.9, 2), (4.0, 4), (0.01, 1)])
 def test_a_ray_task_runs_on_its_num_cpus_rounded_down_never_fewer_than_one(num_cpus, threads):
     assert task_threads(num_cpus) == threads
+
+
+def test_a_top_level_stage_chooses_again_with_one_scan_and_the_record_states_every_count_used(monkeypatch, tmp_path):
+    from audit.engine.record import Recorder, profile_table
+    affinity(monkeypatch, 2)
+    rec = Recorder()
+    ex = LocalExecutor(ExecutionConfig(), rec)
+    scans = []
+    counted = th.RunningAudits.count
+    monkeypatch.setattr(th.RunningAudits, "count", lambda self: scans.append(1) or counted(self))
+    with rec.stage("check a"):
+        assert torch.get_num_threads() == 2
+    other = th.RunningAudits(tmp_path, pid=OTHER)   # a second audit starts between two stages
+    with rec.stage("check b"):                      # no unit ran: the stage itself gives the core back
+        assert torch.get_num_threads() == 1
+        with rec.stage("inner"):                    # a nested stage scans nothing
+            pass
+    assert len(scans) == 2
+    other.close()
+    ex.close()
+    with rec.stage("render"):                       # after the executor closed: left as it was
+        assert torch.get_num_threads() == 1
+    record = rec.record(end=rec.start + 1.0)
+    assert record.threads == 2 and record.threads_used == (2, 1)
+    assert "threads 2 then 1" in profile_table(record)
+
+
+def test_a_run_on_one_count_states_it_and_a_failing_choice_never_stops_a_stage():
+    from audit.engine.record import Recorder, profile_table
+    rec = Recorder()
+    ex = LocalExecutor(ExecutionConfig(threads=1), rec)
+    assert ex.map([Unit("a", torch.get_num_threads)]) == [1]
+
+    def broken():
+        raise OSError("the folder went away")
+    rec.on_top_stage = broken
+    with rec.stage("check c"):
+        pass
+    ex.close()
+    record = rec.record(end=rec.start + 1.0)
+    assert record.threads_used == (1,) and record.threads == 1 and "1 threads" in profile_table(record)
+    assert [s.name for s in record.stages] == ["a", "check c"]
+
+
+def test_count_removes_only_unlocked_files_of_its_own_pattern(tmp_path):
+    ours = th.RunningAudits(tmp_path)
+    foreign = ["notes.lock", "12-deadbeef.lock.bak", "12-DEADBEEF.lock", "x12-deadbeef.lock", "12-deadbee.lock"]
+    for name in foreign:
+        (tmp_path / name).write_text("")
+    stale = tmp_path / f"{OTHER + 2}-0123abcd.lock"
+    stale.write_text("")
+    assert ours.count() == 1
+    assert not stale.exists() and all((tmp_path / n).exists() for n in foreign)
+    ours.close()
+
+
+def test_a_folder_swapped_for_a_link_redirects_no_removal(tmp_path):
+    runs, victim = tmp_path / "runs", tmp_path / "victim"
+    runs.mkdir(mode=0o700)
+    victim.mkdir(mode=0o700)
+    (victim / f"{OTHER + 3}-0badf00d.lock").write_text("")   # unlocked: a count in that folder would remove it
+    ours = th.RunningAudits(runs)
+    runs.rename(tmp_path / "runs.old")
+    runs.symlink_to(victim)                         # the path now leads elsewhere; the descriptor does not
+    assert ours.count() == 1 and (victim / f"{OTHER + 3}-0badf00d.lock").exists()
+    ours.close()
+    assert not list((tmp_path / "runs.old").iterdir())   # its own file removed where it was made
+    linked = th.RunningAudits(runs)                 # a folder that is a link is not opened at all
+    assert linked.name == "" and linked.count() == 1 and len(list(victim.iterdir())) == 1
+
+
+def test_a_forked_child_leaves_the_parents_file_and_del_never_raises(monkeypatch, tmp_path):
+    ours = th.RunningAudits(tmp_path)
+    mine = tmp_path / ours.name
+    parent = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: parent + 1)   # the same object, closed in a forked child
+    ours.close()
+    assert mine.exists() and ours.name == ""
+    monkeypatch.undo()
+    again = th.RunningAudits(tmp_path)
+    held = tmp_path / again.name
+    monkeypatch.setattr(th, "contextlib", None)     # interpreter exit: module globals already cleared
+    again.__del__()
+    th.RunningAudits.__new__(th.RunningAudits).__del__()   # never initialised
+    monkeypatch.undo()
+    assert held.exists()
+    again.close()                                   # the process that made it removes it
+    assert not held.exists()
