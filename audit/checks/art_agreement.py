@@ -11,7 +11,8 @@ the raw largest shortfall, is reported.
 
 Subsamples (sorted test indices, prefixes of one seeded order stratified by class and by what the grid did at the
 gated eps; audit/methods/art_budget.py): a budget of at most ``max_share`` of the variant's attack time, the
-grid's, sizes them from ART's and our seconds per point and step measured on a calibration batch. FGSM, PGD and
+grid's (its stage's seconds where it ran here), sizes them from ART's and our seconds per point and step measured
+on a calibration batch, rounded down to floor x 2^k points so that reruns judge the same count. FGSM, PGD and
 APGD-CE (ART's runs in NumPy) share one subsample of at least ``min_points`` or, by default, the fewest points on
 which a shortfall of ``detect_shortfall`` can be significant, ``points_to_detect`` (167 at alpha 0.05 and 3
 points), capped by ``art_crosscheck_points`` and the test split (the finding says when the cap or the budget leaves
@@ -126,6 +127,21 @@ def _order(ctx: AuditContext, variant: str) -> tuple[np.ndarray, str]:
     return budget.stratified_order(strata, ctx.config.seed, cover=(y, kind)), how
 
 
+def attack_time(ctx: AuditContext, variant: str, order: np.ndarray) -> tuple[float, str]:
+    """The variant's attack time, the grid's, and what it is: the grid stage's wall seconds in the run record
+    ("timed": the grid ran in this process, as it really ran), else its counted passes ("measured": another
+    executor ran it) or its planned ones ("planned": it has not run) at our model's seconds per row on ``order``'s
+    first points."""
+    a, d = ctx.config.attacks, ctx.data
+    grid = ctx.computed(RobustnessGrid, variant)
+    timed = None if grid is None else ctx.stage_seconds(RobustnessGrid.stage_name(variant))
+    if timed is not None:
+        return timed, "timed"
+    rows = torch.from_numpy(order[:min(budget.ROW_BATCH, a.batch_size)])
+    return budget.attack_seconds(None if grid is None else grid.points, a, d.x_test.shape[0],
+                                 *budget.row_seconds(ctx.variants[variant].model, d.x_test[rows], d.y_test[rows]))
+
+
 def _plan(ctx: AuditContext, variant: str, cfg: ArtAgreementConfig) -> _Plan:
     a, d, model = ctx.config.attacks, ctx.data, ctx.variants[variant].model
     n_test = d.x_test.shape[0]
@@ -135,10 +151,7 @@ def _plan(ctx: AuditContext, variant: str, cfg: ArtAgreementConfig) -> _Plan:
     params, why = _params(ctx, variant, probe)
     rates = budget.calibrate(model, d.x_test[probe], params, d.attack_clip, a.norm, num_classes=d.num_classes,
                              seed=ctx.config.seed, batch_size=budget.art_batch(a.batch_size, probe.numel()))
-    rows = torch.from_numpy(order[:min(budget.ROW_BATCH, a.batch_size)])
-    grid = ctx.computed(RobustnessGrid, variant)
-    attack, source = budget.attack_seconds(None if grid is None else grid.points, a, n_test,
-                                           *budget.row_seconds(model, d.x_test[rows], d.y_test[rows]))
+    attack, source = attack_time(ctx, variant, order)
     floor = cfg.min_points or points_to_detect(cfg.detect_shortfall, cfg.alpha)
     s = budget.size(rates, {k: budget.steps_of(k, p) for k, p in params.items()}, cfg.max_share * attack,
                     floor=floor, cap=cap, square_cap=min(cfg.square_points, cap))
@@ -152,7 +165,8 @@ def _plan(ctx: AuditContext, variant: str, cfg: ArtAgreementConfig) -> _Plan:
                                planned=round(s.planned, 6), spent=0.0, share=0.0)
     return _Plan(runs, settings, ArtBudget(max_share=cfg.max_share, points=n, square_points=s.square_points,
                                            floor=min(floor, cap), cap=cap, limited_by=s.limited_by,
-                                           attack_time=source, stratified_by=how, seconds=seconds))
+                                           attack_time=source, stratified_by=how, seconds=seconds,
+                                           sized_from=s.sized_from))
 
 
 def comparison(r: Paired, idx: np.ndarray, alpha: float) -> ArtComparison:
@@ -187,7 +201,8 @@ def _too_small(ctx: AuditContext, cmp: dict[str, ArtComparison], cfg: ArtAgreeme
         why = (f"capped by attacks.art_crosscheck_points {ctx.config.attacks.art_crosscheck_points} and the "
                f"{ctx.data.x_test.shape[0]}-point test split")
     else:
-        allowed = str(b.points) if b.limited_by == "budget" else f"fewer than min_points {cfg.min_points}"
+        allowed = (f"{b.points} (sized from timings)" if b.limited_by == "budget"
+                   else f"fewer than min_points {cfg.min_points}")
         why = (f"cut by the time budget: checks.art_agreement.max_share {cfg.max_share:g} of the attack time "
                f"allowed {allowed} and min_points {cfg.min_points} is below the need")
     return (f"too few points to detect a {cfg.detect_shortfall:.1%} shortfall at alpha {cfg.alpha:g} (needs {need}; "

@@ -120,6 +120,16 @@ class Context:
         """A timed stage of the run record (``with ctx.stage("..."):``)."""
         return self.recorder.stage(name)
 
+    def stage_seconds(self, name: str) -> float | None:
+        """The wall seconds of the run record's finished stages named ``name`` (summed), or None: none finished, or
+        a stage nested in one ran on another node (a distributed executor's unit: the wall time here is not the
+        work's). Read-only."""
+        done = [s for s in self.recorder.stages if s is not None]
+        mine = [s.seconds for s in done if s.name == name]
+        if not mine or any(s.parent == name and s.node for s in done):
+            return None
+        return float(sum(mine))
+
     def run_units(self, units: list[Unit]) -> list:
         """The values of independent units of work, in order, computed by the run's executor."""
         return self.executor.map(units)

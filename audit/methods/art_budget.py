@@ -1,14 +1,19 @@
 """The ART cross-check's budget (audit/checks/art_agreement.py): which test points it re-attacks, and how many.
 
-Seconds: at most ``max_share`` of the variant's attack time, the attack grid's, priced as the grid's counted
-passes (its planned ones, an upper bound, when the grid has not run yet) times our model's measured seconds per
-input-gradient and forward row. Points: the judged gradient attacks (FGSM, PGD, APGD-CE) share one subsample of at
-least ``floor`` points (``min_points``, or the fewest on which the paired test can show ``detect_shortfall``) and at
-most the cap (``art_crosscheck_points`` and the test split); Square, reported and not judged, gets what the budget
-leaves, at least ``SQUARE_FLOOR`` points and at most its own cap. What each attack costs per point and step, ours
-and ART's together, is measured on a small calibration batch at a tiny eps with the model's own labels, so that
-every point is attacked for every step: the estimate is a bound. When the budget cannot pay for the floor, the floor
-runs (the details say the budget was exceeded); the subsample then depends on nothing measured.
+Seconds: at most ``max_share`` of the variant's attack time, the attack grid's: the grid stage's wall seconds in
+the run record where the grid ran in this process (channels-last layouts and traced forwards included), else its
+counted passes (its planned ones, an upper bound, when the grid has not run yet) times our model's measured seconds
+per input-gradient and forward row. Points: the judged gradient attacks (FGSM, PGD, APGD-CE) share one subsample
+of at least ``floor`` points (``min_points``, or the fewest on which the paired test can show ``detect_shortfall``)
+and at most the cap (``art_crosscheck_points`` and the test split); Square, reported and not judged, gets what the
+budget leaves, at least ``SQUARE_FLOOR`` points and at most its own cap. What each attack costs per point and step,
+ours and ART's together, is measured on a small calibration batch at a tiny eps with the model's own labels, so
+that every point is attacked for every step: the estimate is a bound. One untimed step of the first attack on both
+sides comes first (without it the first attack timed paid torch's and ART's first calls). A count the budget sets
+is rounded down to its ladder, floor x 2^k up to the cap (``ladder``), so that reruns whose timings differ by less
+than 2x judge the same points, and the details say it was sized from timings (``sized_from``). When the budget
+cannot pay for the floor, the floor runs (the details say the budget was exceeded); at the floor or the cap the
+subsample depends on nothing measured.
 
 Which points: one seeded order of the test split, stratified by class and by what the grid did at the gated eps
 (clean error, broken, robust; clean error or not when the grid has not run), each stratum in proportion in every
@@ -42,7 +47,7 @@ STEP_KEY = {"pgd": "steps", "apgd_ce": "steps", "square": "queries"}   # the set
 class ArtBudgetSeconds:
     """The budget's seconds: they vary from run to run (tools/normalise_results.py blanks this block)."""
 
-    attack: float     # the variant's attack time: the grid's passes at our model's measured seconds per row
+    attack: float     # the variant's attack time: the grid stage's seconds, or its passes at our seconds per row
     allowed: float    # max_share x attack
     planned: float    # the calibrated estimate (a bound) of both sides' attacks on the points chosen
     spent: float      # measured: ART's import, the calibration, both sides' attacks and the verification
@@ -53,8 +58,11 @@ class ArtBudgetSeconds:
 class ArtBudget:
     """What the cross-check cost and what bounded its points. ``limited_by``: "budget" (the seconds allowed
     ``points``), "floor" (the budget could not pay for the floor: the floor ran, over budget) or "points" (the cap,
-    ``art_crosscheck_points`` and the test split, bound first: the budget had room). ``attack_time``: "measured"
-    (the grid's counted passes) or "planned" (the grid had not run: its planned passes, an upper bound)."""
+    ``art_crosscheck_points`` and the test split, bound first: the budget had room). ``attack_time``: "timed" (the
+    grid stage's wall seconds in this run's record: the grid ran in this process), "measured" (the grid's counted
+    passes at our model's seconds per row: it ran on another executor) or "planned" (the grid had not run: its
+    planned passes, an upper bound). ``sized_from``: "timings" (the budget set the counts from the calibration's
+    timings, each rounded down to its ladder, floor x 2^k) or "settings" (the floor and the caps set them)."""
 
     max_share: float
     points: int            # the judged attacks' subsample (FGSM, PGD, APGD-CE)
@@ -65,6 +73,7 @@ class ArtBudget:
     attack_time: str
     stratified_by: str     # what the seeded order is stratified by
     seconds: ArtBudgetSeconds
+    sized_from: str = "settings"
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class Sizing:
     square_points: int
     limited_by: str
     planned: float
+    sized_from: str = "settings"   # "timings": the budget set a count (rounded down to its ladder)
 
 
 def art_batch(batch_size: int, points: int) -> int:
@@ -170,7 +180,8 @@ def row_seconds(model, x: torch.Tensor, y: torch.Tensor, reps: int = 2) -> tuple
 def calibrate(model, x: torch.Tensor, runs: dict[str, dict], clip, norm, *, num_classes: int, seed: int,
               batch_size: int) -> Rates:
     """Per attack of ``runs`` (name -> our settings), the seconds per point and step of ours and ART's together on
-    ``x``, at a tiny eps and the model's own labels (no point breaks: the bound), each side with CAL_STEPS steps."""
+    ``x``, at a tiny eps and the model's own labels (no point breaks: the bound), each side with CAL_STEPS steps,
+    after one untimed step of the first attack on both sides (the warm-up: torch's and ART's first calls)."""
     import art.attacks.evasion  # noqa: F401  (imported before timing: its import is no attack's cost)
     was, device = model.training, model_device(model)
     ball = Ball(TINY_EPS, norm, (clip[0].to(device), clip[1].to(device)) if isinstance(clip[0], torch.Tensor)
@@ -180,9 +191,9 @@ def calibrate(model, x: torch.Tensor, runs: dict[str, dict], clip, norm, *, num_
         with frozen_eval(model), torch.no_grad():
             y = model(x.to(device)).argmax(1)
         clf = art_classifier(model, x.shape[1:], num_classes, clip)
-        for name, params in runs.items():
-            key, spec = STEP_KEY.get(name), ATTACKS[name]
-            cal = {**params, key: min(CAL_STEPS[name], params[key])} if key else dict(params)
+
+        def both(name: str, cal: dict) -> float:
+            spec = ATTACKS[name]
             start = time.perf_counter()
             spec.function(model, x.to(device), y, ball, spec.make(**cal),
                           generator=torch.Generator(device=device).manual_seed(seed))
@@ -190,10 +201,42 @@ def calibrate(model, x: torch.Tensor, runs: dict[str, dict], clip, norm, *, num_
             with seeded(seed):
                 art_attack(name, clf, eps=TINY_EPS, norm=norm.value, params=cal,
                            batch_size=batch_size).generate(x=x.cpu().numpy(), y=one_hot(y, num_classes))
-            per_step[name] = (time.perf_counter() - start) / (steps_of(name, cal) * max(x.shape[0], 1))
+            return time.perf_counter() - start
+
+        if runs:
+            first = next(iter(runs))
+            both(first, _calibration_settings(first, runs[first], 1))
+        for name, params in runs.items():
+            cal = _calibration_settings(name, params, CAL_STEPS[name])
+            per_step[name] = both(name, cal) / (steps_of(name, cal) * max(x.shape[0], 1))
     finally:
         model.train(was)
     return Rates(per_step, int(x.shape[0]))
+
+
+def _calibration_settings(name: str, params: dict, steps: int) -> dict:
+    """``params`` with at most ``steps`` steps (queries)."""
+    key = STEP_KEY.get(name)
+    return {**params, key: min(steps, params[key])} if key else dict(params)
+
+
+def ladder(floor: int, cap: int) -> tuple[int, ...]:
+    """The counts a budget-limited subsample may take: floor x 2^k below ``cap``, then ``cap`` (``floor`` at most
+    ``cap``, at least 1)."""
+    if cap <= 0:
+        return (max(cap, 0),)
+    n, rungs = max(1, min(floor, cap)), []
+    while n < cap:
+        rungs.append(n)
+        n *= 2
+    return (*rungs, cap)
+
+
+def on_ladder(points: int, floor: int, cap: int) -> int:
+    """``points`` rounded down to ``ladder(floor, cap)`` (its lowest rung when below it): timings that differ by
+    less than 2x give the same count."""
+    rungs = ladder(floor, cap)
+    return max((r for r in rungs if r <= points), default=rungs[0])
 
 
 def _affordable(per_point: float, overhead_points: int, seconds: float, cap: int) -> int:
@@ -209,8 +252,9 @@ def _affordable(per_point: float, overhead_points: int, seconds: float, cap: int
 def size(rates: Rates, steps: dict[str, int], allowed: float, *, floor: int, cap: int,
          square_cap: int = 0) -> Sizing:
     """The judged attacks' points (every attack of ``steps`` but Square: ``floor`` <= points <= ``cap``, as many as
-    ``allowed`` seconds pay for after Square's SQUARE_FLOOR) and Square's (what is left, at most ``square_cap``;
-    0 when Square is not in ``steps``)."""
+    ``allowed`` seconds pay for after Square's SQUARE_FLOOR, rounded down to ``ladder(floor, cap)``) and Square's
+    (what is left, at most ``square_cap``, rounded down to its ladder from SQUARE_FLOOR; 0 when Square is not in
+    ``steps``)."""
     judged = [k for k in steps if k != "square"]
     floor = min(floor, cap)
     square = "square" in steps and square_cap > 0
@@ -218,15 +262,18 @@ def size(rates: Rates, steps: dict[str, int], allowed: float, *, floor: int, cap
     sq_cost = rates.seconds("square", steps["square"], sq_floor) if square else 0.0
     per_point = sum(rates.per_step[k] * steps[k] for k in judged)
     fits = _affordable(per_point, rates.rows, allowed - sq_cost, cap)
-    points = max(floor, fits)
+    points = on_ladder(max(floor, fits), floor, cap)
     limited = "points" if fits >= cap else ("budget" if fits >= floor else "floor")
+    timings = limited == "budget"
     spent = sum(rates.seconds(k, steps[k], points) for k in judged)
     square_points = 0
     if square:
         per_query = rates.per_step["square"] * steps["square"]
-        square_points = max(sq_floor, _affordable(per_query, rates.rows, allowed - spent, square_cap))
+        fits_sq = _affordable(per_query, rates.rows, allowed - spent, square_cap)
+        square_points = on_ladder(max(sq_floor, fits_sq), sq_floor, square_cap)
+        timings = timings or sq_floor <= fits_sq < square_cap
         spent += rates.seconds("square", steps["square"], square_points)
-    return Sizing(points, square_points, limited, spent)
+    return Sizing(points, square_points, limited, spent, "timings" if timings else "settings")
 
 
 def attack_seconds(grid_points, attacks_config, n_test: int, grad_row: float, forward_row: float) -> tuple[float,

@@ -14,7 +14,7 @@ from audit.config.art_agreement import ArtAgreementConfig
 from audit.core.errors import UsageError
 from audit.core.metrics import WORST_CASE, same_eps
 from audit.methods import art_budget
-from audit.methods.art_budget import SQUARE_FLOOR, Rates, size, strata_of, stratified_order
+from audit.methods.art_budget import SQUARE_FLOOR, Rates, ladder, on_ladder, size, strata_of, stratified_order
 
 STEPS = {"fgsm": 1, "pgd": 10, "apgd_ce": 25}
 RATES = Rates({"fgsm": 1e-3, "pgd": 1e-3, "apgd_ce": 1e-3, "square": 1e-3}, rows=8)   # 36 ms per judged point
@@ -41,8 +41,49 @@ def test_square_gets_what_the_judged_attacks_leave_between_its_floor_and_its_cap
     tight = size(RATES, steps, 0.0, floor=50, cap=200, square_cap=64)
     assert tight.square_points == SQUARE_FLOOR
     left = size(RATES, steps, 200 * 0.036 + 3.05, floor=50, cap=200, square_cap=64)   # 3.05 s left: 30 points
-    assert (left.points, left.square_points) == (200, 30)
-    assert size(RATES, steps, 1e3, floor=50, cap=200, square_cap=64).square_points == 64
+    assert (left.points, left.square_points, left.sized_from) == (200, 16, "timings")  # 16 x 2^k: 16
+    more = size(RATES, steps, 200 * 0.036 + 3.35, floor=50, cap=200, square_cap=64)   # 33 points: 32
+    assert (more.points, more.square_points) == (200, 32)
+    roomy = size(RATES, steps, 1e3, floor=50, cap=200, square_cap=64)
+    assert (roomy.square_points, roomy.sized_from) == (64, "settings")
+
+
+def test_the_ladder_is_the_floor_doubled_up_to_the_cap():
+    assert ladder(167, 5000) == (167, 334, 668, 1336, 2672, 5000)
+    assert ladder(50, 200) == (50, 100, 200) and ladder(300, 200) == (200,) and ladder(0, 3) == (1, 2, 3)
+    assert [on_ladder(n, 167, 5000) for n in (3418, 3977, 3917)] == [2672] * 3   # the reviewer's three reruns
+    assert (on_ladder(100, 167, 5000), on_ladder(5000, 167, 5000), on_ladder(4999, 167, 5000)) == (167, 5000, 2672)
+
+
+def test_timings_that_differ_by_a_fifth_judge_the_same_count():
+    allowed = 3418 * 0.036                                # 3418 points at RATES, 2848 at 1.2x, 4272 at 0.8x
+    sizes = [size(Rates({k: v * f for k, v in RATES.per_step.items()}, rows=8), STEPS, allowed, floor=167,
+                  cap=10_000) for f in (1.0, 1.2, 0.8)]
+    assert {(s.points, s.limited_by, s.sized_from) for s in sizes} == {(2672, "budget", "timings")}
+    assert size(RATES, STEPS, allowed, floor=167, cap=2000).sized_from == "settings"   # the cap: nothing timed
+
+
+def test_the_calibration_warms_up_before_it_times(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    import torch
+
+    from attacks.base import Norm
+    calls = []
+
+    def ours(model, x, y, ball, params, generator=None):  # the first call of the process costs 50 ms more
+        time.sleep(0.05 if not calls else 0.0)
+        calls.append(params.get("steps", 1))
+
+    fake = SimpleNamespace(function=ours, make=lambda **k: k)
+    monkeypatch.setattr(art_budget, "ATTACKS", {"fgsm": fake, "pgd": fake})
+    monkeypatch.setattr(art_budget, "art_classifier", lambda *a: None)
+    monkeypatch.setattr(art_budget, "art_attack", lambda *a, **k: SimpleNamespace(generate=lambda **kw: None))
+    rates = art_budget.calibrate(torch.nn.Linear(3, 2), torch.zeros(4, 3), {"fgsm": {}, "pgd": {"steps": 10}},
+                                 (0.0, 1.0), Norm.LINF, num_classes=2, seed=0, batch_size=4)
+    assert calls == [1, 1, 3]                             # the untimed warm-up, then FGSM's step and PGD's three
+    assert rates.per_step["fgsm"] < 0.05 / 4 and rates.rows == 4
 
 
 def test_a_run_on_fewer_points_than_the_calibration_costs_the_calibrations_worth():
@@ -61,6 +102,45 @@ def test_the_attack_time_prices_the_grids_counted_passes_or_its_planned_ones():
     a = AttackConfig(preset="quick", eps=(0.1, 0.2))      # FGSM + PGD-10: 11 gradient passes per point and eps
     seconds, source = art_budget.attack_seconds(None, a, 50, 0.01, 0.001)
     assert source == "planned" and seconds == pytest.approx(11 * 50 * 2 * 0.01)
+
+
+def test_the_attack_time_is_the_grid_stages_own_seconds_where_it_ran_here(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from audit.checks.art_agreement import attack_time
+    from audit.config import AttackConfig
+    from audit.core.metrics import RobustnessPoint
+    grid = SimpleNamespace(points=(RobustnessPoint.of("pgd", "linf", 0.1, np.ones(4, bool), passes=100),))
+    stages = {"attack grid:baseline": 12.5, "attack grid:at": 99.0}
+    view = SimpleNamespace(config=SimpleNamespace(attacks=AttackConfig(preset="quick", eps=(0.1,))),
+                           data=SimpleNamespace(x_test=torch.zeros(4, 3), y_test=torch.zeros(4, dtype=torch.long)),
+                           variants={"baseline": SimpleNamespace(model=torch.nn.Linear(3, 2))},
+                           computed=lambda kind, v: grid if kind is RobustnessGrid else None,
+                           stage_seconds=lambda name: stages.get(name))
+    monkeypatch.setattr(art_budget, "row_seconds", lambda *a: (0.01, 0.001))
+    assert attack_time(view, "baseline", np.arange(4)) == (12.5, "timed")
+    stages.clear()                                        # another executor ran it: its passes, priced
+    assert attack_time(view, "baseline", np.arange(4)) == (pytest.approx(1.0), "measured")
+    view.computed = lambda kind, v: None                  # not run: its planned passes (and no stage asked for)
+    view.stage_seconds = lambda name: pytest.fail("asked for a stage of a grid that has not run")
+    assert attack_time(view, "baseline", np.arange(4))[1] == "planned"
+
+
+def test_the_context_reads_a_stage_that_ran_here_and_not_one_whose_units_ran_elsewhere(budget_ctx):
+    from audit.checks.art_agreement import attack_time
+    from audit.core.result import StageRecord
+    from audit.engine.record import Recorder
+    ran = budget_ctx.stage_seconds("attack grid:baseline")
+    assert ran is not None and ran > 0 and budget_ctx.stage_seconds("attack grid:nothing") is None
+    assert attack_time(budget_ctx, "baseline", np.arange(4)) == (ran, "timed")
+    remote = dataclasses.replace(budget_ctx, recorder=Recorder())
+    remote.recorder.add(StageRecord(name="attack grid:baseline", seconds=3.0))
+    assert remote.stage_seconds("attack grid:baseline") == 3.0
+    remote.recorder.add(StageRecord(name="attack shard 1/1", seconds=2.0, parent="attack grid:baseline",
+                                    node="worker-1:123"))
+    assert remote.stage_seconds("attack grid:baseline") is None
 
 
 # --- stratified, seeded order ------------------------------------------------------------------------------------
@@ -132,7 +212,8 @@ def budget_ctx(small_ctx):
 
 
 def measured(ctx, monkeypatch, attack_seconds: float):
-    monkeypatch.setattr(art_budget, "attack_seconds", lambda *a, **k: (attack_seconds, "measured"))
+    from audit.checks import art_agreement
+    monkeypatch.setattr(art_agreement, "attack_time", lambda *a, **k: (attack_seconds, "measured"))
     before = len(ctx.get(Breaks, "baseline").records)
     m = CHECKS["art_agreement"].measure(ctx, "baseline")
     return m, ctx.get(Breaks, "baseline").records[before:]
@@ -153,6 +234,13 @@ def test_a_tiny_attack_time_runs_the_floor_and_the_details_and_report_say_so(bud
     finding = judge(m, CHECKS["art_agreement"], None, False)
     html = render("checks/art_agreement.html.j2", autoescape=True, findings=[finding], pct=pct)
     assert "over its budget of 15.0%" in html and "the 8 points a meaningful comparison needs ran anyway" in html
+    assert "priced from the grid's counted passes" in html and b.sized_from == "settings"
+    timed = dataclasses.replace(b, limited_by="budget", sized_from="timings", attack_time="timed")
+    finding = judge(dataclasses.replace(m, details=dataclasses.replace(m.details, budget=timed)),
+                    CHECKS["art_agreement"], None, False)
+    html = render("checks/art_agreement.html.j2", autoescape=True, findings=[finding], pct=pct)
+    assert "set the points from the calibration's timings, rounded down to 8 x 2^k" in html
+    assert "the grid's own time in this run" in html
 
 
 def test_a_roomy_budget_reaches_the_cap_on_stratified_points_the_same_each_time(budget_ctx, monkeypatch):
