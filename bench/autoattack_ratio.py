@@ -7,7 +7,9 @@ network trained naturally. On each: APGD-CE (100 steps), APGD-T (100 steps, 9 ta
 targets), Square (5,000 queries, p_init 0.8), each on the points every earlier stage left robust, AutoAttack's
 ``version='standard'`` settings. AutoAttack's stages are called as its ``run_standard_evaluation`` calls them (its
 attack objects with its seeds, one batch of all robust points) so each stage is timed; ours run through
-``attacks.ATTACKS`` as the audit's grid runs them. Prints per-stage seconds and ratios (AutoAttack / ours), the
+``attacks.ATTACKS`` as the audit's grid runs them (its channels-last rule; a bare model, so the pass counter's hooks
+are absent: the forward twin works under them too, tests/attacks/test_inference.py). The two chains alternate stage
+by stage. Prints per-stage seconds and ratios (AutoAttack / ours), the
 robust accuracy of each and the points one breaks and the other does not; ``--stage`` times one attack alone on
 every clean-correct point (APGD-T and FAB-T alone are targets of their own).
 
@@ -128,17 +130,20 @@ def make_autoattack(model):
     return aa
 
 
-def chain(run, stages, x, y, clean):
-    """Each stage on the points every earlier one left robust: (robust mask, per-stage seconds)."""
-    robust, seconds = clean.clone(), {}
+def chains(runs, stages, x, y, clean):
+    """Each stage on the points every earlier one left robust, for each runner in ``runs`` (ours, AutoAttack's),
+    stage by stage in turn, so a machine that changes speed during the bench moves both alike: per runner (robust
+    mask, per-stage seconds)."""
+    state = [(clean.clone(), {}) for _ in runs]
     for i, name in enumerate(stages):
-        idx = robust.nonzero().flatten()
-        if idx.numel() == 0:
-            seconds[name] = 0.0
-            continue
-        fooled, seconds[name] = run(name, x[idx], y[idx], i)
-        robust[idx[fooled]] = False
-    return robust, seconds
+        for run, (robust, seconds) in zip(runs, state, strict=True):
+            idx = robust.nonzero().flatten()
+            if idx.numel() == 0:
+                seconds[name] = 0.0
+                continue
+            fooled, seconds[name] = run(name, x[idx], y[idx], i)
+            robust[idx[fooled]] = False
+    return state
 
 
 def warm_up(model, aa, x, y):
@@ -213,8 +218,9 @@ def compare(kind: str, model, args) -> dict:
                   f"{rows[name]['autoattack_only']}", flush=True)
             print(bound_line(kind, name, ours_s, prices))
         return {"kind": kind, "alone": rows}
-    ours_rob, ours_sec = chain(lambda n, xs, ys, i: our_stage(model, n, xs, ys, i), stages, x, y, clean)
-    aa_rob, aa_sec = chain(lambda n, xs, ys, i: aa_stage(aa, n, xs, ys), stages, x, y, clean)
+    (ours_rob, ours_sec), (aa_rob, aa_sec) = chains(
+        (lambda n, xs, ys, i: our_stage(model, n, xs, ys, i), lambda n, xs, ys, i: aa_stage(aa, n, xs, ys)),
+        stages, x, y, clean)
     total_o, total_a = sum(ours_sec.values()), sum(aa_sec.values())
     row = {"kind": kind, "points": len(y), "clean": float(clean.float().mean()),
            "ours_robust": float(ours_rob.float().mean()), "autoattack_robust": float(aa_rob.float().mean()),
