@@ -64,14 +64,16 @@ def test_an_fgsm_overfitted_checkpoint_is_headlined_at_the_lowest_accuracy_any_a
 
 
 def test_c16_does_not_call_a_natural_models_ordinary_gap_masking_or_overfitting(natural28):
-    result = audit.run(config=natural28.config(attacks={**QUICK, "eps": [0.1, 0.15, 0.2, 0.3]}, data=SUBSAMPLE),
+    # 0.175: where this model's ordinary gap peaks (about 0.23, above the 0.2 limit, so C16 has a wide gap to judge)
+    result = audit.run(config=natural28.config(attacks={**QUICK, "eps": [0.1, 0.15, 0.175, 0.2, 0.3]},
+                                               data=SUBSAMPLE),
                        checks=["clean_accuracy", "robustness", "attack_validity"]).result
     c16 = validity(result, "C16")
     assert c16.status != "fail"
     assert "masking" not in c16.evidence and "catastrophic" not in c16.evidence
     v = next(v for v in result.variants if v.candidate)
     acc = {(p.attack, p.eps): p.robust_accuracy for p in v.robustness}
-    assert any(acc[("fgsm", e)] - acc[("pgd", e)] > 0.2 for e in (0.1, 0.15, 0.2, 0.3))  # the gap is there
+    assert any(acc[("fgsm", e)] - acc[("pgd", e)] > 0.2 for e in (0.1, 0.15, 0.175, 0.2, 0.3))  # the gap is there
 
 
 def test_a_training_run_that_does_not_learn_is_under_trained_not_converged(undertrained28):
