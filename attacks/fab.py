@@ -29,7 +29,7 @@ import torch
 from attacks.base import AttackOutput, Ball, Norm, clip_to, compact_every, draw, frozen_eval
 from attacks.inference import scorer
 from attacks.spec import AttackSpec, MultiTarget, register, setting
-from attacks.targeted import Runs, ranked_runs
+from attacks.targeted import Runs, confirm, ranked_runs
 
 ALPHA_MAX, ETA, BETA = 0.1, 1.05, 0.9
 
@@ -194,7 +194,8 @@ def _fab_t_rows(model, x0, y, ball: Ball, steps: int, runs: Runs):
     active, every = torch.arange(n, device=x0.device), compact_every(x0.device)
     for i in range(steps):
         if i % every == 0:
-            active = active[~((best_size <= eps) | runs.superseded(best_size <= eps))[active]]
+            done = best_size <= eps
+            active = active[~(done | runs.superseded(done))[active]]
             if active.numel() == 0:
                 break
         xa, xo, ya = x[active], x0[active], y[active]
@@ -211,22 +212,13 @@ def _fab_t_rows(model, x0, y, ball: Ball, steps: int, runs: Runs):
         size = _size(new - xo, norm)
         better = fooled & (size < best_size[active])
         fwds, grads = fwds + active.numel(), grads + active.numel()
-        better, confirms = (better, 0) if fast is model else _confirmed(model, new, ya, better & (size <= eps), better)
-        fwds += confirms
+        if fast is not model:  # a break within eps counts only where the model itself misclassifies the point
+            within = better & (size <= eps)
+            better, fwds = better & (~within | confirm(model, new, ya, within)), fwds + int(within.sum())
         best[active] = torch.where(better.view(shape1), new, best[active])
         best_size[active] = torch.where(better, size, best_size[active])
         x[active] = torch.where(fooled.view(shape1), (1 - BETA) * xo + BETA * new, new)
     return best_size, best, grads, fwds
-
-
-def _confirmed(model, new, y, within, better):
-    """``better`` with the rows the fast twin found within eps kept only where the model itself misclassifies."""
-    rows = within.nonzero().flatten()
-    if rows.numel() == 0:
-        return better, 0
-    with torch.no_grad():
-        wrong = model(new[rows]).argmax(1).ne(y[rows])
-    return better.index_put((rows[~wrong],), torch.zeros((), dtype=torch.bool, device=better.device)), rows.numel()
 
 
 def fab_targeted(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball,

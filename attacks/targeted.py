@@ -96,7 +96,7 @@ def _start_draw(x: torch.Tensor, norm: Norm, seed: int, ranks: torch.Tensor, poi
     return out
 
 
-def _confirm(model, kept: torch.Tensor, y: torch.Tensor, broken: torch.Tensor) -> torch.Tensor:
+def confirm(model, kept: torch.Tensor, y: torch.Tensor, broken: torch.Tensor) -> torch.Tensor:
     """``broken`` where the model itself misclassifies the kept point (one forward of the broken rows)."""
     rows = broken.nonzero().flatten()
     if rows.numel() == 0:
@@ -132,7 +132,7 @@ def ranked_runs(run, model, x: torch.Tensor, y: torch.Tensor, spec: tuple[int, i
                     _start_draw(x, norm, seed, r, p), n)
         kept, broken, spent = run(x[p], y[p], rows)
         passes += spent
-        broken = _confirm(model, kept, y[p], broken)
+        broken = confirm(model, kept, y[p], broken)
         first = torch.full((n,), k_all, device=dev).scatter_reduce(0, p[broken], r[broken], "amin")
         win = broken & (r == first[p]) & (r < best_rank[p])
         out[p[win]] = kept[win]
