@@ -4,6 +4,7 @@ from __future__ import annotations
 from audit.checks import CHECKS
 from audit.checks.attack_validity import AttackValidity
 from audit.checks.calibration import Calibration
+from audit.checks.certified import Certified
 from audit.checks.corruptions import Corruptions
 from audit.checks.ood import Ood
 from audit.checks.robustness import Robustness, RobustnessDetails
@@ -127,9 +128,10 @@ def validity_table(result: AuditResult) -> dict:
     """Validity-check id -> {name, variant -> ValidityResult}, for the checks-by-variant table."""
     table: dict = {}
     for f in result.findings:
-        if f.check != AttackValidity.id or f.details is None:
+        if f.check not in (AttackValidity.id, Certified.id) or f.details is None:
             continue
-        for g in f.details.validity_checks:
+        found = f.details.validity_checks if f.check == AttackValidity.id else (f.details.soundness,)
+        for g in found:
             row = table.setdefault(g.id, {"name": g.name, "variants": {}})
             row["variants"][f.variant] = g
     return table
@@ -141,9 +143,13 @@ def robustness_details(result: AuditResult) -> RobustnessDetails | None:
                  and f.details is not None), None)
 
 
-def headline(result: AuditResult) -> list:
-    """The candidate's robustness finding(s): the summary's "under attack" sentence."""
-    return [f for f in result.findings if f.check == Robustness.id and f.variant == result.candidate]
+def headline(result: AuditResult) -> list[str]:
+    """The summary's "under attack" sentence(s) of the candidate: its robustness finding, led by the band "between
+    X% (certified) and Y% (worst of N attacks)" when the certified check bounded it (plain text)."""
+    cert = next((f.details for f in result.findings if f.check == Certified.id and f.variant == result.candidate
+                 and f.details is not None and f.details.band), None)
+    lead = f"{cert.band}; " if cert is not None else ""
+    return [lead + f.summary for f in result.findings if f.check == Robustness.id and f.variant == result.candidate]
 
 
 def notes(finding) -> tuple[str, ...]:

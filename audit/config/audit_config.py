@@ -14,6 +14,7 @@ from attacks.base import Norm
 from audit.config.art_agreement import ArtAgreementConfig
 from audit.config.attacks import AttackConfig
 from audit.config.bounds import check_bounds
+from audit.config.certified import CertifiedConfig
 from audit.config.data_checks import BackdoorConfig, DatalabConfig, LabelIssuesConfig, LeakageConfig, TestOutliersConfig
 from audit.config.defences import DefenceConfig
 from audit.config.deployments import DeploymentConfig
@@ -61,6 +62,7 @@ class AuditConfig:
     test_outliers: TestOutliersConfig = field(default_factory=TestOutliersConfig, metadata=CHECK_SETTINGS)
     backdoor: BackdoorConfig = field(default_factory=BackdoorConfig, metadata=CHECK_SETTINGS)
     art_agreement: ArtAgreementConfig = field(default_factory=ArtAgreementConfig, metadata=CHECK_SETTINGS)
+    certified: CertifiedConfig = field(default_factory=CertifiedConfig, metadata=CHECK_SETTINGS)
     reviewer: ReviewerConfig = field(default_factory=ReviewerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)

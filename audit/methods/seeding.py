@@ -67,7 +67,10 @@ KMEANS_RESTART = Stream("kmeans_restart", 0, "restart r of the backdoor screen's
 LABEL_SELFTEST = Stream("label_selftest", 101, "the label-issues self-test's flipped labels")
 BACKDOOR_SELFTEST = Stream("backdoor_selftest", 202, "the backdoor self-test's poisoned copy and its training")
 FINETUNE = Stream("finetune", 303, "fine-tuning a deployed copy of a variant")
+CERTIFIED_POINTS = Stream("certified_points", 13, "which test points the certified check bounds when "
+                          "[checks.certified] points subsamples")
 TEST_SUBSAMPLE = Stream("test_subsample", TEST_SUBSAMPLE_OFFSET, "which test points [data] max_test keeps (the data "
                         "room draws them, audit.data.subsample: it sits below this room and holds the offset)")
 STREAMS = (TRAIN, FOLD_TRAIN, FOLD_INIT, PROBE_POINTS, SHIFTED_INPUTS, VALIDITY_ATTACK, DEPLOY_PGD, DEPLOY_SQUARE,
-           VALIDITY_NOISE, LEAK_SELFTEST, KMEANS_RESTART, LABEL_SELFTEST, BACKDOOR_SELFTEST, FINETUNE, TEST_SUBSAMPLE)
+           VALIDITY_NOISE, LEAK_SELFTEST, KMEANS_RESTART, LABEL_SELFTEST, BACKDOOR_SELFTEST, FINETUNE, CERTIFIED_POINTS,
+           TEST_SUBSAMPLE)
