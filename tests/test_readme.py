@@ -190,7 +190,7 @@ def _claims() -> dict[str, tuple[str, object]]:
         "memory": (r"\(default: (\d+)% of the available memory\)", (_pct(AVAILABLE_SHARE),)),
         "deployments": (r"\(default: (\d+) points of clean or robust accuracy\)",
                         (_pct(policy.thresholds["deployments"].max),)),
-        "opt-in": (r"all but the opt-in `(\w+)`", tuple(c for c in CHECKS if not CHECKS[c].by_default)),
+        "opt-in": (r"all but the opt-in `(\w+)` and `(\w+)`", tuple(c for c in CHECKS if not CHECKS[c].by_default)),
     }
 
 

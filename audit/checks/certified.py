@@ -24,7 +24,7 @@ from audit.checks.validity.c17_soundness import Soundness, SoundnessInput
 from audit.config.certified import CertifiedConfig
 from audit.core.metrics import Accuracy, metric_key, pack_bits, same_eps
 from audit.core.result import Details, Finding, Measurement, Status
-from audit.methods.certification import certify_grid, not_certifiable
+from audit.methods.certification import Threat, certify_grid, not_certifiable
 from audit.methods.seeding import CERTIFIED_POINTS
 from audit.methods.worst_case import consolidate
 
@@ -114,9 +114,8 @@ class Certified(VariantCheck):
         rows = subset(len(d.y_test), cfg.points, ctx.config.seed)
         clean = ctx.clean_correct(variant)
         with ctx.stage(f"certify:{variant}"):
-            cert = certify_grid(ctx.variants[variant].model, d.x_test, d.y_test, grid=tuple(a.eps),
-                                norm=a.norm.value, clip=d.attack_clip, method=cfg.method, batch_size=cfg.batch_size,
-                                subset=rows, clean_ok=clean,
+            threat = Threat(tuple(a.eps), a.norm.value, d.attack_clip, cfg.method, cfg.batch_size)
+            cert = certify_grid(ctx.variants[variant].model, d.x_test, d.y_test, threat, subset=rows, clean_ok=clean,
                                 stage=lambda e: ctx.stage(f"certify eps {e}:{variant}"))
         worst = consolidate(ctx.get(RobustnessGrid, variant).correct, ctx.computed(Breaks, variant), clean)
         sound = SOUNDNESS.evaluate_certificates(SoundnessInput(cert.certified, worst.robust, worst.sources, clean))

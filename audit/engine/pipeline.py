@@ -45,7 +45,7 @@ def measure_safely(check: Check, ctx: Context, variant: str | None) -> Measureme
         return Measurement(check=check.id, variant=variant, skipped=why)
     for needed in check.requires:   # a variant check's requirement is measured on the same variant
         need = needed.id
-        m = ctx.measurement(need, variant if needed.scope is Scope.VARIANT else None)
+        m = ctx.measurement(need, variant if getattr(needed, "scope", None) is Scope.VARIANT else None)
         if m is None or m.error is not None or m.skipped is not None:
             why = "it was not enabled" if m is None else ("it failed" if m.error else "it was skipped")
             return Measurement(check=check.id, variant=variant, skipped=f"needs the {need} check's result ({why})")

@@ -43,14 +43,25 @@ def not_certifiable(model: torch.nn.Module, x: torch.Tensor) -> str:
     return ""
 
 
-def certify_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, grid: tuple[float, ...], norm: str,
-                 clip: tuple, method: str, batch_size: int, subset: np.ndarray, clean_ok: np.ndarray,
-                 stage=None) -> GridCertificate:
-    """Certify the ``subset`` rows of ``(x, y)`` (on the model's device) at every eps of ``grid``; ``clean_ok``:
-    clean correctness of every row; ``stage(name)``: a context manager timing each eps in the run record."""
+@dataclass(frozen=True)
+class Threat:
+    """What to certify against: every eps of ``grid`` in ``norm`` inside ``clip``, with ``method`` in batches."""
+
+    grid: tuple[float, ...]
+    norm: str
+    clip: tuple
+    method: str = "crown"
+    batch_size: int = 64
+
+
+def certify_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Threat, *, subset: np.ndarray,
+                 clean_ok: np.ndarray, stage=None) -> GridCertificate:
+    """Certify the ``subset`` rows of ``(x, y)`` (on the model's device) at every eps of ``threat.grid``;
+    ``clean_ok``: clean correctness of every row; ``stage(name)``: a context manager timing each eps."""
+    grid, norm, method, batch_size = threat.grid, threat.norm, threat.method, threat.batch_size
     n = len(x)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    clip = tuple(c.to(device) if isinstance(c, torch.Tensor) else c for c in clip)
+    clip = tuple(c.to(device) if isinstance(c, torch.Tensor) else c for c in threat.clip)
     todo = np.zeros(n, dtype=bool)
     todo[subset] = True
     todo &= clean_ok

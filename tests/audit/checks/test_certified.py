@@ -83,7 +83,8 @@ def test_c17_names_a_certified_point_an_attack_broke():
 
 def test_an_unsound_certificate_fails_the_run(small_ctx, monkeypatch):
     """A certifier that claims every point (a bug) is caught by C17: the finding is an ERROR, the verdict too."""
-    def claims_all(model, x, y, *, grid, subset, **_):
+    def claims_all(model, x, y, threat, *, subset, **_):
+        grid = threat.grid
         everything = np.ones(len(x), dtype=bool)
         return GridCertificate({e: everything for e in grid}, subset, "crown", (), {e: 0.0 for e in grid})
     monkeypatch.setattr(certified_mod, "certify_grid", claims_all)

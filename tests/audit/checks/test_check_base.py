@@ -35,7 +35,9 @@ class Once(RunCheck):
 
 
 def fake_ctx(measured=None):
-    return SimpleNamespace(measurement=lambda cid: (measured or {}).get(cid))
+    """``measured``: check id, or (check id, variant), -> measurement."""
+    found = measured or {}
+    return SimpleNamespace(measurement=lambda cid, variant=None: found.get((cid, variant), found.get(cid)))
 
 
 def test_the_registry_is_every_check_in_rank_order_with_scopes_from_the_enum():
@@ -73,6 +75,14 @@ def test_measure_safely_passes_the_variant_only_to_variant_checks_and_skips_with
     assert skipped.skipped == "needs the echo_test check's result (it was not enabled)"
     ran = measure_safely(Once(), fake_ctx({"echo_test": Measurement(check="echo_test")}), None)
     assert ran.summary == "ran" and ran.skipped is None
+
+
+def test_a_variant_checks_requirement_is_looked_up_on_the_same_variant():
+    class After(Echo):
+        id, rank, requires = "after_echo_test", 10_004, (Echo,)
+    ctx = fake_ctx({("echo_test", "v1"): Measurement(check="echo_test", variant="v1")})
+    assert measure_safely(After(), ctx, "v1").skipped is None
+    assert measure_safely(After(), ctx, "v2").skipped == "needs the echo_test check's result (it was not enabled)"
 
 
 def test_a_check_must_implement_measure():
