@@ -25,7 +25,8 @@ def test_the_stages_come_in_the_runs_order():
                          label_issues=LabelIssuesConfig(folds=3, retrain_cleaned=True))
     names = [s.name for s in estimate(ctx_for(config), COSTS)]
     per_variant = ["check robustness:{v}", "check certified:{v}", "check attack_validity:{v}",
-                   "  validity probes (forward):{v}", "check art_agreement:{v}", "check calibration:{v}", "check corruptions:{v}", "check ood:{v}"]
+                   "  validity probes (forward):{v}", "check art_agreement:{v}", "check calibration:{v}",
+                   "check corruptions:{v}", "check ood:{v}"]
     expected = (["train baseline", "train at"] + [n.format(v="baseline") for n in per_variant]
                 + [n.format(v="at") for n in per_variant[:5]] + ["  ART and native Square:at"]
                 + [n.format(v="at") for n in per_variant[5:]]
