@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.checks.base import AuditContext, CostSheet, VariantCheck, controls, register
-from audit.checks.robustness import ClassRobustness, Interval, Robustness
+from audit.checks.robustness import ClassRobustness, Robustness, per_class
 from audit.checks.run_view import Breaks, RobustnessGrid
 from audit.checks.validity.base import ValidityResult
 from audit.checks.validity.c17_soundness import Soundness, SoundnessInput
@@ -73,18 +73,6 @@ def band(cert: float, empirical: float, n_attacks: int, norm: str, eps: float) -
             f"{'s' if n_attacks != 1 else ''}) at {norm} eps {eps:g}")
 
 
-def class_table(ctx: AuditContext, certified: dict[float, np.ndarray], rows: np.ndarray) -> tuple:
-    y = ctx.data.y_test.numpy()
-    names = ctx.data.class_names or tuple(str(k) for k in range(ctx.data.num_classes))
-    out = []
-    for k in range(ctx.data.num_classes):
-        sel = rows[y[rows] == k]
-        robust = {f"{e:g}": Interval(a.value, a.ci_low, a.ci_high)
-                  for e, m in certified.items() for a in [Accuracy.of(m[sel])]}
-        out.append(ClassRobustness(label=names[k] if k < len(names) else str(k), n=int(sel.size), robust=robust))
-    return tuple(out)
-
-
 @register
 class Certified(VariantCheck):
     id = "certified"
@@ -134,7 +122,7 @@ class Certified(VariantCheck):
         n_attacks = len(next(s for e, s in worst.sources.items() if same_eps(e, gated.eps)))
         text = band(gated.certified, gated.empirical, n_attacks, a.norm.value, gated.eps)
         details = CertifiedDetails(method=cfg.method, norm=a.norm.value, points=tuple(points), gated_eps=gated.eps,
-                                   per_class=class_table(ctx, cert.certified, rows), attacks_counted=n_attacks,
+                                   per_class=per_class(ctx, cert.certified, rows), attacks_counted=n_attacks,
                                    ibp_layers=cert.ibp_layers, bounded=int(rows.size), soundness=sound, band=text)
         summary = (f"{text}: the unknown gap is {gated.gap:.1%} ({cfg.method.upper()} on {rows.size} test points"
                    + (f"; layers bounded by IBP alone: {', '.join(cert.ibp_layers)}" if cert.ibp_layers else "")

@@ -114,19 +114,22 @@ class RobustnessDetails(Details):
     gallery: Gallery | None = None          # adversarial examples at the gated eps (image or tabular data)
 
 
-def per_class(ctx: AuditContext, worst: Consolidated) -> tuple[ClassRobustness, ...]:
-    """Per true class: worst-case robust accuracy at every eps (every recorded break counted; Wilson intervals)."""
+def per_class(ctx: AuditContext, masks: dict[float, np.ndarray], rows: np.ndarray | None = None
+              ) -> tuple[ClassRobustness, ...]:
+    """Per true class: the share of its test points (of ``rows``: all by default) each eps's mask holds (the worst
+    case's robust masks, every recorded break counted; or the certified ones), with Wilson intervals."""
     y = ctx.data.y_test.numpy()
+    rows = np.arange(len(y)) if rows is None else rows
     names = ctx.data.class_names or tuple(str(k) for k in range(ctx.data.num_classes))
-    rows = []
+    out = []
     for k in range(ctx.data.num_classes):
-        sel = y == k
+        sel = rows[y[rows] == k]
         robust = {}
-        for e, mask in worst.robust.items():
+        for e, mask in masks.items():
             acc = Accuracy.of(mask[sel])
             robust[f"{e:g}"] = Interval(acc.value, acc.ci_low, acc.ci_high)
-        rows.append(ClassRobustness(label=names[k] if k < len(names) else str(k), n=int(sel.sum()), robust=robust))
-    return tuple(rows)
+        out.append(ClassRobustness(label=names[k] if k < len(names) else str(k), n=int(sel.size), robust=robust))
+    return tuple(out)
 
 
 def safe_gallery(ctx: AuditContext, variant: str, ev: RobustnessEval, eps: float) -> Gallery | None:
@@ -248,7 +251,7 @@ class Robustness(VariantCheck):
         a = ctx.config.attacks
         details = RobustnessDetails(
             points=points, gated_eps=gated, breaking_eps=None, policy_floor=None,
-            per_class=per_class(ctx, worst), preset=a.preset,
+            per_class=per_class(ctx, worst.robust), preset=a.preset,
             attack_settings={name: a.describe(name) for name in a.attacks if name not in ev.skipped},
             skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision,
             worst_case=worst.points, unreliable=unreliable, gallery=safe_gallery(ctx, variant, ev, gated),
