@@ -11,6 +11,7 @@ from audit.data.sources.builtin import load_digits
 from audit.models.reference import SmallCNN
 
 torch.set_num_threads(2)
+pytest_plugins = ["tests.watchdog"]   # no test hangs the suite (tests/watchdog.py)
 
 
 @pytest.fixture(scope="session")

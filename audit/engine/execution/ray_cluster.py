@@ -95,6 +95,9 @@ class RayExecutor:
                 from None
         self.ray, self.settings, self.recorder = ray, settings, recorder
         self._started = False
+        why = unreachable(settings.address) if settings.address else ""
+        if why:   # checked even when this process already holds a Ray: the config names this cluster
+            raise UsageError(f"execution.address: cannot reach the Ray cluster at {settings.address!r}: {why}")
         if not ray.is_initialized():
             kw: dict[str, Any] = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
                                       logging_level=logging.WARNING, configure_logging=False)
@@ -105,13 +108,12 @@ class RayExecutor:
                     kw["num_cpus"] = settings.cluster_cpus
                 paths = [p for p in (base_dir, *sys.path) if p]
                 kw["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
-            why = unreachable(settings.address) if settings.address else ""
-            if why:
-                raise UsageError(f"execution.address: cannot reach the Ray cluster at {settings.address!r}: {why}")
             try:
                 with quiet_stderr():
                     ray.init(**kw)
             except Exception as e:  # Ray raises ConnectionError, RuntimeError or ValueError depending on the address
+                with contextlib.suppress(Exception):
+                    ray.shutdown()   # whatever a failed start left (a half-started local cluster) is not reused
                 where = settings.address or "a new local cluster"
                 raise UsageError(f"execution.address: cannot reach the Ray cluster at {where!r}: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 
 import numpy as np
@@ -50,6 +51,15 @@ def small_config(base_dir, **execution):
         label_issues=LabelIssuesConfig(epochs=2, folds=3), backdoor=BackdoorConfig(selftest_epochs=2),
         checks=("clean_accuracy", "robustness", "label_issues", "backdoor"),
         execution=ExecutionConfig(**execution))
+
+
+@pytest.fixture(autouse=True)
+def no_ray_left_behind():
+    """Each test starts without a Ray in this process and leaves none, whatever it asserted."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def stable(d):
@@ -111,6 +121,18 @@ def test_an_unreachable_cluster_is_exit_2_before_any_work(tmp_path, capsys):
     assert "127.0.0.1:1" in err and len(err.splitlines()) == 1
     assert time.perf_counter() - t < 15
     assert not (tmp_path / "out").exists()
+
+
+def test_a_ray_this_process_already_holds_does_not_hide_an_unreachable_address(tmp_path):
+    """A notebook that called ray.init() and then audits against a named cluster it cannot reach: exit 2 naming
+    the address, not a run on the local Ray it happens to hold."""
+    ray = pytest.importorskip("ray")
+    from audit.core.errors import UsageError
+    from audit.engine.execution.ray_cluster import RayExecutor
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    with pytest.raises(UsageError, match="127.0.0.1:1"):
+        RayExecutor(ExecutionConfig(executor="ray", address="127.0.0.1:1"))
+    assert ray.is_initialized()   # the caller's Ray is left to the caller
 
 
 def test_an_unknown_executor_is_exit_2(tmp_path, capsys):
