@@ -95,13 +95,14 @@ def test_a_ray_run_equals_the_local_run_bit_for_bit_even_when_a_worker_dies(tmp_
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a Ray task with num_cpus = 1 runs torch on 1 thread: the same reduction order
     try:
-        local = run_audit(small_config(tmp_path)).to_dict()
+        local = run_audit(small_config(tmp_path, threads=1)).to_dict()
     finally:
         torch.set_num_threads(threads)
     marker = tmp_path / "crashed"
     monkeypatch.setenv("ADVAUDIT_TEST_CRASH_MARKER", str(marker))
     monkeypatch.setenv("ADVAUDIT_TEST_DRIVER_PID", str(os.getpid()))
-    remote = run_audit(small_config(tmp_path, executor="ray", cluster_cpus=2, num_cpus=1, shards=2)).to_dict()
+    remote = run_audit(small_config(tmp_path, executor="ray", cluster_cpus=2, num_cpus=1, shards=2,
+                                     threads=1)).to_dict()   # the driver's own work on 1 thread too
     assert marker.exists(), "no worker was killed: the fault was not exercised"
     assert stable(remote) == stable(local)
     record = remote["run_record"]
