@@ -1,6 +1,7 @@
 """Inline SVG line charts (no JavaScript, no external resources, printable). Text is XML-escaped."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -15,6 +16,9 @@ class Series:
     low: tuple[float, ...] = ()
     high: tuple[float, ...] = ()
     dashed: bool = False
+    dotted: bool = False    # a bound rather than a measurement (the certified lower bound)
+    hatched: bool = False   # the band low..high is hatched (what is not known) instead of a light fill (a CI)
+    color: str = ""         # "" takes the palette's colour of the series' position
 
 
 def _scales(left, top, pw, ph, xr, yr):
@@ -52,6 +56,20 @@ def marker(i: int, cx: float, cy: float, r: float, color: str, extra: str = "") 
     return f'<polygon points="{points}" {tag}/>'
 
 
+def _band(s: Series, color: str, px, py, pattern_id: str) -> list[str]:
+    """The area between ``s.low`` and ``s.high``: a light fill (a confidence interval), or hatched in the series'
+    colour (the region between a lower bound and a measurement: unknown)."""
+    band = [(px(a), py(b)) for a, b in zip(s.x, s.high, strict=False)] + \
+           [(px(a), py(b)) for a, b in reversed(list(zip(s.x, s.low, strict=False)))]
+    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in band)
+    if not s.hatched:
+        return [f'<polygon points="{pts}" fill="{color}" fill-opacity="0.12" stroke="none"/>']
+    return [f'<defs><pattern id="{pattern_id}" width="6" height="6" patternUnits="userSpaceOnUse" '
+            f'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="{color}" stroke-width="1.5" '
+            f'stroke-opacity="0.45"/></pattern></defs>',
+            f'<polygon points="{pts}" fill="url(#{pattern_id})" stroke="none" data-band="unknown"/>']
+
+
 def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, width: int = 560,
                height: int = 300, y_range: tuple[float, float] = (0.0, 1.0),
                hline: tuple[float, str] | None = None) -> str:
@@ -79,15 +97,13 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#999" '
                    f'stroke-dasharray="2 3"/><text x="{left + 4}" y="{py(v) - 4:.1f}" text-anchor="start" '
                    f'fill="#666">{escape(label)}</text>')
+    uid = f"{zlib.crc32(title.encode('utf-8')):08x}"   # pattern ids unique among the charts of one page
     for i, s in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
+        color = s.color or PALETTE[i % len(PALETTE)]
         if s.low and s.high:
-            band = [(px(a), py(b)) for a, b in zip(s.x, s.high, strict=False)] + \
-                   [(px(a), py(b)) for a, b in reversed(list(zip(s.x, s.low, strict=False)))]
-            pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in band)
-            out.append(f'<polygon points="{pts}" fill="{color}" fill-opacity="0.12" stroke="none"/>')
+            out.extend(_band(s, color, px, py, f"hatch-{uid}-{i}"))
         pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(s.x, s.y, strict=False))
-        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+        dash = ' stroke-dasharray="1.5 3"' if s.dotted else ' stroke-dasharray="5 3"' if s.dashed else ""
         out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
         for a, b in zip(s.x, s.y, strict=False):
             out.append(marker(i, px(a), py(b), 3, color))

@@ -12,7 +12,7 @@ from audit.core.metrics import WORST_CASE, same_eps
 from audit.core.result import AuditResult, Status, Verdict
 from audit.frameworks.controls import crosswalk, nist_rmf, run_evidence_titles
 from reports.actions import GAPS_ANCHOR, actions, anchor, meaning, reason, reason_lead
-from reports.svg import Series, line_chart, scatter_chart
+from reports.svg import PALETTE, Series, line_chart, scatter_chart
 
 STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.INFO, Status.SKIPPED]
 
@@ -57,9 +57,28 @@ def robustness_rows(result: AuditResult) -> tuple[list[float], list[dict]]:
     return grid, rows
 
 
+def certified_series(result: AuditResult, colors: dict[str, str]) -> list[Series]:
+    """Per variant with certificates: the certified lower bound (dotted, clean accuracy at eps 0) and the hatched
+    band up to the worst case at the same eps, where the truth lies unknown."""
+    out = []
+    for f in result.findings:
+        if f.check != Certified.id or f.details is None or not f.details.points or f.variant not in colors:
+            continue
+        v = next(v for v in result.variants if v.name == f.variant)
+        pts = sorted(f.details.points, key=lambda p: p.eps)
+        clean = (v.clean_accuracy.value,) if v.clean_accuracy else ()
+        x = ((0.0,) if clean else ()) + tuple(p.eps for p in pts)
+        cert = clean + tuple(p.certified for p in pts)
+        out.append(Series(label=f"{v.name} certified", x=x, y=cert, low=cert,
+                          high=clean + tuple(p.empirical for p in pts), dotted=True, hatched=True,
+                          color=colors[v.name]))
+    return out
+
+
 def robustness_chart(result: AuditResult) -> str:
-    """The robust-accuracy curve per variant (clean at eps 0); "" when no variant has two points to join."""
-    series = []
+    """The robust-accuracy curve per variant (clean at eps 0), and where the run certified, the proven lower bound
+    with the band between the two; "" when no variant has two points to join."""
+    series: list[Series] = []
     for v in result.variants:
         pts = sorted((p for p in v.robustness if p.attack == WORST_CASE), key=lambda p: p.eps)
         if not pts:
@@ -69,16 +88,18 @@ def robustness_chart(result: AuditResult) -> str:
         ys = ((clean.value,) if clean else ()) + tuple(p.robust_accuracy for p in pts)
         lo = ((clean.ci_low,) if clean else ()) + tuple(p.ci_low for p in pts)
         hi = ((clean.ci_high,) if clean else ()) + tuple(p.ci_high for p in pts)
-        series.append(Series(label=v.name, x=xs, y=ys, low=lo, high=hi, dashed=not v.candidate))
+        series.append(Series(label=v.name, x=xs, y=ys, low=lo, high=hi, dashed=not v.candidate,
+                             color=PALETTE[len(series) % len(PALETTE)]))
     if not any(len(s.x) >= 2 for s in series):
         return ""
+    bounds = certified_series(result, {s.label: s.color for s in series})
     floor = None
     rob = next((f for f in result.findings if f.check == Robustness.id and f.details is not None
                 and f.details.policy_floor is not None), None)
     if rob is not None:
         floor = (rob.details.policy_floor, "policy floor")
     norm = next((p.norm for v in result.variants for p in v.robustness), "linf")
-    return line_chart(series, title="Robust accuracy vs eps (worst case over attacks, 95% CI)",
+    return line_chart(series + bounds, title="Robust accuracy vs eps (worst case over attacks, 95% CI)",
                       x_label=f"eps ({norm}, input units; 0 = clean)", y_label="accuracy", hline=floor)
 
 
@@ -212,4 +233,6 @@ def context(result: AuditResult) -> dict:
             "worst_case": WORST_CASE, "reason": reason(result), "reason_lead": reason_lead(result),
             "meaning": meaning(result), "actions": actions(result), "anchor": anchor, "gaps_anchor": GAPS_ANCHOR,
             "robustness_heading": robustness_heading(result), "defended": bool(defences(result)),
-            "candidate": next((v for v in result.variants if v.candidate), None)}
+            "candidate": next((v for v in result.variants if v.candidate), None),
+            "certified_band": any(f.check == Certified.id and f.details is not None and f.details.points
+                                  for f in result.findings)}

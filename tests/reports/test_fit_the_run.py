@@ -48,3 +48,40 @@ def test_a_supplied_models_training_cell_says_so():
     assert "supplied model (not trained here)" in cell and "n/a" not in cell
     trained = table_row(render_html(defended()), "pgd_at").split("<td")[-1]
     assert "12.5 s, 3 ep" in trained and "supplied" not in trained
+
+
+def certified_result():
+    """The tiny NO-GO with a certified finding on the candidate: 40% and 20% proven at eps 0.05 and 0.1."""
+    from audit.checks.certified import CertifiedDetails, CertifiedPoint
+    from audit.checks.validity.base import ValidityResult
+    from audit.core.result import Status
+    from tests.reports.test_actions import finding
+    pts = tuple(CertifiedPoint(e, c, c - 0.04, c + 0.04, 450, emp, emp - c, 1.0)
+                for e, c, emp in ((0.05, 0.4, 0.627), (0.1, 0.2, 0.527)))
+    details = CertifiedDetails("crown", "linf", pts, 0.1, (), 2, (), 450,
+                               ValidityResult("C17", "certificates sound", Status.PASS, "0 violations"),
+                               band="between 20.0% (certified) and 52.7% (worst of 2 attacks) at Linf eps 0.1")
+    cert = dataclasses.replace(finding("certified", Status.INFO, "baseline", gating=False), details=details)
+    base = tiny()
+    return dataclasses.replace(base, findings=base.findings + (cert,)), pts
+
+
+def test_the_robustness_chart_brackets_the_truth_where_the_run_certified():
+    """The certified lower bound is drawn dotted in the variant's colour from the clean accuracy, with the band up
+    to the worst case hatched (unknown) and a caption saying which is which; without certificates none of it."""
+    result, pts = certified_result()
+    chart = robustness_chart(result)
+    assert chart.count('data-band="unknown"') == 1 and "baseline certified" in chart
+    line = r'<polyline points="([^"]+)" fill="none" stroke="(#[0-9a-f]+)"[^>]*?(stroke-dasharray="[^"]+")?/>'
+    lines = re.findall(line, chart)
+    (measured, colour, dash), (bound, bound_colour, bound_dash) = lines
+    assert colour == bound_colour and dash == "" and bound_dash == 'stroke-dasharray="1.5 3"'
+    ys = [float(p.split(",")[1]) for p in bound.split()]
+    worst = [float(p.split(",")[1]) for p in measured.split()]
+    assert len(ys) == 3 and ys[0] == worst[0]            # both start at the clean accuracy (eps 0)
+    assert all(b > w for b, w in zip(ys[1:], worst[1:], strict=True))   # SVG y grows downwards: the bound is below
+    html = render_html(result)
+    assert "<figcaption" in html and "Hatched: between the two" in html
+    assert "between 20.0% (certified) and 52.7%" in html
+    plain = tiny()
+    assert 'data-band' not in robustness_chart(plain) and "<figcaption" not in render_html(plain)
