@@ -16,6 +16,11 @@ class Norm(str, enum.Enum):
     LINF = "linf"
     L2 = "l2"
 
+    @property
+    def label(self) -> str:
+        """How prose writes it: "Linf", "L2"."""
+        return "L" + self.value[1:]
+
 
 @dataclass(frozen=True)
 class Ball:

@@ -120,7 +120,7 @@ class Certified(VariantCheck):
         metrics["soundness_violations"] = float(sound.values.get("violations", 0))
         gated = next(p for p in points if same_eps(p.eps, ctx.gated_eps))
         n_attacks = len(next(s for e, s in worst.sources.items() if same_eps(e, gated.eps)))
-        text = band(gated.certified, gated.empirical, n_attacks, a.norm.value, gated.eps)
+        text = band(gated.certified, gated.empirical, n_attacks, a.norm.label, gated.eps)
         details = CertifiedDetails(method=cfg.method, norm=a.norm.value, points=tuple(points), gated_eps=gated.eps,
                                    per_class=per_class(ctx, cert.certified, rows), attacks_counted=n_attacks,
                                    ibp_layers=cert.ibp_layers, bounded=int(rows.size), soundness=sound, band=text)

@@ -54,7 +54,7 @@ def test_certified_share_is_a_lower_bound_under_the_empirical_worst_case(small_c
             shares.append(p.certified)
         assert shares == sorted(shares, reverse=True)     # nested balls: never more at a larger eps
         assert sum(c.n for c in d.per_class) == d.bounded == n
-        assert d.band.startswith("between ") and "(certified) and" in d.band and "attacks)" in d.band
+        assert d.band.startswith("between ") and "(certified) and" in d.band and "attacks) at Linf eps " in d.band
     assert measured["baseline"].details.points[0].certified > 0   # the smallest eps proves something
 
 
