@@ -3,7 +3,9 @@
 Methods: "pgd" (Madry et al. 2018, PGD-AT), "fgsm_rs" (Wong, Rice & Kolter 2020 "Fast is better than free": FGSM from
 a random start, step 1.25 eps), "fgsm" (Goodfellow et al. 2015: FGSM from the clean point; prone to catastrophic
 overfitting at large eps, kept to reproduce it), "trades" (Zhang et al. 2019: KL inner maximisation; the loss adds
-beta * KL). The adversarial example is generated against the current model in eval mode (the attack's mode guard).
+beta * KL), "ibp" (Gowal et al. 2018: certified training on IBP's worst-case logits, attacks/certified_training.py;
+no adversarial example, the loss bounds the worst case over the ball). The adversarial example is generated against
+the current model in eval mode (the attack's mode guard).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from attacks.base import Ball, Norm
 from attacks.pgd import PGDParams, projected_gradient_descent
 from attacks.trades import trades_perturb
 
-ADVERSARY_METHODS = ("pgd", "fgsm_rs", "fgsm", "trades")
+ADVERSARY_METHODS = ("pgd", "fgsm_rs", "fgsm", "trades", "ibp")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Adversary:
             return projected_gradient_descent(model, x, y, ball, p, generator=generator)
         if self.method == "trades":
             return trades_perturb(model, x, ball, steps=self.steps, generator=generator)
+        if self.method == "ibp":
+            raise ValueError("method 'ibp' trains on bounds, not on adversarial examples (attacks/certified_training)")
         raise ValueError(f"unknown adversarial-training method {self.method!r}; valid: {', '.join(ADVERSARY_METHODS)}")
 
 

@@ -68,16 +68,16 @@ class BoundGraph:
 
 
 def _linear_abs(m: nn.Linear) -> Callable[[Tensor], Tensor]:
-    w = m.weight.detach().abs()
-    return lambda r: F.linear(r, w)
+    """``|W| r`` with the layer's current weights (read at each call: IBP training updates them between calls and
+    differentiates through them; under ``no_grad`` nothing is recorded)."""
+    return lambda r: F.linear(r, m.weight.abs())
 
 
 def _conv_abs(m: nn.Conv1d | nn.Conv2d) -> Callable[[Tensor], Tensor]:
-    w = m.weight.detach().abs()
     conv = F.conv2d if isinstance(m, nn.Conv2d) else F.conv1d
     if isinstance(m.padding, str) or m.padding_mode != "zeros":
         raise NotCertifiable(f"not certifiable: {type(m).__name__} with padding {m.padding!r}/{m.padding_mode}")
-    return lambda r: conv(r, w, None, m.stride, m.padding, m.dilation, m.groups)
+    return lambda r: conv(r, m.weight.abs(), None, m.stride, m.padding, m.dilation, m.groups)
 
 
 def _batchnorm(m: nn.modules.batchnorm._BatchNorm) -> tuple[Callable, Callable]:

@@ -40,13 +40,19 @@ def node_interval(node: Node, boxes: list[tuple[Tensor, Tensor]]) -> tuple[Tenso
     return centre - radius, centre + radius
 
 
-@torch.no_grad()
-def interval_bounds(graph: BoundGraph, lo: Tensor, hi: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """Lower and upper bounds of every node's value over the input box ``[lo, hi]`` (one batch of boxes)."""
+def propagate(graph: BoundGraph, lo: Tensor, hi: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Lower and upper bounds of every node's value over the input box ``[lo, hi]`` (one batch of boxes),
+    differentiable in the model's weights where autograd is on (IBP training, attacks/certified_training.py)."""
     boxes: list[tuple[Tensor, Tensor]] = []
     for node in graph.nodes:
         boxes.append((lo, hi) if node.kind == "input" else node_interval(node, boxes))
     return boxes
+
+
+@torch.no_grad()
+def interval_bounds(graph: BoundGraph, lo: Tensor, hi: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """:func:`propagate` without autograd (certification)."""
+    return propagate(graph, lo, hi)
 
 
 def margin_matrix(y: Tensor, num_classes: int) -> Tensor:
@@ -64,6 +70,12 @@ def box_margins(out_lo: Tensor, out_hi: Tensor, y: Tensor) -> Tensor:
     k = out_lo.shape[1]
     others = out_hi[~torch.nn.functional.one_hot(y, k).bool()].reshape(len(y), k - 1)
     return out_lo.gather(1, y[:, None]) - others
+
+
+def worst_case_logits(out_lo: Tensor, out_hi: Tensor, y: Tensor) -> Tensor:
+    """The logits at their worst for the true class over the box: ``logit_y`` at its lower bound, every other
+    logit at its upper bound (Gowal et al. 2018, eq. 8: a cross-entropy of these bounds the worst-case one)."""
+    return torch.where(torch.nn.functional.one_hot(y, out_lo.shape[1]).bool(), out_lo, out_hi)
 
 
 @torch.no_grad()

@@ -25,6 +25,8 @@ from tqdm import tqdm
 
 from attacks.adversaries import ADVERSARY_METHODS, Adversary, Regularisers
 from attacks.base import Ball, clip_to, model_device, to_memory_format
+from attacks.bound_graph import BoundGraph
+from attacks.certified_training import ibp_loss, training_graph
 from attacks.pgd import PGDParams, projected_gradient_descent
 from attacks.recipes import Recipe, scheduler
 from attacks.trades import trades_kl
@@ -115,6 +117,7 @@ class _Run:
     opt: torch.optim.Optimizer
     steps_per_epoch: int
     sched: torch.optim.lr_scheduler.LRScheduler | None = None  # set by ``train`` once the steps are known
+    graph: BoundGraph | None = None                              # IBP training: the model's bound graph
     step: int = 0
     passes: int = 0
 
@@ -129,10 +132,16 @@ def _batch_step(r: _Run, xb: torch.Tensor, yb: torch.Tensor):
         xb = clip_to(xb + reg.input_noise * noise, r.clip)
     adv = eps_now = None
     if r.adversary is not None:
-        eps_now = r.adversary.eps * r.recipe.eps_factor(r.step, r.steps_per_epoch)
+        ramp = r.recipe.eps_factor(r.step, r.steps_per_epoch)
+        eps_now = r.adversary.eps * ramp
         adv = r.adversary.at(eps_now)
     with r.recipe.autocast(r.device):
-        if adv is not None and adv.method == "trades":
+        if adv is not None and adv.method == "ibp":
+            assert r.graph is not None, "_start traces the model for IBP training"
+            model.train()
+            loss = ibp_loss(model, r.graph, xb, yb, adv.eps, r.clip, ramp, reg.label_smoothing)
+            r.passes += 2 * xb.shape[0]   # the lower and upper bounds: about two forwards
+        elif adv is not None and adv.method == "trades":
             out = adv.perturb(model, xb, yb, r.clip, r.gen)
             model.train()
             logits = model(xb)
@@ -233,7 +242,11 @@ def _start(model, x, y, recipe: Recipe, adversary: Adversary | None):
         clip = (clip[0].to(device), clip[1].to(device))
     gen = torch.Generator(device=device).manual_seed(recipe.seed)
     opt = recipe.make_optimizer(model.parameters())
-    return _Run(model, recipe, adversary, clip, device, layout, gen, opt, 0), x, y
+    run = _Run(model, recipe, adversary, clip, device, layout, gen, opt, 0)
+    if adversary is not None and adversary.method == "ibp":
+        probe = x[torch.arange(min(8, int(x.shape[0])))]
+        run.graph = training_graph(model, probe.to(device) if isinstance(probe, torch.Tensor) else probe)
+    return run, x, y
 
 
 def train(model: torch.nn.Module, x, y: torch.Tensor, recipe: Recipe, adversary: Adversary | None = None, *,

@@ -20,7 +20,9 @@ class DefenceConfig:
 
     method: "none" (regularisers only), "pgd" (Madry PGD adversarial training), "fgsm_rs" (FGSM with random
     start, Wong et al. 2020, with the catastrophic-overfitting guard), "fgsm" (Goodfellow et al. 2015, from the
-    clean point: prone to catastrophic overfitting, guarded the same way) or "trades" (Zhang et al. 2019, ``beta``).
+    clean point: prone to catastrophic overfitting, guarded the same way), "trades" (Zhang et al. 2019, ``beta``)
+    or "ibp" (certified training on interval bounds, Gowal et al. 2018: the eps and the clean loss's weight, 1 to
+    0.5, ramp over the warm-up; for models of Linear/Conv/ReLU/pooling layers without BatchNorm or Dropout).
     Recipe: ``warmup_epochs`` of linear eps warm-up, the weights of the ``select``-ed epoch, judged on ``holdout``
     of the training rows set aside (attacks/recipes.py).
     Regularisers, combinable with any method: weight_decay (L2), l1, label_smoothing, mixup_alpha, input_noise
@@ -69,7 +71,9 @@ class DefenceConfig:
                              f"catastrophic-overfitting guard",
                   "fgsm": f"FGSM adversarial training (Goodfellow et al. 2015), {self.eps:g} eps, "
                           f"catastrophic-overfitting guard",
-                  "trades": f"TRADES (Zhang et al. 2019), {self.eps:g} eps, {self.steps} steps, beta {self.beta:g}"}
+                  "trades": f"TRADES (Zhang et al. 2019), {self.eps:g} eps, {self.steps} steps, beta {self.beta:g}",
+                  "ibp": f"IBP certified training (Gowal et al. 2018), {self.eps:g} eps, clean weight 1 to 0.5 "
+                         f"over the warm-up"}
         text = labels[self.method]
         knobs = ("weight_decay", "l1", "label_smoothing", "mixup_alpha", "input_noise", "grad_clip")
         regs = [f"{k.replace('_', ' ')} {getattr(self, k):g}" for k in knobs if getattr(self, k)]

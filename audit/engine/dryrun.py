@@ -194,7 +194,7 @@ def _training_stages(ctx: Context, sheet: Sheet) -> None:
         if x.weights:
             continue
         hold = int(min(MAX_HOLDOUT, round(x.holdout * n_tr)))
-        per_row = {"none": 1, "pgd": x.steps + 1, "trades": x.steps + 2}.get(x.method, 2)
+        per_row = {"none": 1, "pgd": x.steps + 1, "trades": x.steps + 2, "ibp": 3}.get(x.method, 2)
         sheet.add(f"train {x.name}", c.training.epochs * ((n_tr - hold) * per_row + hold * MONITOR_STEPS), train=True)
 
 

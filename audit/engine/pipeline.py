@@ -25,7 +25,14 @@ from audit.engine.execution import make_executor
 from audit.engine.judge import judge
 from audit.engine.models import Models, factory_model, wrap_model
 from audit.engine.plan import enabled_checks, execution_order
-from audit.engine.preflight import check_batch_sizes, check_eps, check_model, check_pred_probs, eval_batch
+from audit.engine.preflight import (
+    check_batch_sizes,
+    check_certified_training,
+    check_eps,
+    check_model,
+    check_pred_probs,
+    eval_batch,
+)
 from audit.engine.record import Recorder
 from audit.engine.run_setup import RunSetup, pick_device
 from audit.engine.variants import train_variants
@@ -103,6 +110,7 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
                                  batch_size=eval_batch(config))
     check_batch_sizes(checked_model, data, device, {"attacks.batch_size": config.attacks.batch_size,
                                                     "training.batch_size": config.training.batch_size})
+    check_certified_training(checked_model, config.defences, data, device)
     pred_probs = check_pred_probs(config.label_issues, data)
     executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
     recorder.executor = executor.name

@@ -149,3 +149,16 @@ def check_pred_probs(cfg, data: Splits):
     if not cfg.pred_probs:
         return None
     return read_pred_probs(Path(cfg.pred_probs), int(data.y_train.shape[0]), data.num_classes)
+
+
+def check_certified_training(model: torch.nn.Module, defences, data: Splits, device: torch.device) -> None:
+    """A defence trained with IBP needs a model its bounds can be trained through: refused before any training."""
+    from attacks.bound_graph import NotCertifiable
+    from attacks.certified_training import training_graph
+    for i, d in enumerate(defences):
+        if d.method != "ibp" or d.weights:
+            continue
+        try:
+            training_graph(model, data.x_test[:8].to(device))
+        except NotCertifiable as e:
+            raise UsageError(f"defences[{i}] ({d.name}): method 'ibp' cannot train this model: {e}") from None
