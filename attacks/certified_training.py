@@ -15,7 +15,9 @@ the gradient reaches every weight, through both the centre and the radius (``|W|
 
 Models: what attacks/bound_graph.py traces (Linear, Conv, ReLU, pooling, Flatten, residual additions, constant
 normalisation) except BatchNorm and Dropout, whose training-mode behaviour (batch statistics, random masks) the
-interval arithmetic of the traced graph does not follow; :func:`training_graph` refuses them by name.
+interval arithmetic of the traced graph does not follow, and trained parameters outside Linear and Conv layers
+(read once when traced); :func:`training_graph` refuses them by name. Linf balls only: the audit refuses "ibp"
+under an L2 threat (its box would bound a far larger set than the ball).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from attacks.bound_graph import BoundGraph, NotCertifiable, traced
 from attacks.ibp import input_box, propagate, worst_case_logits
 
 KAPPA_END = 0.5     # the weight of the clean cross-entropy once the ramp is over (Gowal et al. 2018)
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)   # whose weights the bound graph reads live
 TRAIN_MODE_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 
 
@@ -37,6 +40,11 @@ def training_graph(model: nn.Module, probe: torch.Tensor) -> BoundGraph:
         if isinstance(m, TRAIN_MODE_LAYERS):
             raise NotCertifiable(f"not trainable with IBP: {name} ({type(m).__name__} behaves differently in "
                                  f"training; remove it or use method 'pgd')")
+        if not isinstance(m, WEIGHT_LAYERS):
+            own = [p for p, t in m.named_parameters(recurse=False) if t.requires_grad]
+            if own:  # a trained constant (x / scale) is read once at trace time: its bound would go stale
+                raise NotCertifiable(f"not trainable with IBP: parameter {name + '.' if name else ''}{own[0]} "
+                                     f"outside a Linear or Conv layer")
     with frozen_eval(model):
         return traced(model, probe)
 

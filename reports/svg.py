@@ -97,7 +97,8 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#999" '
                    f'stroke-dasharray="2 3"/><text x="{left + 4}" y="{py(v) - 4:.1f}" text-anchor="start" '
                    f'fill="#666">{escape(label)}</text>')
-    uid = f"{zlib.crc32(title.encode('utf-8')):08x}"   # pattern ids unique among the charts of one page
+    # pattern ids unique among the charts of one page, and among two audits' charts shown in one notebook
+    uid = f"{zlib.crc32(repr((title, series)).encode('utf-8')):08x}"
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
         if s.low and s.high:

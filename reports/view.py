@@ -62,7 +62,8 @@ def certified_series(result: AuditResult, colors: dict[str, str]) -> list[Series
     band up to the worst case at the same eps, where the truth lies unknown."""
     out = []
     for f in result.findings:
-        if f.check != Certified.id or f.details is None or not f.details.points or f.variant not in colors:
+        if f.check != Certified.id or f.details is None or not f.details.points or f.variant not in colors or \
+                f.details.soundness.status is Status.FAIL:   # an unsound certificate proves nothing: not drawn
             continue
         v = next(v for v in result.variants if v.name == f.variant)
         pts = sorted(f.details.points, key=lambda p: p.eps)
@@ -224,7 +225,8 @@ def evidence_label(ref: str, result: AuditResult) -> str:
 
 def context(result: AuditResult) -> dict:
     grid, rows = robustness_rows(result)
-    return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": robustness_chart(result),
+    chart = robustness_chart(result)
+    return {"r": result, "grid": grid, "rows": rows, "pct": pct, "chart": chart,
             "tradeoff": tradeoff_chart(result), "reliability": reliability_chart(result),
             "quality": quality_tables(result), "validity": validity_table(result),
             "rob": robustness_details(result), "headline": headline(result), "notes": notes,
@@ -234,5 +236,4 @@ def context(result: AuditResult) -> dict:
             "meaning": meaning(result), "actions": actions(result), "anchor": anchor, "gaps_anchor": GAPS_ANCHOR,
             "robustness_heading": robustness_heading(result), "defended": bool(defences(result)),
             "candidate": next((v for v in result.variants if v.candidate), None),
-            "certified_band": any(f.check == Certified.id and f.details is not None and f.details.points
-                                  for f in result.findings)}
+            "certified_band": 'data-band="unknown"' in chart}

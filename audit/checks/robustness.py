@@ -256,7 +256,7 @@ class Robustness(VariantCheck):
             skipped_attacks=dict(ev.skipped), early_stop=a.early_stop, precision=a.precision,
             worst_case=worst.points, unreliable=unreliable, gallery=safe_gallery(ctx, variant, ev, gated),
             broken_by={k: pack_bits(m) for k, m in worst.sources[mid.eps].items() if np.any(m)})
-        text = sentence(mid, a.norm.value, len(worst.robust[mid.eps]))
+        text = sentence(mid, a.norm.label, len(worst.robust[mid.eps]))
         if unreliable:
             text = f"unreliable ({', '.join(u.split(':')[0] for u in unreliable)} contradict it): {text}"
         return Measurement(check=self.id, variant=variant, metrics=metrics, details=details, summary=text,

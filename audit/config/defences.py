@@ -56,6 +56,9 @@ class DefenceConfig:
         if min(self.weight_decay, self.l1, self.mixup_alpha, self.input_noise, self.grad_clip) < 0 or \
                 not 0 <= self.label_smoothing < 1:
             raise UsageError(f"{path}: regulariser strengths must be >= 0 (label_smoothing below 1)")
+        if self.method == "ibp" and self.mixup_alpha > 0:
+            raise UsageError(f"{path}: mixup_alpha does not combine with method 'ibp' (the bounds are of the "
+                             f"unmixed inputs)")
         if self.select not in SELECT:
             raise UsageError(f"{path}.select: {self.select!r} is not valid; valid: {', '.join(map(repr, SELECT))}")
         if not 0 <= self.holdout <= 0.5 or (self.warmup_epochs is not None and self.warmup_epochs < 0):
@@ -72,8 +75,9 @@ class DefenceConfig:
                   "fgsm": f"FGSM adversarial training (Goodfellow et al. 2015), {self.eps:g} eps, "
                           f"catastrophic-overfitting guard",
                   "trades": f"TRADES (Zhang et al. 2019), {self.eps:g} eps, {self.steps} steps, beta {self.beta:g}",
-                  "ibp": f"IBP certified training (Gowal et al. 2018), {self.eps:g} eps, clean weight 1 to 0.5 "
-                         f"over the warm-up"}
+                  "ibp": f"IBP certified training (Gowal et al. 2018), {self.eps:g} eps, " + (
+                      "clean weight 0.5 (no warm-up)" if self.warmup_epochs == 0 else
+                      "eps and clean weight (1 to 0.5) ramped over the warm-up")}
         text = labels[self.method]
         knobs = ("weight_decay", "l1", "label_smoothing", "mixup_alpha", "input_noise", "grad_clip")
         regs = [f"{k.replace('_', ' ')} {getattr(self, k):g}" for k in knobs if getattr(self, k)]

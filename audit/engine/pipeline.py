@@ -110,7 +110,9 @@ def _prepare(config, data, policy, recorder, model=None) -> Prepared:
                                  batch_size=eval_batch(config))
     check_batch_sizes(checked_model, data, device, {"attacks.batch_size": config.attacks.batch_size,
                                                     "training.batch_size": config.training.batch_size})
-    check_certified_training(checked_model, config.defences, data, device)
+    check_certified_training(lambda: checked_model if not config.model.factory else wrap_model(
+        factory_model(config), config, data, device, recorder.counter), config.defences, config.attacks.norm, data,
+        device)   # the defences train the factory's model where there is one
     pred_probs = check_pred_probs(config.label_issues, data)
     executor = make_executor(config, recorder)  # a cluster that cannot be reached fails here, before work
     recorder.executor = executor.name

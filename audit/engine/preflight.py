@@ -151,14 +151,18 @@ def check_pred_probs(cfg, data: Splits):
     return read_pred_probs(Path(cfg.pred_probs), int(data.y_train.shape[0]), data.num_classes)
 
 
-def check_certified_training(model: torch.nn.Module, defences, data: Splits, device: torch.device) -> None:
-    """A defence trained with IBP needs a model its bounds can be trained through: refused before any training."""
+def check_certified_training(model, defences, norm: Norm, data: Splits, device: torch.device) -> None:
+    """A defence trained with IBP needs a Linf threat and a model its bounds can be trained through (``model``: a
+    callable building the model the defences train): refused before any training."""
     from attacks.bound_graph import NotCertifiable
     from attacks.certified_training import training_graph
     for i, d in enumerate(defences):
         if d.method != "ibp" or d.weights:
             continue
+        if Norm(norm) is not Norm.LINF:
+            raise UsageError(f"defences[{i}] ({d.name}): method 'ibp' trains against the Linf box; the attacks' "
+                             f"norm is {Norm(norm).value} (use method 'pgd' for an L2 threat)")
         try:
-            training_graph(model, data.x_test[:8].to(device))
+            training_graph(model(), data.x_test[:8].to(device))
         except NotCertifiable as e:
             raise UsageError(f"defences[{i}] ({d.name}): method 'ibp' cannot train this model: {e}") from None

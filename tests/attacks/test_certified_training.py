@@ -21,7 +21,7 @@ from audit.core.errors import UsageError
 from audit.models.reference import MLP
 
 
-def mlp(hidden: int = 32) -> nn.Module:
+def mlp(hidden: int = 32, **_) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), MLP(64, 10, hidden=hidden))
 
@@ -81,6 +81,22 @@ def test_layers_that_train_differently_are_refused_by_name(layer, digits):
         training_graph(nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Sigmoid()), digits.x_test[:8])
 
 
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(2.0))
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(x, 1) / self.scale)
+
+
+def test_a_trained_constant_outside_linear_layers_is_refused(digits):
+    """``x / scale`` with a trained ``scale`` is read once at trace time: its bounds would go stale in training."""
+    with pytest.raises(NotCertifiable, match="parameter scale outside a Linear or Conv layer"):
+        training_graph(Scaled(), digits.x_test[:8])
+
+
 def test_an_audit_refuses_ibp_for_such_a_model_before_any_training(digits, monkeypatch):
     import attacks.training
     monkeypatch.setattr(attacks.training, "_epoch", lambda *a, **k: pytest.fail("trained before the refusal"))
@@ -91,6 +107,16 @@ def test_an_audit_refuses_ibp_for_such_a_model_before_any_training(digits, monke
                                          r"trainable with IBP: .*BatchNorm1d"):
         audit.run(model=build_bn().eval(), data=arrays, config=config,
                   factory="tests.attacks.test_certified_training:build_bn")
+    # the factory's model is what the defences train: a supplied model IBP could not trace is no reason to refuse
+    with pytest.raises(UsageError, match="BatchNorm1d"):
+        audit.run(model=mlp().eval(), data=arrays, config=config,
+                  factory="tests.attacks.test_certified_training:build_bn")
+    with pytest.raises(UsageError, match=r"method 'ibp' trains against the Linf box; the attacks' norm is l2"):
+        audit.run(model=mlp().eval(), data=arrays, factory="tests.attacks.test_certified_training:mlp",
+                  config={**config, "threat_model": {"eps": 0.5, "norm": "l2"}})
+    with pytest.raises(UsageError, match="mixup_alpha does not combine with method 'ibp'"):
+        audit.run(model=mlp().eval(), data=arrays, factory="tests.attacks.test_certified_training:mlp",
+                  config={**config, "defences": [{"name": "cert", "method": "ibp", "mixup_alpha": 0.2}]})
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from audit.core.result import Verdict
+from audit.core.result import Status, Verdict
 from reports.html import render_html
 from reports.view import robustness_chart, robustness_heading, tradeoff_chart
 from tests.reports.test_actions import tiny, variant
@@ -54,7 +54,6 @@ def certified_result():
     """The tiny NO-GO with a certified finding on the candidate: 40% and 20% proven at eps 0.05 and 0.1."""
     from audit.checks.certified import CertifiedDetails, CertifiedPoint
     from audit.checks.validity.base import ValidityResult
-    from audit.core.result import Status
     from tests.reports.test_actions import finding
     pts = tuple(CertifiedPoint(e, c, c - 0.04, c + 0.04, 450, emp, emp - c, 1.0)
                 for e, c, emp in ((0.05, 0.4, 0.627), (0.1, 0.2, 0.527)))
@@ -85,3 +84,21 @@ def test_the_robustness_chart_brackets_the_truth_where_the_run_certified():
     assert "between 20.0% (certified) and 52.7%" in html
     plain = tiny()
     assert 'data-band' not in robustness_chart(plain) and "<figcaption" not in render_html(plain)
+
+
+def test_an_unsound_certificate_is_not_drawn_as_a_bound():
+    """C17 failed: the certificates prove nothing, so neither the dotted bound nor the caption appear."""
+    result, _ = certified_result()
+    cert = result.findings[-1]
+    unsound = dataclasses.replace(cert.details, soundness=dataclasses.replace(cert.details.soundness,
+                                                                              status=Status.FAIL))
+    bad = dataclasses.replace(result, findings=result.findings[:-1] + (dataclasses.replace(cert, details=unsound),))
+    assert "certified" not in robustness_chart(bad) and "<figcaption" not in render_html(bad)
+
+
+def test_two_audits_charts_in_one_page_have_distinct_pattern_ids():
+    """Two results' charts in one notebook page: their hatch patterns must not share an id."""
+    a, _ = certified_result()
+    b = dataclasses.replace(a, variants=(variant("baseline", 0.4),))
+    ids = [re.findall(r'<pattern id="([^"]+)"', robustness_chart(r)) for r in (a, b)]
+    assert ids[0] and ids[1] and not set(ids[0]) & set(ids[1])
