@@ -103,6 +103,11 @@ class Check(abc.ABC):
         """Bullets shown under its finding in the report's findings table."""
         return ()
 
+    def gates_from_any_variant(self, m: Measurement) -> bool:
+        """True when this measurement of a variant that is not the candidate must gate the verdict all the same
+        (it shows the run's own measuring broken, which the candidate's numbers rest on too)."""
+        return False
+
 
 class VariantCheck(Check):
     """A check measured once per audited variant."""

@@ -131,6 +131,11 @@ class Certified(VariantCheck):
         return Measurement(check=self.id, variant=variant, metrics=metrics, details=details, summary=summary,
                            error=error)
 
+    def gates_from_any_variant(self, m: Measurement) -> bool:
+        """An unsound certificate (C17) on any variant is a bug in the certifier or the attacks of this run."""
+        d = m.details
+        return isinstance(d, CertifiedDetails) and d.soundness.status is Status.FAIL
+
     def notes(self, finding: Finding) -> tuple[str, ...]:
         d = finding.details
         if d is None:

@@ -147,7 +147,8 @@ def build_context(prepared: Prepared, train: bool = True) -> Context:
 
 def run_checks(ctx: Context) -> tuple[Finding, ...]:
     """Every enabled check on every variant (variant scope) or once (run scope), in dependency order; the
-    findings in registry order. Only the candidate's and the run-scope findings are gating."""
+    findings in registry order. Only the candidate's and the run-scope findings are gating, and those of another
+    variant that show the run's measuring broken (``Check.gates_from_any_variant``: C17)."""
     config, policy = ctx.config, ctx.policy
     enabled = enabled_checks(config)
     judged: dict = {}
@@ -158,7 +159,7 @@ def run_checks(ctx: Context) -> tuple[Finding, ...]:
             with ctx.stage(f"check {check_id}" + (f":{variant}" if variant else "")):
                 m = measure_safely(check, ctx, variant)
             ctx.measurements[check_id if variant is None else f"{check_id}:{variant}"] = m
-            gating = variant is None or variant == config.candidate
+            gating = variant is None or variant == config.candidate or check.gates_from_any_variant(m)
             judged[(check_id, variant)] = judge(m, check, policy.thresholds.get(check_id), gating)
     return tuple(judged[k] for c in CHECKS if c in enabled for k in judged if k[0] == c)
 

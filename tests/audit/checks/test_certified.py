@@ -159,3 +159,30 @@ def test_on_the_tabular_example_the_unknown_gap_at_the_threat_eps_is_under_20_po
         assert 0 < at.certified <= at.empirical and at.gap < 0.20, (name, at)
         assert d.soundness.status is Status.PASS and d.band.endswith("at Linf eps 0.1")
         assert f"between {at.certified:.1%} (certified) and {at.empirical:.1%}" in d.band
+
+
+@pytest.mark.slow
+def test_an_unsound_certificate_on_a_variant_that_is_not_the_candidate_still_gates(digits, monkeypatch):
+    """C17 on any variant shows the run's certifier or attacks broken, which the candidate's numbers rest on too:
+    the defence's unsound finding gates (verdict ERROR) though the candidate is the baseline."""
+    import audit
+    real, calls = certified_mod.certify_grid, []
+
+    def second_claims_all(model, x, y, threat, *, subset, **kwargs):
+        calls.append(model)
+        if len(calls) == 1:   # the baseline (the candidate): the real certifier
+            return real(model, x, y, threat, subset=subset, **kwargs)
+        everything = np.ones(len(x), dtype=bool)
+        return GridCertificate({e: everything for e in threat.grid}, subset, "crown", (), {e: 0.0 for e in threat.grid})
+    monkeypatch.setattr(certified_mod, "certify_grid", second_claims_all)
+    arrays = {k: getattr(digits, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
+    config = {"threat_model": {"eps": 0.1}, "attacks": {"preset": "quick"}, "training": {"epochs": 2},
+              "checks": ["clean_accuracy", "robustness", "certified"], "candidate": "baseline",
+              "defences": [{"name": "at", "method": "fgsm_rs"}]}
+    from tests.attacks.test_certified_training import mlp
+    result = audit.run(model=mlp().eval(), data=arrays, config=config,
+                       factory="tests.attacks.test_certified_training:mlp").result
+    found = {f.variant: f for f in result.findings if f.check == "certified"}
+    assert len(calls) == 2 and found["baseline"].status is not Status.ERROR
+    assert found["at"].status is Status.ERROR and found["at"].gating
+    assert result.verdict.value == "error"
